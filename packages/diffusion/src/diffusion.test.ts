@@ -102,7 +102,7 @@ describe('p_sample check (official formulas, float64)', () => {
   const xT = flat(chk.x_t);
   const eps = flat(chk.eps);
   const noise = flat(chk.noise);
-  it.each(chk.cases.map((c: any, i: number) => [i, c]))('case %i', (_i, c: any) => {
+  it.each<[number, any]>(chk.cases.map((c: any, i: number) => [i, c]))('case %i', (_i, c: any) => {
     expect(c.t.map((t: number) => d.modelTimestep(t))).toEqual(c.model_timestep_after_map);
     const mv = d.pMeanVariance(eps, c.t, xT);
     expectClose(mv.predXStart, flat(c.pred_xstart), 1e-10, 'pred_xstart');

@@ -1,50 +1,21 @@
-/**
- * The package as npm users get it: `pnpm pack`, install the tarball into a scratch project, then
- * require it from JavaScript and type-check a TypeScript consumer against the shipped .d.ts files.
- */
-import { execFileSync } from 'child_process';
-import * as fs from 'fs';
-import * as os from 'os';
+/** The package as npm users get it: packed, installed from the tarball, required and type-checked. */
 import * as path from 'path';
-
-const pkgDir = path.resolve(__dirname, '..');
-const tsc = require.resolve('typescript/bin/tsc');
+import { packAndUse } from '../../../test-utils/pack';
 
 jest.setTimeout(120_000);
 
 it('packs, installs from the tarball and imports in a scratch folder', () => {
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-pack-'));
-  try {
-    const packOut = execFileSync('pnpm', ['pack', '--pack-destination', scratch], { cwd: pkgDir, encoding: 'utf8' });
-    const tarball = fs.readdirSync(scratch).find((f) => f.endsWith('.tgz'));
-    expect(tarball).toBeDefined();
-    // Only the build output and the README ship; no sources or tests.
-    expect(packOut).toMatch(/dist\/index\.js/);
-    expect(packOut).toMatch(/dist\/index\.d\.ts/);
-    expect(packOut).not.toMatch(/\.test\./);
-
-    fs.writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true }));
-    execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', `./${tarball}`], { cwd: scratch, stdio: 'pipe' });
-
-    const js = execFileSync(
-      process.execPath,
-      ['-e', "const d = require('@causalfusion/diffusion').createDiffusion({ respacing: 'ddim25' }); console.log(d.timestepMap[1], d.numTimesteps)"],
-      { cwd: scratch, encoding: 'utf8' },
-    );
-    expect(js.trim()).toBe('40 25');
-
-    fs.writeFileSync(
-      path.join(scratch, 'consumer.ts'),
+  const { listing, output } = packAndUse({
+    pkgDir: path.resolve(__dirname, '..'),
+    js: "const d = require('@causalfusion/diffusion').createDiffusion({ respacing: 'ddim25' }); console.log(d.timestepMap[1], d.numTimesteps)",
+    ts:
       "import { createDiffusion, GaussianDiffusion } from '@causalfusion/diffusion';\n" +
-        "const d: GaussianDiffusion = createDiffusion({ respacing: '50' });\n" +
-        'const n: number = d.numTimesteps;\nexport { n };\n',
-    );
-    execFileSync(
-      process.execPath,
-      [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', 'consumer.ts'],
-      { cwd: scratch, stdio: 'pipe' },
-    );
-  } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
-  }
+      "const d: GaussianDiffusion = createDiffusion({ respacing: '50' });\n" +
+      'const n: number = d.numTimesteps;\nexport { n };\n',
+  });
+  // Only the build output and the README ship; no sources or tests.
+  expect(listing).toMatch(/dist\/index\.js/);
+  expect(listing).toMatch(/dist\/index\.d\.ts/);
+  expect(listing).not.toMatch(/\.test\./);
+  expect(output.trim()).toBe('40 25');
 });

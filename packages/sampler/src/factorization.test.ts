@@ -6,7 +6,7 @@ import { cumsum, equalSplits, getArWeights, getAttnMask, splitIntegerExpDecay } 
 const ref = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../../shared/reference/causal_mask.json'), 'utf8'));
 
 describe('getAttnMask', () => {
-  it.each(ref.attn_mask_cases.map((c: any) => [JSON.stringify(c.split_sizes), c]))('matches train.py for splits %s', (_s, c: any) => {
+  it.each<[string, any]>(ref.attn_mask_cases.map((c: any) => [JSON.stringify(c.split_sizes), c]))('matches train.py for splits %s', (_s, c: any) => {
     const mask = getAttnMask(c.sample_len, c.cond_len, c.split_sizes);
     expect(mask.length).toBe(c.seq_len * c.seq_len);
     expect(Array.from(mask)).toEqual(c.mask.flat());
@@ -19,7 +19,7 @@ describe('getAttnMask', () => {
 });
 
 describe('getArWeights', () => {
-  it.each(ref.ar_weights_cases.map((c: any) => [JSON.stringify(c.split_sizes), c.schedule, c.max_weight, c.min_weight, c]))(
+  it.each<[string, string, number, number, any]>(ref.ar_weights_cases.map((c: any) => [JSON.stringify(c.split_sizes), c.schedule, c.max_weight, c.min_weight, c]))(
     'matches train.py for %s %s max=%s min=%s',
     (_s, schedule, max, min, c: any) => {
       const w = getArWeights(c.split_sizes, max as number, min as number, schedule as any);

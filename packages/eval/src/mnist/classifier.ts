@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend, tf } from '@causalfusion/backend';
 import { FEATURE_DIM, forward, IMAGE_SIZE, NUM_CLASSES, WEIGHT_SHAPES, type Weights } from './model';
-import { readSafetensors, writeSafetensors } from './safetensors';
+import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 
 /** The command that (re)creates the shipped weights; quoted in every error about them. */
 export const TRAIN_MNIST_CLASSIFIER_COMMAND = 'pnpm --filter @causalfusion/eval train:mnist-classifier';
@@ -106,7 +106,7 @@ export async function loadMnistClassifier(dir: string = DEFAULT_MNIST_CLASSIFIER
 
   let tensors;
   try {
-    tensors = readSafetensors(fs.readFileSync(weightsPath), weightsPath).tensors;
+    tensors = readSafetensors(weightsPath).tensors;
   } catch (err) {
     throw new Error(`${(err as Error).message} ${fix}`);
   }
@@ -190,7 +190,6 @@ export function saveMnistClassifier(dir: string, weights: Record<string, Float32
     if (!weights[name]) throw new Error(`saveMnistClassifier: missing weight "${name}".`);
     tensors[name] = { shape: [...shape], data: weights[name] };
   }
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, WEIGHTS_FILE), writeSafetensors(tensors, { format: 'causalfusion-mnist-classifier' }));
-  fs.writeFileSync(path.join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+  writeSafetensors(path.join(dir, WEIGHTS_FILE), tensors, { format: 'causalfusion-mnist-classifier' });
+  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
 }

@@ -14,6 +14,4 @@ export { createMnistFeatureExtractor, mnistInputs, MNIST_EXTRACTOR_NAME } from '
 export type { MnistFeatureExtractorOptions } from './extractor';
 export { trainMnistClassifier } from './train';
 export type { TrainOptions as MnistTrainOptions, TrainProgress as MnistTrainProgress, LabelledImages } from './train';
-export { readSafetensors, writeSafetensors } from './safetensors';
-export type { NamedTensor } from './safetensors';
 export { WEIGHT_SHAPES as MNIST_CLASSIFIER_WEIGHT_SHAPES, FEATURE_DIM as MNIST_FEATURE_DIM } from './model';

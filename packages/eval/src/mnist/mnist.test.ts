@@ -4,6 +4,7 @@ import * as path from 'path';
 import { initBackend, tf } from '@causalfusion/backend';
 import { loadFashionMnist, loadMnist, type ImageDataset } from '@causalfusion/data';
 import { createRng } from '@causalfusion/rng';
+import { serializeSafetensors } from '@causalfusion/safetensors';
 import { frechetDistance } from '../fid/frechet';
 import { InceptionScoreAccumulator } from '../fid/inception-score';
 import { statisticsOf } from '../fid/statistics';
@@ -12,9 +13,7 @@ import {
   createMnistFeatureExtractor,
   DEFAULT_MNIST_CLASSIFIER_DIR,
   loadMnistClassifier,
-  readSafetensors,
   TRAIN_MNIST_CLASSIFIER_COMMAND,
-  writeSafetensors,
   type MnistClassifier,
 } from './index';
 import { forward, initWeights, toInput, WEIGHT_SHAPES, type Weights } from './model';
@@ -169,43 +168,12 @@ describe('loading errors name the file and the fix', () => {
       new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not a valid safetensors file: .*Re-create it with: pnpm --filter @causalfusion/eval train:mnist-classifier`),
     );
 
-    const wrong = writeSafetensors({ 'conv1.kernel': { shape: [3, 3, 1, 16], data: new Float32Array(144) } });
+    const wrong = serializeSafetensors({ 'conv1.kernel': { shape: [3, 3, 1, 16], data: new Float32Array(144) } });
     fs.writeFileSync(file, wrong);
     await expect(loadMnistClassifier(dir)).rejects.toThrow(/tensor "conv1.kernel" has shape \[3,3,1,16\], expected \[3,3,1,32\]/);
 
     fs.writeFileSync(path.join(dir, 'config.json'), '{ not json');
     await expect(loadMnistClassifier(dir)).rejects.toThrow(/config\.json is not valid JSON/);
-  });
-});
-
-describe('safetensors', () => {
-  it('round-trips float32 tensors with metadata; the header is 8-byte aligned JSON', () => {
-    const bytes = writeSafetensors(
-      { a: { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, 1e-30, -0]) }, b: { shape: [1], data: Float32Array.from([7]) } },
-      { note: 'x' },
-    );
-    const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
-    expect((8 + headerLength) % 8).toBe(0);
-    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
-    expect(header.a).toEqual({ dtype: 'F32', shape: [2, 3], data_offsets: [0, 24] });
-    const { tensors, metadata } = readSafetensors(bytes);
-    expect(metadata).toEqual({ note: 'x' });
-    expect(Array.from(tensors.get('a')!.data)).toEqual([1, -2, 3.5, 0, Math.fround(1e-30), -0]);
-    expect(tensors.get('b')!.shape).toEqual([1]);
-  });
-
-  it('rejects other dtypes and inconsistent offsets', () => {
-    const header = (h: object) => {
-      const json = new TextEncoder().encode(JSON.stringify(h));
-      const out = new Uint8Array(8 + json.length + 8);
-      new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-      out.set(json, 8);
-      return out;
-    };
-    expect(() => readSafetensors(header({ a: { dtype: 'F16', shape: [4], data_offsets: [0, 8] } }), 'f.safetensors')).toThrow(
-      /f\.safetensors is not a valid safetensors file: tensor "a" has dtype F16/,
-    );
-    expect(() => readSafetensors(header({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }))).toThrow(/data_offsets \[0, 16\] but 8 data bytes/);
   });
 });
 

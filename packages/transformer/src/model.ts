@@ -214,7 +214,13 @@ export class CausalDiffusionModel {
     const rng = createRng(options.seed ?? 0);
     const D = config.hiddenSize;
     const T = config.numCondTokens;
-    const v = (data: Float32Array, shape: number[], trainable = true) => tf.variable(tf.tensor(data, shape), trainable);
+    const v = (data: Float32Array, shape: number[], trainable = true) => {
+      // tf.variable keeps its own reference to the data: free the initial tensor so dispose() frees all
+      const init = tf.tensor(data, shape);
+      const variable = tf.variable(init, trainable);
+      init.dispose();
+      return variable;
+    };
     const lin = (fanIn: number, fanOut: number, bias = true, zero = false): LinearParams => ({
       weight: v(zero ? new Float32Array(fanIn * fanOut) : xavierUniform(rng, fanIn, fanOut), [fanIn, fanOut]),
       bias: bias ? v(new Float32Array(fanOut), [fanOut]) : null,

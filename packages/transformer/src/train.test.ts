@@ -79,6 +79,21 @@ describe('hand-written gradients equal tfjs autodiff of the plain formulas', () 
 });
 
 describe('AdamW and clipping', () => {
+  it('getState / setState carry the moments to a fresh optimizer: the next step is identical', () => {
+    const make = () => tf.variable(tf.tensor1d([1, -2, 0.5]));
+    const a = make();
+    const optA = new AdamW([a], { lr: 0.1 });
+    optA.step({ [a.name]: tf.tensor1d([0.5, -1, 2]) });
+    const b = tf.variable(a.clone());
+    const optB = new AdamW([b], { lr: 0.1 });
+    optB.setState(optA.getState());
+    expect(optB.stepCount).toBe(1);
+    optA.step({ [a.name]: tf.tensor1d([0.1, 0.3, -0.2]) });
+    optB.step({ [b.name]: tf.tensor1d([0.1, 0.3, -0.2]) });
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+    expect(() => optB.setState({ stepCount: 1, m: [new Float32Array(2)], v: [new Float32Array(2)] })).toThrow(/moment 0 has 2 values/);
+  });
+
   it('follows torch.optim.AdamW for two steps (weight decay, bias correction)', () => {
     const p = tf.variable(tf.tensor1d([1, -2]));
     const opt = new AdamW([p], { lr: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });

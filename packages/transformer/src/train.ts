@@ -69,10 +69,13 @@ export class AdamW {
     this.beta2 = options.beta2 ?? 0.95;
     this.eps = options.eps ?? 1e-15;
     this.weightDecay = options.weightDecay ?? 0;
-    for (const variable of variables) {
-      this.m.set(variable.name, tf.variable(tf.zerosLike(variable), false));
-      this.v.set(variable.name, tf.variable(tf.zerosLike(variable), false));
-    }
+    // tidy frees the zerosLike tensors; variables survive it
+    tf.tidy(() => {
+      for (const variable of variables) {
+        this.m.set(variable.name, tf.variable(tf.zerosLike(variable), false));
+        this.v.set(variable.name, tf.variable(tf.zerosLike(variable), false));
+      }
+    });
   }
 
   /** Apply one update from gradients keyed by variable name. */
@@ -98,6 +101,32 @@ export class AdamW {
         variable.assign(tf.sub(p, tf.mul(tf.div(mNew, denom), stepSize)));
       }
     });
+  }
+
+  /** The moments and step count, one (m, v) pair per variable in `variables` order (for checkpoints). */
+  getState(): { stepCount: number; m: Float32Array[]; v: Float32Array[] } {
+    const read = (map: Map<string, tf.Variable>) => this.variables.map((x) => Float32Array.from(map.get(x.name)!.dataSync() as Float32Array));
+    return { stepCount: this.stepCount, m: read(this.m), v: read(this.v) };
+  }
+
+  /** Restore a state from {@link getState}; the moments must match the variables in count and size. */
+  setState(state: { stepCount: number; m: ArrayLike<number>[]; v: ArrayLike<number>[] }): void {
+    const n = this.variables.length;
+    if (state.m.length !== n || state.v.length !== n) {
+      throw new Error(`AdamW.setState: the state has ${state.m.length} moments for ${n} variables; it comes from another model`);
+    }
+    this.variables.forEach((x, i) => {
+      if (state.m[i].length !== x.size || state.v[i].length !== x.size) {
+        throw new Error(`AdamW.setState: moment ${i} has ${state.m[i].length} values, variable ${i} has ${x.size}; it comes from another model`);
+      }
+    });
+    tf.tidy(() =>
+      this.variables.forEach((x, i) => {
+        this.m.get(x.name)!.assign(tf.tensor(state.m[i], x.shape));
+        this.v.get(x.name)!.assign(tf.tensor(state.v[i], x.shape));
+      }),
+    );
+    this.stepCount = state.stepCount;
   }
 
   dispose(): void {

@@ -1,21 +1,50 @@
+import * as fs from 'fs';
+import * as path from 'path';
 import { Command } from 'commander';
 import { createDiffusion } from '@causalfusion/diffusion';
+import type { BackendName } from '@causalfusion/backend';
+import { configToJson } from '@causalfusion/transformer';
 import { UsageError } from '../errors';
+import { DEFAULT_MODEL_DIR, describeGeometry, loadWeights, parseBackend, readModelFolder, TRAIN_HINT, type ModelFolder } from '../model';
 import { PACKAGE_MAP } from '../package-map';
+
+/** A model folder in detail: where it is, what it was trained on and how, its config and size. */
+async function printModel(folder: ModelFolder, requested: BackendName | undefined): Promise<void> {
+  const { model, backend } = await loadWeights(folder, requested);
+  const params = model.numParams();
+  model.dispose();
+  const { meta, config } = folder;
+  console.log(`model: ${folder.dir}${folder.isDefault ? ' (the default model shipped with the CLI)' : ''}`);
+  console.log(`  dataset:    ${meta.dataset}, ${meta.classNames.length} classes: ${meta.classNames.join(', ')}`);
+  console.log(`  tokenizer:  ${meta.tokenizer.kind}, ${describeGeometry(config)}`);
+  const cfg = Object.entries(configToJson(config)).map(([k, v]) => `${k} ${v}`).join(', ');
+  console.log(`  config:     ${cfg}`);
+  console.log(`  parameters: ${params.toLocaleString('en-US')} (${((params * 4) / 1e6).toFixed(1)} MB as float32)`);
+  console.log(`  backend:    ${backend}`);
+  // Where the weights came from: whatever the training app recorded in meta.json.
+  const training = meta.training ?? {};
+  if (Object.keys(training).length === 0) console.log('  training:   not recorded in meta.json');
+  for (const [k, v] of Object.entries(training)) console.log(`  training.${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+}
 
 /** `causalfusion info`: the package map and the default sampling schedule. */
 export function registerInfo(program: Command): void {
   program
     .command('info')
-    .description('print the packages of causalfusion-ts and the default diffusion schedule')
+    .description('print the packages of causalfusion-ts, the default diffusion schedule and a model (--model)')
     .option('--respacing <spec>', 'respacing of the sampling schedule to summarise', '250')
-    .action((opts: { respacing: string }) => {
+    .option('--model [dir]', 'also describe a model folder (config, parameter count, backend, training); no dir = the default model')
+    .option('--backend <name>', 'tfjs backend to load the model on: tensorflow, wasm or cpu')
+    .action(async (opts: { respacing: string; model?: string | true; backend?: string }) => {
       let diffusion;
       try {
         diffusion = createDiffusion({ steps: 1000, schedule: 'linear', respacing: opts.respacing });
       } catch (e) {
         throw new UsageError(`--respacing: ${(e as Error).message}`);
       }
+      // Read the model's files before printing anything, so a bad folder is a one-line error.
+      const folder = opts.model === undefined ? null : readModelFolder(opts.model === true ? undefined : opts.model);
+      const backend = parseBackend(opts.backend);
       console.log('causalfusion-ts: CausalFusion in TypeScript\n');
       console.log('packages and apps:');
       const width = Math.max(...PACKAGE_MAP.map((p) => p.name.length));
@@ -25,5 +54,9 @@ export function registerInfo(program: Command): void {
         `\nsampling schedule: linear betas, 1000 steps respaced to ${diffusion.numTimesteps} ` +
           `(model timesteps ${map[map.length - 1]}, ${map[map.length - 2] ?? '-'}, ..., ${map[0]})`,
       );
+      console.log('');
+      if (folder) await printModel(folder, backend);
+      else if (fs.existsSync(path.join(DEFAULT_MODEL_DIR, 'meta.json'))) console.log(`default model: ${DEFAULT_MODEL_DIR} (details: causalfusion info --model)`);
+      else console.log(`default model: not trained yet (${DEFAULT_MODEL_DIR}); train it with \`${TRAIN_HINT}\``);
     });
 }

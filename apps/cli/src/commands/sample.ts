@@ -1,0 +1,62 @@
+import { Command } from 'commander';
+import { sample } from '@causalfusion/sampler';
+import { TransformerDenoiser } from '@causalfusion/transformer';
+import {
+  addSamplingFlags,
+  parseSamplingFlags,
+  progressReporter,
+  samplerOptions,
+  writeProgressFrames,
+  type SamplingFlags,
+} from '../generation';
+import { writeGrid } from '../images';
+import { loadWeights, modelLine, parseBackend, readModelFolder, resolveClasses } from '../model';
+
+/**
+ * `causalfusion sample`: class-conditional images with S_eval AR steps, each a full diffusion loop over its
+ * own tokens against the cond tokens and the finished ones (the paper's dual factorization). Writes a grid:
+ * one row per class, `--num` images per row.
+ */
+export function registerSample(program: Command): void {
+  const cmd = program
+    .command('sample')
+    .description('generate class-conditional images into a PNG grid (a row per class)')
+    .option('--class <class...>', 'class names or indices (from the model\'s meta.json), e.g. --class 7 or --class 3,7 (default: every class)')
+    .option('--num <n>', 'images per class', '4')
+    .option('--out <file.png>', 'the grid to write', 'samples.png');
+  addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: SamplingFlags) => {
+    // Everything that can be wrong with the input is checked before the backend starts.
+    const backend = parseBackend(flags.backend);
+    const folder = readModelFolder(flags.model);
+    const classes = flags.class ? resolveClasses(flags.class, folder.meta) : folder.meta.classNames.map((_, i) => i);
+    const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens);
+    const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
+
+    const loaded = await loadWeights(folder, backend);
+    process.stderr.write(`${modelLine(folder, loaded.backend)}\n`);
+    const started = Date.now();
+    let result;
+    try {
+      result = await sample(new TransformerDenoiser(loaded.model), {
+        ...samplerOptions(settings, conditions, folder.tokenizer.grid, !!flags.progressFrames),
+        onProgress: progressReporter('sample'),
+      });
+    } finally {
+      loaded.model.dispose();
+    }
+    const seconds = (Date.now() - started) / 1000;
+
+    const { imageSize, channels } = folder.meta.tokenizer;
+    await writeGrid(flags.out, folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels);
+    if (flags.progressFrames) {
+      const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num);
+      console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
+    }
+    const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
+    console.log(
+      `wrote ${flags.out}: ${conditions.length} images (${classes.length} rows of ${settings.num}; classes ${names}), ` +
+        `${result.splitSizes.length} AR steps [${result.splitSizes.join(', ')}] x ${settings.diffusion.numTimesteps} ` +
+        `${settings.method} steps, CFG ${settings.cfgScale}, seed ${settings.seed}, ${seconds.toFixed(1)}s`,
+    );
+  });
+}

@@ -1,0 +1,35 @@
+import { Command } from 'commander';
+import { NanLossError, parseTrainArgs, runTrainCli, TRAIN_USAGE } from '@causalfusion/train';
+import { UsageError } from '../errors';
+
+/**
+ * `causalfusion train [flags]`: runs the training app (@causalfusion/train) with the same flags as
+ * `causalfusion-train`. Bad flags are usage errors (exit 2); a NaN loss stops training with exit 1.
+ */
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a CausalFusion model (apps/train): --out runs/<name> [--preset mnist] [--workers 2] [--resume] [--export dir]; see train --help')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[flags...]', 'training flags (causalfusion train --help lists them)')
+    .action(async (flags: string[]) => {
+      if (flags.includes('--help') || flags.includes('-h')) {
+        console.log(TRAIN_USAGE);
+        return;
+      }
+      try {
+        parseTrainArgs(flags);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      try {
+        await runTrainCli(flags);
+      } catch (err) {
+        if (err instanceof NanLossError) throw err;
+        // a run that cannot start (missing checkpoint, bad data folder, corrupt image) is the user's to fix
+        throw new UsageError((err as Error).message.split('\n')[0]);
+      }
+    });
+}

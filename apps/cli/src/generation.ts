@@ -1,0 +1,163 @@
+/**
+ * What `sample` and `edit` share: the sampling flags (AR steps, order, diffusion steps, sampler, CFG,
+ * seed), turning them into options of @causalfusion/sampler, progress on stderr and the progress frames.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command } from 'commander';
+import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
+import { ORDER_NAMES, type Intermediate, type OrderName, type SampleOptions, type SampleProgress } from '@causalfusion/sampler';
+import type { ModelConfig } from '@causalfusion/transformer';
+import { UsageError } from './errors';
+import { writeGrid } from './images';
+import type { ModelFolder } from './model';
+
+/** The flags as commander hands them over (strings, parsed and checked by {@link parseSamplingFlags}). */
+export interface SamplingFlags {
+  model?: string;
+  class?: string[];
+  num: string;
+  arSteps: string;
+  order: string;
+  steps: string;
+  sampler: string;
+  cfg?: string;
+  cfgInterval?: string;
+  seed: string;
+  out: string;
+  progressFrames?: string;
+  backend?: string;
+}
+
+/** The default CFG scale for a model trained with label dropout (one without a null class gets 1). */
+export const DEFAULT_CFG = 3;
+
+/** Add the flags both commands take. */
+export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string }): Command {
+  return cmd
+    .option('--model <dir>', 'model folder (model.safetensors, config.json, meta.json); default: the shipped MNIST model')
+    .option('--ar-steps <n>', 'S_eval: AR steps the tokens are generated in (1 = plain diffusion, L = one token per step)', defaults.arSteps)
+    .option('--order <name>', `token order: ${ORDER_NAMES.join(', ')}`, defaults.order)
+    .option('--steps <spec>', 'diffusion steps per AR step: a respacing of the 1000 steps, e.g. 50, 250 or ddim25', '50')
+    .option('--sampler <name>', 'ddpm or ddim (eta 0)', 'ddpm')
+    .option('--cfg <scale>', `classifier-free guidance scale, >= 1 (default ${DEFAULT_CFG}; 1 for a model without a null class)`)
+    .option('--cfg-interval <lo,hi>', 'guide only on original timesteps lo <= t < hi (default 0,1000: always)')
+    .option('--seed <n>', 'seed of the noise and of the random order', '0')
+    .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
+    .option('--backend <name>', 'tfjs backend: tensorflow, wasm or cpu (default: the fastest installed)');
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got '${value}'`);
+  return n;
+}
+
+export interface SamplingSettings {
+  num: number;
+  arSteps: number;
+  order: OrderName;
+  diffusion: GaussianDiffusion;
+  method: 'ddpm' | 'ddim';
+  cfgScale: number;
+  cfgInterval: [number, number];
+  seed: number;
+}
+
+/** Parse and check the shared flags against the model, before any compute starts. */
+export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, numTokensToGenerate: number): SamplingSettings {
+  const num = positiveInt(flags.num, '--num');
+  const arSteps = positiveInt(flags.arSteps, '--ar-steps');
+  if (arSteps > numTokensToGenerate) {
+    throw new UsageError(`--ar-steps: ${arSteps} AR steps for ${numTokensToGenerate} tokens to generate; use 1 to ${numTokensToGenerate}`);
+  }
+  if (!(ORDER_NAMES as readonly string[]).includes(flags.order)) {
+    throw new UsageError(`--order: unknown order '${flags.order}'; use one of ${ORDER_NAMES.join(', ')}`);
+  }
+  let diffusion: GaussianDiffusion;
+  try {
+    diffusion = createDiffusion({ steps: 1000, schedule: 'linear', respacing: flags.steps });
+  } catch (e) {
+    throw new UsageError(`--steps: ${(e as Error).message}`);
+  }
+  if (flags.sampler !== 'ddpm' && flags.sampler !== 'ddim') throw new UsageError(`--sampler: expected ddpm or ddim, got '${flags.sampler}'`);
+
+  const hasNullClass = config.classDropoutProb > 0;
+  let cfgScale = hasNullClass ? DEFAULT_CFG : 1;
+  if (flags.cfg !== undefined) {
+    cfgScale = Number(flags.cfg);
+    if (flags.cfg.trim() === '' || !(cfgScale >= 1) || !Number.isFinite(cfgScale)) throw new UsageError(`--cfg: expected a number >= 1 (1 = off), got '${flags.cfg}'`);
+    if (cfgScale !== 1 && !hasNullClass) {
+      throw new UsageError('--cfg: this model was trained without label dropout (no null class), so it cannot be guided; use --cfg 1');
+    }
+  }
+  let cfgInterval: [number, number] = [0, 1000];
+  if (flags.cfgInterval !== undefined) {
+    const parts = flags.cfgInterval.split(',').map((s) => Number(s.trim()));
+    const [lo, hi] = parts;
+    if (parts.length !== 2 || !parts.every(Number.isFinite) || !(lo >= 0 && lo <= hi && hi <= 1000)) {
+      throw new UsageError(`--cfg-interval: expected lo,hi with 0 <= lo <= hi <= 1000 (original timesteps), got '${flags.cfgInterval}'`);
+    }
+    cfgInterval = [lo, hi];
+  }
+  const seed = Number(flags.seed);
+  if (!/^\d+$/.test(flags.seed.trim()) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed: expected a non-negative integer, got '${flags.seed}'`);
+  return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed };
+}
+
+/** The options of `sample()` / `edit()` that come from the flags. */
+export function samplerOptions(s: SamplingSettings, conditions: number[], grid: number, frames: boolean): SampleOptions<number> {
+  return {
+    conditions,
+    arSteps: s.arSteps,
+    order: s.order,
+    grid: [grid, grid],
+    diffusion: s.diffusion,
+    method: s.method,
+    cfgScale: s.cfgScale,
+    cfgInterval: s.cfgInterval,
+    seed: s.seed,
+    // One frame per AR step: the x0 estimate at its last diffusion step, beside the finished tokens.
+    intermediates: frames ? { every: s.diffusion.samplingTimesteps().length } : false,
+  };
+}
+
+/**
+ * Progress on stderr: on a terminal one line redrawn every diffusion step; otherwise (logs, pipes) a line
+ * per finished AR step.
+ */
+export function progressReporter(label: string): (p: SampleProgress) => void {
+  const started = Date.now();
+  return (p) => {
+    const width = 20;
+    const done = ((p.arStep - 1) * p.steps + p.step) / (p.arSteps * p.steps);
+    const filled = Math.round(done * width);
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const text =
+      `${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] AR step ${p.arStep}/${p.arSteps}, ` +
+      `diffusion step ${p.step}/${p.steps} (t=${p.timestep}) ${seconds}s`;
+    const arStepDone = p.step === p.steps;
+    if (process.stderr.isTTY) process.stderr.write(`\r${text}\x1b[K${arStepDone && p.arStep === p.arSteps ? '\n' : ''}`);
+    else if (arStepDone) process.stderr.write(`${text}\n`);
+  };
+}
+
+/** Write one grid PNG per AR step (`ar-step-1.png`, ...) from the sampler's intermediates. */
+export async function writeProgressFrames(
+  dir: string,
+  frames: Intermediate[],
+  folder: ModelFolder,
+  count: number,
+  cols: number,
+): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const { imageSize, channels } = folder.meta.tokenizer;
+  const width = String(frames.length).length;
+  const files: string[] = [];
+  for (const frame of frames) {
+    const file = path.join(dir, `ar-step-${String(frame.arStep).padStart(width, '0')}.png`);
+    await writeGrid(file, folder.tokenizer.decode(frame.x0), count, cols, imageSize, channels);
+    files.push(file);
+  }
+  return files;
+}

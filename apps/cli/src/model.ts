@@ -1,0 +1,177 @@
+/**
+ * A model folder, as `causalfusion sample / edit / info` load it: `model.safetensors` + `config.json`
+ * (from `saveModel` of @causalfusion/transformer) and `meta.json` (dataset, class names, pixel
+ * tokenizer geometry, how it was trained). The JSON files are read and checked first, without tfjs, so
+ * that bad input is reported before the backend starts.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { BACKEND_NAMES, initBackend, type BackendName } from '@causalfusion/backend';
+import { PixelTokenizer } from '@causalfusion/data';
+import {
+  CONFIG_FILE,
+  configFromJson,
+  derived,
+  loadModel,
+  WEIGHTS_FILE,
+  type CausalDiffusionModel,
+  type ModelConfig,
+} from '@causalfusion/transformer';
+import { UsageError } from './errors';
+
+export const META_FILE = 'meta.json';
+
+/** Where the model shipped with the CLI lives: next to dist/, so it is found wherever the CLI is installed. */
+export const DEFAULT_MODEL_DIR = path.resolve(__dirname, '../assets/default-model');
+
+/** The command that produces a model folder (apps/train, exported with --export). */
+export const TRAIN_HINT = 'pnpm cf train --out runs/mnist --export apps/cli/assets/default-model';
+
+export interface ModelMeta {
+  format: 'causalfusion-model';
+  dataset: string;
+  classNames: string[];
+  tokenizer: { kind: 'pixel'; imageSize: number; channels: number; patchSize: number; range: [number, number] };
+  /** How the weights were made (command, steps, wall time, backend, ...); free-form beyond these. */
+  training?: Record<string, unknown>;
+}
+
+export interface ModelFolder {
+  dir: string;
+  /** True when no --model was given and the shipped model is used. */
+  isDefault: boolean;
+  meta: ModelMeta;
+  config: ModelConfig;
+  tokenizer: PixelTokenizer;
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`${file} is missing; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Check meta.json field by field, so a hand-written one gets a message that says what is wrong. */
+function parseMeta(json: unknown, file: string): ModelMeta {
+  const m = json as Partial<ModelMeta> | null;
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new UsageError(`${file}: expected a JSON object`);
+  if (m.format !== 'causalfusion-model') throw new UsageError(`${file}: "format" must be "causalfusion-model", got ${JSON.stringify(m.format)}`);
+  if (!Array.isArray(m.classNames) || m.classNames.length === 0 || !m.classNames.every((c) => typeof c === 'string')) {
+    throw new UsageError(`${file}: "classNames" must be a non-empty list of strings`);
+  }
+  const t = m.tokenizer;
+  if (!t || t.kind !== 'pixel') throw new UsageError(`${file}: "tokenizer.kind" must be "pixel" (the only tokenizer the CLI knows)`);
+  for (const k of ['imageSize', 'channels', 'patchSize'] as const) {
+    if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
+  }
+  if (t.range && (t.range[0] !== -1 || t.range[1] !== 1)) {
+    throw new UsageError(`${file}: "tokenizer.range" must be [-1, 1] (the pixel tokenizer's scale), got ${JSON.stringify(t.range)}`);
+  }
+  return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
+}
+
+/**
+ * Read and check a model folder's JSON files (the weights are loaded later by {@link loadWeights}).
+ * `dir` undefined means the shipped default model.
+ */
+export function readModelFolder(dir: string | undefined): ModelFolder {
+  const isDefault = dir === undefined;
+  const folder = path.resolve(dir ?? DEFAULT_MODEL_DIR);
+  if (!fs.existsSync(path.join(folder, WEIGHTS_FILE))) {
+    if (isDefault) {
+      throw new UsageError(`no default model at ${folder}: it has not been trained yet; train one with \`${TRAIN_HINT}\`, or pass --model DIR`);
+    }
+    if (!fs.existsSync(folder)) throw new UsageError(`--model: ${folder} does not exist`);
+    throw new UsageError(`--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE}`);
+  }
+  const meta = parseMeta(readJson(path.join(folder, META_FILE)), path.join(folder, META_FILE));
+  const configFile = path.join(folder, CONFIG_FILE);
+  let config: ModelConfig;
+  try {
+    config = configFromJson(readJson(configFile), configFile);
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError((e as Error).message);
+  }
+  // The tokenizer and the transformer must agree on the geometry, or tokens would be scrambled.
+  const t = meta.tokenizer;
+  if (t.imageSize !== config.inputSize || t.patchSize !== config.patchSize || t.channels !== config.latentChannels) {
+    throw new UsageError(
+      `${folder}: ${META_FILE} describes ${t.imageSize}x${t.imageSize}x${t.channels} images in ${t.patchSize}-pixel patches but ` +
+        `${CONFIG_FILE} has input_size ${config.inputSize}, latent_channels ${config.latentChannels}, patch_size ${config.patchSize}`,
+    );
+  }
+  if (meta.classNames.length !== config.numClasses) {
+    throw new UsageError(`${folder}: ${META_FILE} names ${meta.classNames.length} classes but ${CONFIG_FILE} has num_classes ${config.numClasses}`);
+  }
+  const tokenizer = new PixelTokenizer({ imageSize: t.imageSize, channels: t.channels, patchSize: t.patchSize });
+  return { dir: folder, isDefault, meta, config, tokenizer };
+}
+
+/** The image and token geometry of a config, in words. */
+export function describeGeometry(config: ModelConfig): string {
+  const d = derived(config);
+  return `${config.inputSize}x${config.inputSize}x${config.latentChannels} in ${config.patchSize}x${config.patchSize} patches: ${d.numTokens} tokens (${d.grid}x${d.grid}) of ${d.tokenDim} values`;
+}
+
+/**
+ * Class arguments -> class indices. Each argument may hold several, comma-separated; each is a class
+ * name from meta.json or an index. Names win over indices (for MNIST they agree anyway).
+ */
+export function resolveClasses(args: string[], meta: ModelMeta): number[] {
+  const names = meta.classNames;
+  const out: number[] = [];
+  for (const raw of args.flatMap((a) => a.split(','))) {
+    const arg = raw.trim();
+    const byName = names.indexOf(arg);
+    if (byName >= 0) {
+      out.push(byName);
+      continue;
+    }
+    const index = /^\d+$/.test(arg) ? Number(arg) : -1;
+    if (index >= 0 && index < names.length) {
+      out.push(index);
+      continue;
+    }
+    const valid = names.map((n, i) => (n === String(i) ? n : `${i} (${n})`)).join(', ');
+    throw new UsageError(`--class: unknown class '${arg}'; this ${meta.dataset} model knows ${valid}`);
+  }
+  if (out.length === 0) throw new UsageError('--class: give at least one class');
+  return out;
+}
+
+/** Parse --backend before anything starts, so a typo is a usage error rather than a failed start. */
+export function parseBackend(name: string | undefined): BackendName | undefined {
+  if (name === undefined) return undefined;
+  if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
+    throw new UsageError(`--backend: unknown backend '${name}'; use one of ${BACKEND_NAMES.join(', ')}`);
+  }
+  return name as BackendName;
+}
+
+/** Start the tfjs backend (quietly: the CLI reports it in its own status line) and load the weights. */
+export async function loadWeights(
+  folder: ModelFolder,
+  backend: BackendName | undefined,
+): Promise<{ model: CausalDiffusionModel; backend: string }> {
+  const name = await initBackend({ backend, quiet: true });
+  try {
+    return { model: await loadModel(folder.dir), backend: name };
+  } catch (e) {
+    // A checkpoint that does not match its config (or a damaged file) is the folder's problem: say which.
+    throw new UsageError(`${folder.dir}: cannot load the weights: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** One line saying which model runs where, for stderr. */
+export function modelLine(folder: ModelFolder, backend: string): string {
+  const source = folder.isDefault ? 'default model' : 'model';
+  return `${source} ${folder.dir} (${folder.meta.dataset}, ${describeGeometry(folder.config)}) on tfjs ${backend}`;
+}

@@ -1,0 +1,94 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readGray, runCli, writeTinyModel } from './tiny-model.test-util';
+
+jest.setTimeout(60_000);
+
+let tmp: string;
+let model: string;
+let numParams: number;
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-sample-'));
+  model = path.join(tmp, 'model');
+  numParams = await writeTinyModel(model);
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Is the 7x7 token (row, col) of image (imageRow, imageCol) in the grid all 128, i.e. token value 0 (not generated yet)? */
+function tokenIsBlank(img: { data: Buffer; width: number }, imageRow: number, imageCol: number, row: number, col: number): boolean {
+  for (let y = 0; y < 7; y++)
+    for (let x = 0; x < 7; x++) {
+      if (img.data[(imageRow * 28 + row * 7 + y) * img.width + imageCol * 28 + col * 7 + x] !== 128) return false;
+    }
+  return true;
+}
+
+describe('causalfusion sample', () => {
+  const base = ['sample', '--class', '3', '7', '--num', '3', '--ar-steps', '4', '--steps', '10'];
+
+  it('writes a grid (a row per class) and one progress frame per AR step that fills the canvas', async () => {
+    const out = path.join(tmp, 'grid.png');
+    const frames = path.join(tmp, 'frames');
+    const r = runCli([...base, '--model', model, '--seed', '5', '--out', out, '--progress-frames', frames]);
+    expect(r.stderr).toMatch(/AR step 4\/4, diffusion step 10\/10/);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/6 images \(2 rows of 3; classes 3, 7\), 4 AR steps \[4, 4, 4, 4\] x 10 ddpm steps, CFG 3, seed 5/);
+    const grid = await readGray(out);
+    expect([grid.width, grid.height]).toEqual([3 * 28, 2 * 28]);
+
+    // raster order, 4 AR steps on a 4x4 token grid: after step k the first k token rows are drawn
+    expect(fs.readdirSync(frames).sort()).toEqual(['ar-step-1.png', 'ar-step-2.png', 'ar-step-3.png', 'ar-step-4.png']);
+    for (let k = 1; k <= 4; k++) {
+      const frame = await readGray(path.join(frames, `ar-step-${k}.png`));
+      expect([frame.width, frame.height]).toEqual([3 * 28, 2 * 28]);
+      for (let i = 0; i < 6; i++)
+        for (let row = 0; row < 4; row++) expect(tokenIsBlank(frame, Math.floor(i / 3), i % 3, row, 0)).toBe(row >= k);
+    }
+    // the last frame is the x0 estimate of the last diffusion step: the sample itself, up to rounding
+    const last = await readGray(path.join(frames, 'ar-step-4.png'));
+    let maxDiff = 0;
+    for (let i = 0; i < grid.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(grid.data[i] - last.data[i]));
+    expect(maxDiff).toBeLessThanOrEqual(1);
+  });
+
+  it('the same seed gives the same images, another seed other ones (random order, DDIM, CFG interval)', async () => {
+    const args = [...base, '--model', model, '--order', 'random', '--sampler', 'ddim', '--cfg', '2', '--cfg-interval', '0,500'];
+    const files = ['a', 'b', 'c'].map((n) => path.join(tmp, `${n}.png`));
+    for (const [file, seed] of [[files[0], '1'], [files[1], '1'], [files[2], '2']]) {
+      const r = runCli([...args, '--seed', seed, '--out', file]);
+      expect({ status: r.status, error: r.status ? r.stderr : '' }).toEqual({ status: 0, error: '' });
+    }
+    const [a, b, c] = await Promise.all(files.map(readGray));
+    expect(a.data.equals(b.data)).toBe(true);
+    expect(a.data.equals(c.data)).toBe(false);
+  });
+
+  it('info --model prints the config, parameter count, backend and the training record', () => {
+    const r = runCli(['info', '--model', model]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/input_size 28, patch_size 7, latent_channels 1, hidden_size 32/);
+    expect(r.stdout).toContain(`parameters: ${numParams.toLocaleString('en-US')}`);
+    expect(r.stdout).toMatch(/backend: +(wasm|tensorflow|cpu)/);
+    expect(r.stdout).toMatch(/training\.command: none: random weights for the tests/);
+  });
+
+  it('bad input is one line on stderr with exit code 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['--class', 'seven'], /^error: --class: unknown class 'seven'; this test model knows 0, 1, 2, 3, 4, 5, 6, 7, 8, 9$/],
+      [['--class', '10'], /^error: --class: unknown class '10'/],
+      [['--order', 'spiral'], /^error: --order: unknown order 'spiral'; use one of raster, random, block, dilated$/],
+      [['--ar-steps', '17'], /^error: --ar-steps: 17 AR steps for 16 tokens/],
+      [['--cfg-interval', '600,100'], /^error: --cfg-interval: expected lo,hi/],
+      [['--model', path.join(tmp, 'nowhere')], /^error: --model: .*nowhere does not exist$/],
+    ];
+    for (const [args, message] of cases) {
+      const r = runCli(['sample', '--model', model, '--out', path.join(tmp, 'x.png'), ...args]);
+      expect(r.stderr.trim()).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.status).toBe(2);
+    }
+    expect(fs.existsSync(path.join(tmp, 'x.png'))).toBe(false);
+  });
+});

@@ -1,0 +1,233 @@
+/**
+ * Training configuration: every knob of the official recipe, the presets, and the command-line flags
+ * (shared by `causalfusion-train` and `causalfusion train`).
+ */
+import { parseArgs } from 'util';
+import type { ModelConfig } from '@causalfusion/transformer';
+
+export interface TrainConfig {
+  /** `mnist`, `fashion-mnist`, or a folder with one sub-folder per class. */
+  data: string;
+  /** Image side and channels (image folders only; MNIST is 28x28x1). */
+  imageSize: number;
+  channels: 1 | 3;
+  /** Random horizontal flip of training images (off for digits, which flipping changes). */
+  flip: boolean;
+
+  /** Transformer geometry. */
+  patchSize: number;
+  hiddenSize: number;
+  depth: number;
+  numHeads: number;
+  numCondTokens: number;
+  mlpRatio: number;
+  trainablePos: boolean;
+
+  batchSize: number;
+  /** Total optimisation steps of the run (raise it with --resume to train longer). */
+  steps: number;
+  /** AdamW: peak learning rate, reached linearly over warmupSteps, then constant. */
+  lr: number;
+  warmupSteps: number;
+  beta1: number;
+  beta2: number;
+  weightDecay: number;
+  /** Global gradient-norm clip. */
+  clipNorm: number;
+  emaDecay: number;
+  /** EMA warmup: decay min(emaDecay, (1 + step) / (10 + step)), so short runs get a useful EMA. */
+  emaWarmup: boolean;
+  /** Label dropout for classifier-free guidance. */
+  classDropout: number;
+  /** AR-step decay of splitIntegerExpDecay and the AR loss weights (max -> min, linear). */
+  arStepDecay: number;
+  maxArWeight: number;
+  minArWeight: number;
+  /** `random`: a fresh token permutation per sample (the official recipe); `raster`: none. */
+  order: 'random' | 'raster';
+  seed: number;
+
+  /** Data-parallel replicas (the main thread computes one shard, workers the others). */
+  workers: number;
+  /** tfjs backend; default: the fastest installed. */
+  backend?: 'tensorflow' | 'wasm' | 'cpu';
+
+  /** Run folder: checkpoint/, log.csv, loss.png, samples/. */
+  out: string;
+  checkpointEvery: number;
+  sampleEvery: number;
+  logEvery: number;
+  /** Sample grid: images per class, AR steps, respaced diffusion steps, CFG scale. */
+  samplePerClass: number;
+  sampleArSteps: number;
+  sampleSteps: number;
+  sampleCfg: number;
+}
+
+export type PresetName = 'mnist' | 'tiny';
+
+/**
+ * `mnist`: the shipped MNIST model. 7x7 patches give 16 tokens of 49 values (a third of the sequence
+ * of 4x4 patches), a narrow shallow net and a small batch, so many steps fit in a few CPU hours.
+ * `tiny`: for tests and smoke runs.
+ */
+export const TRAIN_PRESETS: Record<PresetName, Partial<TrainConfig>> = {
+  mnist: {
+    data: 'mnist', imageSize: 28, channels: 1, patchSize: 7, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4,
+    batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, emaDecay: 0.999, checkpointEvery: 500, sampleEvery: 2000,
+  },
+  tiny: {
+    data: 'mnist', imageSize: 28, channels: 1, patchSize: 7, hiddenSize: 32, depth: 1, numHeads: 2, numCondTokens: 2,
+    batchSize: 8, steps: 20, lr: 1e-3, warmupSteps: 5, emaDecay: 0.99, checkpointEvery: 10, sampleEvery: 10, samplePerClass: 1, sampleSteps: 5,
+  },
+};
+
+/** The official recipe around the presets. */
+const BASE: Omit<TrainConfig, 'out'> = {
+  data: 'mnist', imageSize: 28, channels: 1, flip: false,
+  patchSize: 7, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4, mlpRatio: 4, trainablePos: true,
+  batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1,
+  emaDecay: 0.999, emaWarmup: true, classDropout: 0.1, arStepDecay: 0.9, maxArWeight: 2, minArWeight: 1, order: 'random',
+  seed: 0, workers: 1, checkpointEvery: 500, sampleEvery: 2000, logEvery: 50,
+  samplePerClass: 8, sampleArSteps: 4, sampleSteps: 50, sampleCfg: 2,
+};
+
+/** A full config: base recipe, then the preset, then overrides; validated. */
+export function makeTrainConfig(preset: PresetName | null, overrides: Partial<TrainConfig> & { out: string }): TrainConfig {
+  if (preset !== null && !(preset in TRAIN_PRESETS)) {
+    throw new Error(`unknown preset "${preset}": use one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
+  }
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const config = { ...BASE, ...(preset ? TRAIN_PRESETS[preset] : {}), ...defined } as TrainConfig;
+  validateTrainConfig(config);
+  return config;
+}
+
+export function validateTrainConfig(c: TrainConfig): void {
+  const positiveInts: (keyof TrainConfig)[] = [
+    'imageSize', 'patchSize', 'hiddenSize', 'depth', 'numHeads', 'numCondTokens', 'batchSize', 'steps', 'workers',
+    'checkpointEvery', 'sampleEvery', 'logEvery', 'samplePerClass', 'sampleArSteps', 'sampleSteps',
+  ];
+  for (const k of positiveInts) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/mnist)');
+  if (c.channels !== 1 && c.channels !== 3) throw new Error(`channels must be 1 or 3, got ${String(c.channels)}`);
+  if (c.imageSize % c.patchSize !== 0) throw new Error(`patch size ${c.patchSize} does not divide image size ${c.imageSize}`);
+  if (c.workers > c.batchSize) throw new Error(`${c.workers} workers need a batch of at least ${c.workers} (got --batch ${c.batchSize})`);
+  if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
+  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
+  for (const k of ['beta1', 'beta2', 'emaDecay', 'classDropout'] as const) {
+    if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${k} must be in [0, 1), got ${c[k]}`);
+  }
+  if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`arStepDecay must be in (0, 1], got ${c.arStepDecay}`);
+  if (!(c.clipNorm > 0)) throw new Error(`clip must be positive, got ${c.clipNorm}`);
+  if (!(c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);
+  if (c.order !== 'random' && c.order !== 'raster') throw new Error(`order must be random or raster, got ${String(c.order)}`);
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`seed must be an integer >= 0, got ${c.seed}`);
+  if (!(c.sampleCfg >= 1)) throw new Error(`sample cfg must be >= 1, got ${c.sampleCfg}`);
+}
+
+/** The transformer config a training config describes. */
+export function modelConfigOf(c: TrainConfig, numClasses: number): ModelConfig {
+  return {
+    inputSize: c.imageSize, patchSize: c.patchSize, latentChannels: c.channels, hiddenSize: c.hiddenSize,
+    numCondTokens: c.numCondTokens, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, numClasses,
+    classDropoutProb: c.classDropout, trainablePos: c.trainablePos,
+  };
+}
+
+/** What the command line asks for: the config plus what to do with it. */
+export interface TrainCommand {
+  config: TrainConfig;
+  /** Continue the run in `config.out` from its checkpoint. */
+  resume: boolean;
+  /** Write a model folder (EMA weights, config.json, meta.json) here at the end. */
+  exportDir: string | null;
+  help: boolean;
+  /** The settings given explicitly on the command line (what --resume may change). */
+  explicit: Partial<TrainConfig>;
+}
+
+/** What --resume may change; everything else stays as the run was started. */
+export const RESUMABLE_KEYS: readonly (keyof TrainConfig)[] = [
+  'steps', 'workers', 'backend', 'out', 'checkpointEvery', 'sampleEvery', 'logEvery',
+  'samplePerClass', 'sampleArSteps', 'sampleSteps', 'sampleCfg',
+];
+
+/** flag -> [config key, kind] */
+const FLAGS: Record<string, [keyof TrainConfig, 'int' | 'float' | 'string' | 'bool']> = {
+  data: ['data', 'string'], 'image-size': ['imageSize', 'int'], channels: ['channels', 'int'], flip: ['flip', 'bool'],
+  'patch-size': ['patchSize', 'int'], width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'],
+  'cond-tokens': ['numCondTokens', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
+  batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'],
+  beta1: ['beta1', 'float'], beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'],
+  'ema-decay': ['emaDecay', 'float'], 'class-dropout': ['classDropout', 'float'], 'ar-decay': ['arStepDecay', 'float'],
+  'ar-weight-max': ['maxArWeight', 'float'], 'ar-weight-min': ['minArWeight', 'float'], order: ['order', 'string'],
+  seed: ['seed', 'int'], workers: ['workers', 'int'], backend: ['backend', 'string'], out: ['out', 'string'],
+  'checkpoint-every': ['checkpointEvery', 'int'], 'sample-every': ['sampleEvery', 'int'], 'log-every': ['logEvery', 'int'],
+  'sample-per-class': ['samplePerClass', 'int'], 'sample-ar-steps': ['sampleArSteps', 'int'], 'sample-steps': ['sampleSteps', 'int'],
+  'sample-cfg': ['sampleCfg', 'float'],
+};
+
+export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset mnist|tiny] [options]
+
+  --preset NAME          mnist (default: the shipped model) or tiny (smoke tests)
+  --out DIR              run folder: checkpoint/, log.csv, loss.png, samples/step-<N>.png
+  --resume               continue the run in --out from its checkpoint (exactly; --steps may be raised)
+  --export DIR           at the end, write a model folder (EMA weights + config.json + meta.json)
+  --workers N            data-parallel replicas on worker_threads (default 1)
+  --data mnist|fashion-mnist|DIR   DIR: one sub-folder per class of PNG/JPEG (with --image-size, --channels 1|3, --flip)
+  --steps N --batch N --lr X --warmup N --beta1 X --beta2 X --weight-decay X --clip X
+  --ema-decay X --no-ema-warmup --class-dropout X --ar-decay X --ar-weight-max X --ar-weight-min X --order random|raster
+  --patch-size N --width N --depth N --heads N --cond-tokens N --mlp-ratio X --no-trainable-pos
+  --seed N --backend wasm|cpu|tensorflow
+  --checkpoint-every N --sample-every N --log-every N
+  --sample-per-class N --sample-ar-steps N --sample-steps N --sample-cfg X`;
+
+/** Parse command-line flags; Errors name the flag. */
+export function parseTrainArgs(argv: string[]): TrainCommand {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    preset: { type: 'string' }, resume: { type: 'boolean' }, export: { type: 'string' }, help: { type: 'boolean' },
+    'no-ema-warmup': { type: 'boolean' }, 'no-trainable-pos': { type: 'boolean' },
+  };
+  for (const [flag, [, kind]] of Object.entries(FLAGS)) options[flag] = { type: kind === 'bool' ? 'boolean' : 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new Error(`${(err as Error).message.split('\n')[0]} (see causalfusion train --help)`);
+  }
+  const overrides: Record<string, unknown> = {};
+  for (const [flag, [key, kind]] of Object.entries(FLAGS)) {
+    const raw = values[flag];
+    if (raw === undefined) continue;
+    if (kind === 'bool') overrides[key] = raw;
+    else if (kind === 'string') overrides[key] = raw;
+    else {
+      const n = Number(raw);
+      if (raw === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) {
+        throw new Error(`--${flag} expects ${kind === 'int' ? 'an integer' : 'a number'}, got "${String(raw)}"`);
+      }
+      overrides[key] = n;
+    }
+  }
+  if (values['no-ema-warmup']) overrides.emaWarmup = false;
+  if (values['no-trainable-pos']) overrides.trainablePos = false;
+  if (overrides.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(overrides.backend as string)) {
+    throw new Error(`--backend must be wasm, cpu or tensorflow, got "${String(overrides.backend)}"`);
+  }
+  const help = Boolean(values.help);
+  const preset = (values.preset as string | undefined) ?? 'mnist';
+  if (!(preset in TRAIN_PRESETS)) throw new Error(`--preset: unknown preset "${preset}"; use one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
+  const out = (overrides.out as string | undefined) ?? '';
+  const config = help ? ({ ...BASE, out } as TrainConfig) : makeTrainConfig(preset as PresetName, { ...(overrides as Partial<TrainConfig>), out });
+  return {
+    config,
+    resume: Boolean(values.resume),
+    exportDir: (values.export as string | undefined) ?? null,
+    help,
+    explicit: { ...(overrides as Partial<TrainConfig>), out },
+  };
+}

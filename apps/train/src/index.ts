@@ -1,0 +1,23 @@
+/**
+ * @causalfusion/train: the CausalFusion training app.
+ *
+ * ```ts
+ * import { parseTrainArgs, train } from '@causalfusion/train';
+ * const result = await train(parseTrainArgs(['--preset', 'tiny', '--out', 'runs/tiny', '--steps', '10']));
+ * console.log(result.loss, result.stepsPerSec);
+ * ```
+ */
+export { makeTrainConfig, modelConfigOf, parseTrainArgs, validateTrainConfig, TRAIN_PRESETS, TRAIN_USAGE, RESUMABLE_KEYS } from './config';
+export type { PresetName, TrainCommand, TrainConfig } from './config';
+export { BatchSampler, loadTrainingData } from './dataset';
+export type { TrainingData } from './dataset';
+export { drawStepRandomness, shardGradients, shardOf, shardRanges } from './step';
+export type { RecipeOptions, ShardInput, ShardResult, StepRandomness } from './step';
+export { ReplicaPool } from './parallel';
+export { readCheckpoint, readCheckpointState, writeCheckpoint, findCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
+export type { CheckpointContent, CheckpointState } from './checkpoint';
+export { Progress, writeGridPng, writeLossPng, readCsv, CSV_HEADER } from './report';
+export type { LogRow } from './report';
+export { train, exportModel, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
+export type { TrainOptions, TrainResult } from './trainer';
+export { runTrainCli } from './main';

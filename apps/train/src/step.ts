@@ -1,0 +1,133 @@
+/**
+ * One training step of the official recipe, split in two so that data-parallel replicas can share it:
+ *
+ *   1. `drawStepRandomness` (main thread): every random draw of the step, in the order `trainStep` of
+ *      @causalfusion/transformer draws them (timesteps, AR split sizes, noise, per-sample token
+ *      permutations, label-dropout uniforms).
+ *   2. `shardGradients` (any replica): the gradient of the batch-mean loss restricted to samples
+ *      [from, to). The shards' gradients add up to the full-batch gradient.
+ *
+ * The main thread then sums the shards, clips the global norm and applies AdamW (`clipGradNorm`,
+ * `AdamW` of the transformer package), as `trainStep` does.
+ */
+import { tf } from '@causalfusion/backend';
+import type { GaussianDiffusion } from '@causalfusion/diffusion';
+import type { Rng } from '@causalfusion/rng';
+import { getArWeights, splitIntegerExpDecay } from '@causalfusion/sampler';
+import type { CausalDiffusionModel } from '@causalfusion/transformer';
+
+export interface StepRandomness {
+  /** [N] timesteps 0..T-1. */
+  t: Int32Array;
+  /** AR split sizes, shared by the batch. */
+  splitSizes: number[];
+  /** [N, C, H, W] the noise of x_t. */
+  noise: Float32Array;
+  /** [N * L] per-sample token permutations. */
+  idsShuffle: Int32Array;
+  /** [N] label-dropout uniforms. */
+  labelDropRand: Float64Array;
+}
+
+export interface RecipeOptions {
+  arStepDecay: number;
+  maxArWeight: number;
+  minArWeight: number;
+  order: 'random' | 'raster';
+  /** Label dropout; with 0 the model has no null class and no uniforms are drawn (as trainStep). */
+  classDropout: number;
+}
+
+/** All random draws of one step for a batch of N samples of `valuesPerSample` values and L tokens. */
+export function drawStepRandomness(rng: Rng, N: number, valuesPerSample: number, L: number, numTimesteps: number, recipe: RecipeOptions): StepRandomness {
+  const t = Int32Array.from({ length: N }, () => rng.uniformInt(numTimesteps));
+  const splitSizes = splitIntegerExpDecay(L, recipe.arStepDecay, rng);
+  const noise = new Float32Array(N * valuesPerSample);
+  rng.fillNormal(noise);
+  const idsShuffle = new Int32Array(N * L);
+  for (let n = 0; n < N; n++) {
+    if (recipe.order === 'random') idsShuffle.set(rng.permutation(L), n * L);
+    else for (let j = 0; j < L; j++) idsShuffle[n * L + j] = j;
+  }
+  const labelDropRand = recipe.classDropout > 0 ? rng.uniformArray(N) : new Float64Array(N);
+  return { t, splitSizes, noise, idsShuffle, labelDropRand };
+}
+
+/** What one replica computes for its shard. */
+export interface ShardInput {
+  /** The shard's clean samples NCHW, labels, and its slice of the step's randomness. */
+  x: Float32Array;
+  y: Int32Array;
+  t: Int32Array;
+  noise: Float32Array;
+  idsShuffle: Int32Array;
+  labelDropRand: Float64Array;
+  splitSizes: number[];
+  /** Samples in the whole batch: the loss is a sum over the shard divided by the batch's element count. */
+  batchSize: number;
+  maxArWeight: number;
+  minArWeight: number;
+}
+
+export interface ShardResult {
+  /** The shard's share of the batch-mean loss (shares add up to the loss). */
+  loss: number;
+  /** One gradient per trainable variable, in `model.trainableVariables()` order; null if unconnected. */
+  grads: (Float32Array | null)[];
+}
+
+/** Cut samples [from, to) out of a batch and its randomness. */
+export function shardOf(
+  batch: { x: Float32Array; y: Int32Array },
+  rnd: StepRandomness,
+  from: number,
+  to: number,
+  L: number,
+  recipe: RecipeOptions,
+): ShardInput {
+  const N = batch.y.length;
+  const per = batch.x.length / N;
+  return {
+    x: batch.x.slice(from * per, to * per),
+    y: batch.y.slice(from, to),
+    t: rnd.t.slice(from, to),
+    noise: rnd.noise.slice(from * per, to * per),
+    idsShuffle: rnd.idsShuffle.slice(from * L, to * L),
+    labelDropRand: rnd.labelDropRand.slice(from, to),
+    splitSizes: rnd.splitSizes,
+    batchSize: N,
+    maxArWeight: recipe.maxArWeight,
+    minArWeight: recipe.minArWeight,
+  };
+}
+
+/** The shard's loss share and gradients (as `trainStep`: loss * AR weights, mean over the batch). */
+export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianDiffusion, shard: ShardInput): ShardResult {
+  const variables = model.trainableVariables();
+  const L = model.numTokens;
+  const weights = getArWeights(shard.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear');
+  const xt = Float32Array.from(diffusion.qSample(shard.x, shard.t, shard.noise));
+  const denominator = shard.batchSize * L * model.tokenDim;
+  const { value, grads } = tf.variableGrads(() => {
+    const { loss } = model.trainingForward(
+      { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes },
+      { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand },
+    );
+    return tf.div(tf.sum(tf.mul(loss, tf.tensor3d(weights, [1, L, 1]))), denominator) as tf.Scalar;
+  }, variables);
+  const out = variables.map((v) => (grads[v.name] ? Float32Array.from(grads[v.name].dataSync() as Float32Array) : null));
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return { loss, grads: out };
+}
+
+/**
+ * Split N samples into `parts` contiguous shards as even as possible: [from, to) pairs. (Giving the
+ * main thread, which also applies AdamW and the EMA, a smaller shard measured no faster: the workers
+ * wait for that serial work either way.)
+ */
+export function shardRanges(N: number, parts: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < parts; i++) out.push([Math.floor((i * N) / parts), Math.floor(((i + 1) * N) / parts)]);
+  return out;
+}

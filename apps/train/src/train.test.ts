@@ -97,6 +97,28 @@ describe('checkpoints and --resume', () => {
     expect(losses(first.out)).toHaveLength(4);
   });
 
+  it('Ctrl-C finishes the step, saves a checkpoint, and --resume continues exactly', async () => {
+    const straight = tiny('straight', { steps: 3 });
+    await run(straight);
+    const config = tiny('interrupted', { steps: 3 });
+    // the first progress line is written once training starts: interrupt right there
+    let sent = false;
+    const write = () => {
+      if (!sent) {
+        sent = true;
+        process.emit('SIGINT');
+      }
+    };
+    const stopped = await train({ config, resume: false, exportDir: null, help: false, explicit: {}, write, tty: false });
+    expect(stopped.interrupted).toBe(true);
+    expect(stopped.step).toBe(1);
+    expect(process.listenerCount('SIGINT')).toBe(0); // the handler is removed again
+    const result = await run(config, { resume: true, explicit: { out: config.out } });
+    expect(result.step).toBe(3);
+    expect(result.interrupted).toBe(false);
+    expect(fs.readFileSync(path.join(config.out, 'checkpoint', 'model.safetensors'))).toEqual(fs.readFileSync(path.join(straight.out, 'checkpoint', 'model.safetensors')));
+  });
+
   it('refuses to overwrite a run, to resume without a checkpoint, and to change the recipe on resume', async () => {
     const config = tiny('r', { steps: 1 });
     await expect(run(config, { resume: true })).rejects.toThrow(/no checkpoint in .*add|no checkpoint in/);

@@ -58,6 +58,8 @@ export interface TrainResult {
   wallSeconds: number;
   backend: string;
   numParams: number;
+  /** True when a SIGINT / SIGTERM stopped the run early (after saving a checkpoint). */
+  interrupted: boolean;
 }
 
 /** The config of this session: the saved one on --resume (with what --resume may change), or the given one. */
@@ -125,6 +127,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const ranges = shardRanges(config.batchSize, config.workers);
   const pool = await ReplicaPool.start(config.workers - 1, modelConfig, config.backend);
   const progress = new Progress(config.steps, options.tty ?? Boolean(process.stdout.isTTY), write);
+  // Ctrl-C / SIGTERM: finish the step in flight, save a checkpoint, stop. A second signal quits at once.
+  let stopRequested = false;
+  const onSignal = (signal?: NodeJS.Signals) => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    write(`\n${signal ?? 'interrupted'}: finishing the current step, then saving a checkpoint (send it again to quit at once)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   write(
     `${resumedFrom ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
       `${tokenizer.numTokens} tokens of ${tokenizer.tokenDim} values, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`,
@@ -189,15 +200,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (step % config.sampleEvery === 0 || step === config.steps) {
         await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${step}.png`));
       }
+      if (stopRequested) {
+        if (step % config.checkpointEvery !== 0) await save();
+        progress.break();
+        write(`stopped at step ${step}: checkpoint saved in ${ckptDir}; continue with the same command and --resume\n`);
+        break;
+      }
     }
     progress.break();
-    if (options.exportDir) {
+    if (options.exportDir && !stopRequested) {
       await exportModel(ema, options.exportDir, config, data, {
         command: options.commandLine ?? '', steps: step, wallSeconds: Math.round(wallBefore + elapsed()), backend, workers: config.workers,
       });
       write(`exported the EMA model to ${options.exportDir}\n`);
     }
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     progress.break();
     await pool.close();
     optimizer.dispose();
@@ -207,7 +226,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const sessionSteps = step - startStep;
   return {
     config, step, sessionSteps, loss: lastLoss, stepsPerSec: sessionSteps / Math.max(elapsed(), 1e-9), wallSeconds: wallBefore + elapsed(), backend,
-    numParams: 0,
+    numParams, interrupted: stopRequested,
   };
 }
 

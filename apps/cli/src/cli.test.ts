@@ -20,4 +20,10 @@ describe('causalfusion CLI', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/unknown command 'frobnicate'/);
   });
+  it('export model: a folder that is not a training run is one line, exit 2', () => {
+    const r = spawnSync(process.execPath, [CLI, 'export', 'model', '--run', '/nonexistent/run', '--out', '/tmp/unused'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^error: no training checkpoint in \/nonexistent\/run\/checkpoint; give the --out folder of a training run/);
+  });
 });

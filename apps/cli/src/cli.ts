@@ -10,6 +10,7 @@ import { registerInfo } from './commands/info';
 import { registerTrain } from './commands/train';
 import { registerSample } from './commands/sample';
 import { registerEdit } from './commands/edit';
+import { registerExport } from './commands/export';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerEval(program);
   registerTrain(program);
+  registerExport(program);
   return program;
 }
 

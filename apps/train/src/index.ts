@@ -18,6 +18,6 @@ export { readCheckpoint, readCheckpointState, writeCheckpoint, findCheckpoint, C
 export type { CheckpointContent, CheckpointState } from './checkpoint';
 export { Progress, writeGridPng, writeLossPng, readCsv, CSV_HEADER } from './report';
 export type { LogRow } from './report';
-export { train, exportModel, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
-export type { TrainOptions, TrainResult } from './trainer';
+export { train, exportModel, exportCheckpoint, modelMeta, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
+export type { TrainOptions, TrainResult, TrainingProvenance } from './trainer';
 export { runTrainCli } from './main';

@@ -11,7 +11,7 @@ import { makeTrainConfig, modelConfigOf, parseTrainArgs, TrainConfig } from './c
 import { BatchSampler, loadTrainingData } from './dataset';
 import { Progress } from './report';
 import { shardRanges } from './step';
-import { emaDecayAt, lrAt, NanLossError, train, TrainResult } from './trainer';
+import { emaDecayAt, exportCheckpoint, lrAt, NanLossError, train, TrainResult } from './trainer';
 
 jest.setTimeout(60_000);
 beforeAll(async () => {
@@ -227,6 +227,17 @@ describe('what a run writes', () => {
     const ema = weights(config.out, 'ema.safetensors');
     expect(maxDiff(new Map([...model.stateDict()].map(([k, t]) => [k, t.data])), ema)).toBe(0);
     model.dispose();
+    // the same folder straight from the checkpoint (no backend), as `causalfusion export model` writes it
+    const fromCkpt = path.join(root, 'from-checkpoint');
+    expect(exportCheckpoint(config.out, fromCkpt)).toMatchObject({ step: 4 });
+    expect(fs.readFileSync(path.join(fromCkpt, 'config.json'), 'utf8')).toBe(fs.readFileSync(path.join(exportDir, 'config.json'), 'utf8'));
+    const metaCkpt = JSON.parse(fs.readFileSync(path.join(fromCkpt, 'meta.json'), 'utf8'));
+    expect({ ...metaCkpt, training: undefined }).toEqual({ ...meta, training: undefined });
+    expect(metaCkpt.training).toMatchObject({ steps: 4, weights: 'ema' });
+    const reloaded = await loadModel(fromCkpt);
+    expect(maxDiff(new Map([...reloaded.stateDict()].map(([k, t]) => [k, t.data])), ema)).toBe(0);
+    reloaded.dispose();
+    expect(() => exportCheckpoint(path.join(root, 'no-run'), fromCkpt)).toThrow(/no training checkpoint in .*no-run.*--out folder/);
     // no tensors leak per run (the first sampling may keep one cached constant)
     expect(tf.memory().numTensors - tensorsBefore).toBeLessThanOrEqual(1);
   });

@@ -10,12 +10,12 @@ import { initBackend, tf } from '@causalfusion/backend';
 import { pixelTokenizer } from '@causalfusion/data';
 import { createDiffusion } from '@causalfusion/diffusion';
 import { createRng, Rng } from '@causalfusion/rng';
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { AdamW, CausalDiffusionModel, clipGradNorm, createDenoiser, saveModel } from '@causalfusion/transformer';
+import { AdamW, CausalDiffusionModel, clipGradNorm, configToJson, CONFIG_FILE, createDenoiser, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig } from './config';
 import { BatchSampler, loadTrainingData, TrainingData } from './dataset';
-import { readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
+import { findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
 import { ReplicaPool } from './parallel';
 import { csvLine, LogRow, Progress, readCsv, writeCsv, writeGridPng, writeLossPng } from './report';
 import { drawStepRandomness, RecipeOptions, shardGradients, shardOf, shardRanges, ShardResult } from './step';
@@ -246,19 +246,21 @@ export async function writeSamples(ema: CausalDiffusionModel, config: TrainConfi
   await writeGridPng(file, tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
 }
 
-/** A model folder as /tmp/contract.md: model.safetensors + config.json (EMA weights) + meta.json. */
-export async function exportModel(
-  ema: CausalDiffusionModel,
-  dir: string,
-  config: TrainConfig,
-  data: TrainingData,
-  training: { command: string; steps: number; wallSeconds: number; backend: string; workers: number },
-): Promise<void> {
-  await saveModel(ema, dir);
-  const meta = {
+/** How a model was made, for meta.json's `training` (command, steps, wall time, backend, workers). */
+export interface TrainingProvenance {
+  command: string;
+  steps: number;
+  wallSeconds: number;
+  backend: string;
+  workers: number;
+}
+
+/** meta.json of a model folder: dataset, class names, the pixel tokenizer's geometry, how it was trained. */
+export function modelMeta(config: TrainConfig, classNames: readonly string[], training: TrainingProvenance): Record<string, unknown> {
+  return {
     format: 'causalfusion-model',
-    dataset: data.name === 'mnist' || data.name === 'fashion-mnist' ? data.name : path.basename(path.resolve(data.name)),
-    classNames: [...data.classNames],
+    dataset: config.data === 'mnist' || config.data === 'fashion-mnist' ? config.data : path.basename(path.resolve(config.data)),
+    classNames: [...classNames],
     tokenizer: { kind: 'pixel', imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize, range: [-1, 1] },
     training: {
       ...training,
@@ -266,5 +268,40 @@ export async function exportModel(
       classDropout: config.classDropout, arStepDecay: config.arStepDecay, seed: config.seed, weights: 'ema',
     },
   };
-  writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+}
+
+/** A model folder (the CLI's `--model`): model.safetensors + config.json (EMA weights) + meta.json. */
+export async function exportModel(
+  ema: CausalDiffusionModel,
+  dir: string,
+  config: TrainConfig,
+  data: TrainingData,
+  training: TrainingProvenance,
+): Promise<void> {
+  await saveModel(ema, dir);
+  writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(modelMeta(config, data.classNames, training), null, 2) + '\n');
+}
+
+/**
+ * The EMA weights of a run's latest checkpoint as a model folder, without a backend (no tfjs): for a run
+ * still in progress, or one stopped early. Returns the checkpoint's step.
+ */
+export function exportCheckpoint(runDir: string, exportDir: string): { step: number; wallSeconds: number } {
+  const ckptDir = path.join(runDir, 'checkpoint');
+  const found = findCheckpoint(ckptDir);
+  if (!found) throw new Error(`no training checkpoint in ${ckptDir}; give the --out folder of a training run`);
+  const state = readCheckpointState(ckptDir);
+  const ema = readSafetensors(path.join(found, 'ema.safetensors')).tensors;
+  const configJson = configToJson(modelConfigOf(state.config, state.classNames.length));
+  writeSafetensors(path.join(exportDir, WEIGHTS_FILE), ema, { format: 'pt', config: JSON.stringify(configJson) });
+  writeFileAtomic(path.join(exportDir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
+  const training: TrainingProvenance = {
+    command: `exported from the checkpoint of ${runDir}`,
+    steps: state.step,
+    wallSeconds: Math.round(state.wallSeconds),
+    backend: state.config.backend ?? 'not recorded',
+    workers: state.config.workers,
+  };
+  writeFileAtomic(path.join(exportDir, 'meta.json'), JSON.stringify(modelMeta(state.config, state.classNames, training), null, 2) + '\n');
+  return { step: state.step, wallSeconds: state.wallSeconds };
 }

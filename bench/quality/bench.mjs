@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// Quality of a class-conditional MNIST model, read by the shipped MNIST classifier (@causalfusion/eval,
+// 98.87% test accuracy):
+//   1. generation: `--num` samples (an equal share per class) for each S_eval in `--ar-steps`; the share
+//      the classifier reads as the requested class;
+//   2. editing: `--edits` MNIST test digits with the center regenerated under a new class (the paper's
+//      zero-shot editing); the share read as the new class, and a check that every pixel outside the
+//      regenerated region is identical to the input.
+// Same seed, sampler settings and classifier for every row, so rows compare. Defaults: the shipped model
+// (apps/cli/assets/default-model), 1000 samples, S_eval 1,2,4,8, 50 DDPM steps, CFG 3, 200 edits.
+// Run from the repository root: `pnpm bench:quality [--runtime ort|tfjs] [--num N] [--steps 50] ...`.
+// Last line: `quality s1=<share> s4=<share> edit=<share>`.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = new URL('../..', import.meta.url).pathname;
+const require = createRequire(join(root, 'apps/cli/package.json'));
+const { initBackend } = require('@causalfusion/backend');
+const { loadMnist, PixelTokenizer } = require('@causalfusion/data');
+const { createDiffusion } = require('@causalfusion/diffusion');
+const { loadMnistClassifier } = require('@causalfusion/eval');
+const { createRng } = require('@causalfusion/rng');
+const { sample, edit, editRegion } = require('@causalfusion/sampler');
+
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: join(root, 'apps/cli/assets/default-model') },
+    runtime: { type: 'string', default: 'ort' },
+    num: { type: 'string', default: '1000' },
+    'ar-steps': { type: 'string', default: '1,2,4,8' },
+    edits: { type: 'string', default: '200' },
+    steps: { type: 'string', default: '50' },
+    cfg: { type: 'string', default: '3' },
+    batch: { type: 'string', default: '250' },
+    seed: { type: 'string', default: '0' },
+    sampler: { type: 'string', default: 'ddpm' },
+  },
+});
+const num = Number(args.num);
+const arStepsList = args['ar-steps'].split(',').map(Number);
+const numEdits = Number(args.edits);
+const cfgScale = Number(args.cfg);
+const batchSize = Number(args.batch);
+const seed = Number(args.seed);
+const diffusion = createDiffusion({ steps: 1000, schedule: 'linear', respacing: args.steps });
+
+/** The model folder as a Denoiser on the chosen runtime, and its pixel tokenizer. */
+async function loadDenoiser(dir, runtime) {
+  const meta = JSON.parse(require('node:fs').readFileSync(join(dir, 'meta.json'), 'utf8'));
+  const t = meta.tokenizer;
+  const tokenizer = new PixelTokenizer({ imageSize: t.imageSize, channels: t.channels, patchSize: t.patchSize });
+  if (runtime === 'tfjs') {
+    const { loadModel, TransformerDenoiser } = require('@causalfusion/transformer');
+    await initBackend({ quiet: true });
+    return { denoiser: new TransformerDenoiser(await loadModel(dir)), tokenizer, meta };
+  }
+  if (runtime === 'ort') {
+    const { OrtDenoiser } = require('@causalfusion/onnx');
+    return { denoiser: await OrtDenoiser.load(dir, { threads: 2 }), tokenizer, meta };
+  }
+  throw new Error(`--runtime: expected ort or tfjs, got ${runtime}`);
+}
+
+const { denoiser, tokenizer, meta } = await loadDenoiser(args.model, args.runtime);
+if (meta.dataset !== 'mnist') throw new Error(`bench:quality reads digits with the MNIST classifier; ${args.model} is a ${meta.dataset} model`);
+const classifier = await loadMnistClassifier();
+const grid = [tokenizer.grid, tokenizer.grid];
+const common = { grid, diffusion, method: args.sampler, cfgScale, seed };
+console.error(`model ${args.model} (${meta.training?.steps ?? '?'} training steps), runtime ${args.runtime}, ${args.steps} DDPM steps, CFG ${cfgScale}`);
+
+/** Share of images (uint8, N*28*28) the classifier reads as `wanted[i]`. */
+async function shareCorrect(images, wanted) {
+  const { labels } = await classifier.classify(images);
+  let ok = 0;
+  for (let i = 0; i < wanted.length; i++) if (labels[i] === wanted[i]) ok++;
+  return ok / wanted.length;
+}
+
+const rows = [];
+const conditions = Array.from({ length: num }, (_, i) => i % 10);
+for (const arSteps of arStepsList) {
+  const started = Date.now();
+  const images = new Uint8Array(num * tokenizer.pixelsPerImage);
+  for (let from = 0; from < num; from += batchSize) {
+    const part = conditions.slice(from, from + batchSize);
+    // a different seed per batch, the same across S_eval rows
+    const { tokens } = await sample(denoiser, { ...common, conditions: part, arSteps, seed: seed + from });
+    images.set(tokenizer.decode(tokens), from * tokenizer.pixelsPerImage);
+    process.stderr.write(`S_eval=${arSteps}: ${Math.min(from + batchSize, num)}/${num} samples, ${((Date.now() - started) / 1000).toFixed(0)}s\n`);
+  }
+  rows.push({ task: `sample S_eval=${arSteps}`, n: num, share: await shareCorrect(images, conditions), seconds: (Date.now() - started) / 1000 });
+}
+
+// Edits: test digits 0..numEdits-1; the new class is a different digit, drawn with a fixed seed.
+const test = loadMnist('test');
+const rng = createRng(seed + 1);
+const region = editRegion('center', tokenizer.grid, tokenizer.grid);
+const pixels = tokenizer.pixelsPerImage;
+const editStarted = Date.now();
+const newClasses = [];
+const edited = new Uint8Array(numEdits * pixels);
+for (let i = 0; i < numEdits; i++) newClasses.push((test.labels[i] + 1 + rng.uniformInt(9)) % 10);
+for (let from = 0; from < numEdits; from += batchSize) {
+  const to = Math.min(from + batchSize, numEdits);
+  const source = test.images.subarray(from * pixels, to * pixels);
+  const { tokens } = await edit(denoiser, {
+    ...common, conditions: newClasses.slice(from, to), arSteps: 1, tokens: tokenizer.encode(source), region, seed: seed + from,
+  });
+  edited.set(tokenizer.decode(tokens), from * pixels);
+  process.stderr.write(`edits: ${to}/${numEdits}, ${((Date.now() - editStarted) / 1000).toFixed(0)}s\n`);
+}
+// Pixels outside the regenerated tokens must come back exactly as they went in.
+const patch = tokenizer.patchSize;
+let changedKept = 0;
+for (let i = 0; i < numEdits; i++) {
+  for (let y = 0; y < tokenizer.imageSize; y++) {
+    for (let x = 0; x < tokenizer.imageSize; x++) {
+      const token = Math.floor(y / patch) * tokenizer.grid + Math.floor(x / patch);
+      const at = i * pixels + y * tokenizer.imageSize + x;
+      if (!region[token] && edited[at] !== test.images[at]) changedKept++;
+    }
+  }
+}
+const editShare = await shareCorrect(edited, newClasses);
+rows.push({ task: 'edit center -> new class', n: numEdits, share: editShare, seconds: (Date.now() - editStarted) / 1000 });
+
+console.log(`\n| task | samples | read as the requested class | seconds (${args.runtime}) |`);
+console.log('| --- | ---: | ---: | ---: |');
+for (const r of rows) console.log(`| ${r.task} | ${r.n} | ${(100 * r.share).toFixed(1)}% | ${r.seconds.toFixed(0)} |`);
+console.log(`\nkept pixels changed by editing: ${changedKept} (must be 0)`);
+if (changedKept !== 0) process.exitCode = 1;
+const share = (s) => rows.find((r) => r.task === `sample S_eval=${s}`)?.share;
+const fmt = (v) => (v === undefined ? 'NaN' : v.toFixed(3));
+console.log(`quality s1=${fmt(share(1))} s4=${fmt(share(4))} edit=${fmt(editShare)}`);

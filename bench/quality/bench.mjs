@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '250' },
     seed: { type: 'string', default: '0' },
     sampler: { type: 'string', default: 'ddpm' },
+    'no-clip': { type: 'boolean', default: false },
   },
 });
 const num = Number(args.num);
@@ -66,7 +67,8 @@ const { denoiser, tokenizer, meta } = await loadDenoiser(args.model, args.runtim
 if (meta.dataset !== 'mnist') throw new Error(`bench:quality reads digits with the MNIST classifier; ${args.model} is a ${meta.dataset} model`);
 const classifier = await loadMnistClassifier();
 const grid = [tokenizer.grid, tokenizer.grid];
-const common = { grid, diffusion, method: args.sampler, cfgScale, seed };
+// x_0 estimates clamped to [-1, 1], as the CLI does for pixel models (--no-clip turns it off)
+const common = { grid, diffusion, method: args.sampler, cfgScale, seed, clipDenoised: !args['no-clip'] };
 console.error(`model ${args.model} (${meta.training?.steps ?? '?'} training steps), runtime ${args.runtime}, ${args.steps} DDPM steps, CFG ${cfgScale}`);
 
 /** Share of images (uint8, N*28*28) the classifier reads as `wanted[i]`. */

@@ -27,6 +27,8 @@ export interface SamplingFlags {
   out: string;
   progressFrames?: string;
   backend?: string;
+  /** false with --no-clip. */
+  clip?: boolean;
 }
 
 /** The default CFG scale for a model trained with label dropout (one without a null class gets 1). */
@@ -43,6 +45,7 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--cfg <scale>', `classifier-free guidance scale, >= 1 (default ${DEFAULT_CFG}; 1 for a model without a null class)`)
     .option('--cfg-interval <lo,hi>', 'guide only on original timesteps lo <= t < hi (default 0,1000: always)')
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
+    .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised)')
     .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
     .option('--backend <name>', 'tfjs backend: tensorflow, wasm or cpu (default: the fastest installed)');
 }
@@ -62,6 +65,7 @@ export interface SamplingSettings {
   cfgScale: number;
   cfgInterval: [number, number];
   seed: number;
+  clipDenoised: boolean;
 }
 
 /** Parse and check the shared flags against the model, before any compute starts. */
@@ -102,7 +106,9 @@ export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, nu
   }
   const seed = Number(flags.seed);
   if (!/^\d+$/.test(flags.seed.trim()) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed: expected a non-negative integer, got '${flags.seed}'`);
-  return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed };
+  // Pixel tokens live in [-1, 1], so an x0 estimate outside it is known to be wrong (the only tokenizer so far).
+  const clipDenoised = flags.clip !== false;
+  return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed, clipDenoised };
 }
 
 /** The options of `sample()` / `edit()` that come from the flags. */
@@ -117,6 +123,7 @@ export function samplerOptions(s: SamplingSettings, conditions: number[], grid: 
     cfgScale: s.cfgScale,
     cfgInterval: s.cfgInterval,
     seed: s.seed,
+    clipDenoised: s.clipDenoised,
     // One frame per AR step: the x0 estimate at its last diffusion step, beside the finished tokens.
     intermediates: frames ? { every: s.diffusion.samplingTimesteps().length } : false,
   };

@@ -241,6 +241,7 @@ export async function writeSamples(ema: CausalDiffusionModel, config: TrainConfi
     diffusion: createDiffusion({ respacing: String(config.sampleSteps) }),
     cfgScale: config.classDropout > 0 ? config.sampleCfg : 1,
     seed: config.seed,
+    clipDenoised: true, // pixels are in [-1, 1]
   });
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await writeGridPng(file, tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);

@@ -135,6 +135,27 @@ describe('steps', () => {
     const want = d.qSample(x0, t - 1, e);
     prevSample.forEach((v, i) => expect(v).toBeCloseTo(want[i], 12));
   });
+  it('clipDenoised clamps the x0 estimate to [-1, 1] before DDPM and DDIM use it', () => {
+    // x0 = (1.8, -0.4, -3): built exactly, so the unclipped estimate is x0 and the clipped one (1, -0.4, -1).
+    const x0 = [1.8, -0.4, -3];
+    const e = [0.5, -1, 0.25];
+    const t = 25;
+    const xt = d.qSample(x0, t, e);
+    const zero = { normal: () => 0 };
+    for (const method of ['ddpm', 'ddim'] as const) {
+      const plain = d.step(e, t, xt, zero, { method });
+      const clipped = d.step(e, t, xt, zero, { method, clipDenoised: true });
+      plain.predXStart.forEach((v, i) => expect(v).toBeCloseTo(x0[i], 10));
+      expect(Array.from(clipped.predXStart).map((v) => Number(v.toFixed(10)))).toEqual([1, -0.4, -1]);
+      // the unclamped coordinate moves exactly as without clipping; the clamped ones toward the clamped x0
+      expect(clipped.prevSample[1]).toBeCloseTo(plain.prevSample[1], 12);
+      expect(clipped.prevSample[0]).toBeLessThan(plain.prevSample[0]);
+      expect(clipped.prevSample[2]).toBeGreaterThan(plain.prevSample[2]);
+    }
+    // DDPM: the mean is the posterior mean around the clamped x0
+    const want = d.qPosteriorMeanVariance([1, -0.4, -1], xt, t).mean;
+    d.step(e, t, xt, zero, { clipDenoised: true }).prevSample.forEach((v, i) => expect(v).toBeCloseTo(want[i], 12));
+  });
   it('DDIM with eta=1 has the DDPM posterior variance', () => {
     const t = 20;
     const ab = d.alphasCumprod[t];

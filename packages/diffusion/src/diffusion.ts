@@ -37,6 +37,12 @@ export interface StepOptions {
   eta?: number;
   /** Use this noise instead of drawing from `rng` (same length as x). */
   noise?: ArrayLike<number>;
+  /**
+   * Clamp the x_0 estimate to [-1, 1] before it is used (`clip_denoised` of ADM / guided-diffusion). Right
+   * for data scaled to [-1, 1] (pixels); leave it off for latents, which are not bounded. Default off, as
+   * the official CausalFusion sampler (latent space).
+   */
+  clipDenoised?: boolean;
 }
 
 export interface StepResult {
@@ -220,8 +226,9 @@ export class GaussianDiffusion {
   }
 
   /** p(x_{t-1} | x_t) from an eps prediction: mean, predicted x_0, and this process's fixed variance. */
-  pMeanVariance(eps: ArrayLike<number>, t: Timesteps, xT: ArrayLike<number>): MeanVariance {
+  pMeanVariance(eps: ArrayLike<number>, t: Timesteps, xT: ArrayLike<number>, clipDenoised = false): MeanVariance {
     const predXStart = this.predictXStartFromEps(xT, t, eps);
+    if (clipDenoised) clampUnit(predXStart);
     const { mean } = this.qPosteriorMeanVariance(predXStart, xT, t);
     const { ts } = perBatch(t, xT.length, this.numTimesteps);
     return {
@@ -256,7 +263,7 @@ export class GaussianDiffusion {
     const method = options.method ?? 'ddpm';
     const { ts, perSample } = perBatch(t, x.length, this.numTimesteps);
     if (method === 'ddpm') {
-      const { mean, predXStart, logVariance } = this.pMeanVariance(eps, t, x);
+      const { mean, predXStart, logVariance } = this.pMeanVariance(eps, t, x, options.clipDenoised);
       const noise = this.stepNoise(x.length, rng, options.noise);
       const prevSample = new Float64Array(x.length);
       for (let i = 0; i < x.length; i++) {
@@ -270,7 +277,8 @@ export class GaussianDiffusion {
       const eta = options.eta ?? 0;
       if (!(eta >= 0)) throw new RangeError(`ddim eta must be >= 0, got ${eta}`);
       const predXStart = this.predictXStartFromEps(x, t, eps);
-      // The official DDIM recomputes eps from x_0 (matters once x_0 is clipped; kept for parity).
+      if (options.clipDenoised) clampUnit(predXStart);
+      // The official DDIM recomputes eps from x_0 (this is what makes clipping reach the update).
       const epsHat = this.predictEpsFromXStart(x, t, predXStart);
       const noise = eta > 0 ? this.stepNoise(x.length, rng, options.noise) : null;
       const prevSample = new Float64Array(x.length);
@@ -286,6 +294,11 @@ export class GaussianDiffusion {
     }
     throw new RangeError(`unknown step method "${method}"; allowed: ddpm, ddim`);
   }
+}
+
+/** Clamp to [-1, 1] in place. */
+function clampUnit(x: Float64Array): void {
+  for (let i = 0; i < x.length; i++) x[i] = x[i] < -1 ? -1 : x[i] > 1 ? 1 : x[i];
 }
 
 /**

@@ -298,6 +298,16 @@ describe('options', () => {
     expect(Array.from(first.subarray(8))).toEqual(new Array(8).fill(0));
     expect(Array.from(a.intermediates![9].x0)).toEqual(Array.from(a.tokens));
   });
+  it('clipDenoised keeps every x0 estimate, and so the result, in [-1, 1]', async () => {
+    // class 0's mean is +-1, so unclamped draws spill past 1 in magnitude; clamped ones cannot
+    const opts = { conditions: [0, 0, 0, 0, 1, 1, 1, 1], arSteps: 2, diffusion, seed: 3, intermediates: true } as const;
+    const plain = await sample(new GaussianDenoiser(), opts);
+    const clipped = await sample(new GaussianDenoiser(), { ...opts, clipDenoised: true });
+    const maxAbs = (x: Float32Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(maxAbs(plain.tokens)).toBeGreaterThan(1);
+    expect(maxAbs(clipped.tokens)).toBeLessThanOrEqual(1);
+    for (const f of clipped.intermediates!) expect(maxAbs(f.x0)).toBeLessThanOrEqual(1);
+  });
   it('explicit split sizes and per-sample orders (random order: one permutation per sample)', async () => {
     const perSample = await sample(new GaussianDenoiser(), { conditions: [0, 0, 0], order: 'random', arSteps: 4, diffusion, intermediates: true });
     // after AR step 1 of raster-free random orders, the generated 4 tokens differ between samples

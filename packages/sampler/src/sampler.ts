@@ -66,6 +66,8 @@ export interface SampleOptions<C> {
   /** `ddpm` (default) or `ddim`, and DDIM's eta. */
   method?: 'ddpm' | 'ddim';
   eta?: number;
+  /** Clamp each x_0 estimate to [-1, 1] (for data in [-1, 1] such as pixels; off for latents). Default off. */
+  clipDenoised?: boolean;
   /** Classifier-free guidance scale (1 = off, the default). Must be >= 1. */
   cfgScale?: number;
   /** Guide only when lo <= t < hi on the original timestep; outside, the cond prediction is used. Default [0, 1000]. */
@@ -244,7 +246,7 @@ async function generate<C>(
           throw new RangeError(`the denoiser returned ${out.length} eps values, expected ${rows * n * D} (${rows} rows x ${n} tokens x ${D})`);
         }
         const eps = combineGuidance(out, B * n * D, guided && modelT >= lo && modelT < hi ? cfgScale : null);
-        const next = diffusion.step(eps, t, x, rng, { method, eta: options.eta });
+        const next = diffusion.step(eps, t, x, rng, { method, eta: options.eta, clipDenoised: options.clipDenoised });
         x = next.prevSample;
         x0 = next.predXStart;
         if (every && (s % every === every - 1 || s === steps.length - 1)) {

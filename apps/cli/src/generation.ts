@@ -26,6 +26,9 @@ export interface SamplingFlags {
   seed: string;
   out: string;
   progressFrames?: string;
+  runtime?: string;
+  device?: string;
+  threads?: string;
   backend?: string;
   /** false with --no-clip. */
   clip?: boolean;
@@ -47,7 +50,10 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
     .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised)')
     .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
-    .option('--backend <name>', 'tfjs backend: tensorflow, wasm or cpu (default: the fastest installed)');
+    .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
+    .option('--device <name>', 'ort device: cpu or cuda (needs an onnxruntime-node with the CUDA provider)', 'cpu')
+    .option('--threads <n>', 'ort intra-op threads (default: the cores, at most 4)')
+    .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 
 function positiveInt(value: string, flag: string): number {

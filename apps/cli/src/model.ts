@@ -6,17 +6,13 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import * as os from 'os';
 import { BACKEND_NAMES, initBackend, type BackendName } from '@causalfusion/backend';
+import type { Denoiser } from '@causalfusion/sampler';
 import { PixelTokenizer } from '@causalfusion/data';
-import {
-  CONFIG_FILE,
-  configFromJson,
-  derived,
-  loadModel,
-  WEIGHTS_FILE,
-  type CausalDiffusionModel,
-  type ModelConfig,
-} from '@causalfusion/transformer';
+import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/onnx';
+import { configFromJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
+import type { CausalDiffusionModel } from '@causalfusion/transformer';
 import { UsageError } from './errors';
 
 export const META_FILE = 'meta.json';
@@ -162,6 +158,8 @@ export async function loadWeights(
   backend: BackendName | undefined,
 ): Promise<{ model: CausalDiffusionModel; backend: string }> {
   const name = await initBackend({ backend, quiet: true });
+  // tfjs is loaded only on this path: the ORT path starts without it
+  const { loadModel } = await import('@causalfusion/transformer');
   try {
     return { model: await loadModel(folder.dir), backend: name };
   } catch (e) {
@@ -171,7 +169,66 @@ export async function loadWeights(
 }
 
 /** One line saying which model runs where, for stderr. */
-export function modelLine(folder: ModelFolder, backend: string): string {
+export function modelLine(folder: ModelFolder, runtime: string): string {
   const source = folder.isDefault ? 'default model' : 'model';
-  return `${source} ${folder.dir} (${folder.meta.dataset}, ${describeGeometry(folder.config)}) on tfjs ${backend}`;
+  return `${source} ${folder.dir} (${folder.meta.dataset}, ${describeGeometry(folder.config)}) on ${runtime}`;
+}
+
+export const RUNTIMES = ['ort', 'tfjs'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/** How to run the model: onnxruntime (fast, the default) or tfjs, and their settings. */
+export interface RuntimeFlags {
+  runtime?: string;
+  device?: string;
+  threads?: string;
+  backend?: string;
+}
+
+export interface RuntimeSettings {
+  runtime: Runtime;
+  device: 'cpu' | 'cuda';
+  threads: number;
+  backend: BackendName | undefined;
+}
+
+/** Check the runtime flags before anything starts. */
+export function parseRuntimeFlags(flags: RuntimeFlags): RuntimeSettings {
+  const runtime = (flags.runtime ?? 'ort') as Runtime;
+  if (!RUNTIMES.includes(runtime)) throw new UsageError(`--runtime: unknown runtime '${flags.runtime}'; use ort (onnxruntime-node, fast) or tfjs`);
+  const device = (flags.device ?? 'cpu') as 'cpu' | 'cuda';
+  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device: expected cpu or cuda, got '${flags.device}'`);
+  if (device === 'cuda' && runtime !== 'ort') throw new UsageError('--device cuda needs --runtime ort (tfjs runs on its backend; see --backend)');
+  let threads = Math.min(os.availableParallelism(), 4);
+  if (flags.threads !== undefined) {
+    threads = Number(flags.threads);
+    if (!/^\d+$/.test(flags.threads.trim()) || threads < 1) throw new UsageError(`--threads: expected a positive integer, got '${flags.threads}'`);
+  }
+  if (flags.backend !== undefined && runtime !== 'tfjs') throw new UsageError('--backend picks the tfjs backend; add --runtime tfjs');
+  return { runtime, device, threads, backend: parseBackend(flags.backend) };
+}
+
+/** A model ready to sample: the Denoiser, a line saying where it runs, and how to free it. */
+export interface OpenedModel {
+  denoiser: Denoiser<number>;
+  where: string;
+  close(): Promise<void>;
+}
+
+/** Load a model folder on the chosen runtime. */
+export async function openModel(folder: ModelFolder, settings: RuntimeSettings): Promise<OpenedModel> {
+  if (settings.runtime === 'tfjs') {
+    const loaded = await loadWeights(folder, settings.backend);
+    const { TransformerDenoiser } = await import('@causalfusion/transformer');
+    return { denoiser: new TransformerDenoiser(loaded.model), where: `tfjs ${loaded.backend}`, close: async () => loaded.model.dispose() };
+  }
+  const { OrtDenoiser } = await import('@causalfusion/onnx');
+  let denoiser;
+  try {
+    denoiser = await OrtDenoiser.load(folder.dir, { device: settings.device, threads: settings.threads });
+  } catch (e) {
+    throw new UsageError(`${folder.dir}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const where = `onnxruntime ${settings.device}, ${settings.threads} thread(s)`;
+  return { denoiser, where, close: () => denoiser.release() };
 }

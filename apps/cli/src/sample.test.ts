@@ -65,6 +65,26 @@ describe('causalfusion sample', () => {
     expect(a.data.equals(c.data)).toBe(false);
   });
 
+  it('--runtime ort (the default) and --runtime tfjs draw the same images; export onnx writes the graphs', async () => {
+    const args = [...base, '--model', model, '--order', 'random', '--seed', '4'];
+    const files = { ort: path.join(tmp, 'ort.png'), tfjs: path.join(tmp, 'tfjs.png') };
+    const ort = runCli([...args, '--threads', '1', '--out', files.ort]);
+    const tfjs = runCli([...args, '--runtime', 'tfjs', '--out', files.tfjs]);
+    expect({ status: ort.status, error: ort.status ? ort.stderr : '' }).toEqual({ status: 0, error: '' });
+    expect(tfjs.status).toBe(0);
+    expect(ort.stderr).toMatch(/on onnxruntime cpu, 1 thread\(s\)/);
+    expect(tfjs.stderr).toMatch(/on tfjs (wasm|tensorflow|cpu)/);
+    const [a, b] = await Promise.all([readGray(files.ort), readGray(files.tfjs)]);
+    let maxDiff = 0;
+    for (let i = 0; i < a.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a.data[i] - b.data[i]));
+    expect(maxDiff).toBeLessThanOrEqual(1); // float rounding may flip a pixel by one gray level
+    const out = path.join(tmp, 'onnx');
+    const r = runCli(['export', 'onnx', '--model', model, '--out', out]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/cond\.onnx, push\.onnx, eps\.onnx, weights\.bin \(opset 17, 16 tokens of 49 values\)/);
+    expect(fs.readdirSync(out).sort()).toEqual(['causalfusion-onnx.json', 'cond.onnx', 'eps.onnx', 'meta.json', 'push.onnx', 'weights.bin']);
+  });
+
   it('info --model prints the config, parameter count, backend and the training record', () => {
     const r = runCli(['info', '--model', model]);
     expect(r.status).toBe(0);
@@ -82,6 +102,11 @@ describe('causalfusion sample', () => {
       [['--ar-steps', '17'], /^error: --ar-steps: 17 AR steps for 16 tokens/],
       [['--cfg-interval', '600,100'], /^error: --cfg-interval: expected lo,hi/],
       [['--model', path.join(tmp, 'nowhere')], /^error: --model: .*nowhere does not exist$/],
+      [['--runtime', 'torch'], /^error: --runtime: unknown runtime 'torch'; use ort \(onnxruntime-node, fast\) or tfjs$/],
+      [['--device', 'tpu'], /^error: --device: expected cpu or cuda, got 'tpu'$/],
+      [['--threads', '0'], /^error: --threads: expected a positive integer, got '0'$/],
+      [['--backend', 'wasm'], /^error: --backend picks the tfjs backend; add --runtime tfjs$/],
+      [['--device', 'cuda'], /^error: .*(no CUDA execution provider|cannot use CUDA).*Use --device cpu|^error: --device cuda/],
     ];
     for (const [args, message] of cases) {
       const r = runCli(['sample', '--model', model, '--out', path.join(tmp, 'x.png'), ...args]);

@@ -1,7 +1,6 @@
 import * as fs from 'fs';
 import { Command } from 'commander';
 import { edit, editRegion, EDIT_REGIONS } from '@causalfusion/sampler';
-import { TransformerDenoiser } from '@causalfusion/transformer';
 import { UsageError } from '../errors';
 import {
   addSamplingFlags,
@@ -12,7 +11,7 @@ import {
   type SamplingFlags,
 } from '../generation';
 import { readImage, readMask, writeGrid } from '../images';
-import { loadWeights, modelLine, parseBackend, readModelFolder, resolveClasses } from '../model';
+import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
 
 interface EditFlags extends SamplingFlags {
   input: string;
@@ -39,7 +38,7 @@ export function registerEdit(program: Command): void {
     .option('--num <n>', 'edits per class (different noise)', '1')
     .option('--out <file.png>', 'the edited image (a grid when there are several: a row per class)', 'edit.png');
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: EditFlags) => {
-    const backend = parseBackend(flags.backend);
+    const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model);
     const classes = resolveClasses(flags.class ?? [], folder.meta);
     const { imageSize, channels, patchSize } = folder.meta.tokenizer;
@@ -58,19 +57,19 @@ export function registerEdit(program: Command): void {
     const tokens = new Float32Array(conditions.length * source.length);
     for (let i = 0; i < conditions.length; i++) tokens.set(source, i * source.length);
 
-    const loaded = await loadWeights(folder, backend);
-    process.stderr.write(`${modelLine(folder, loaded.backend)}\n`);
+    const opened = await openModel(folder, runtime);
+    process.stderr.write(`${modelLine(folder, opened.where)}\n`);
     const started = Date.now();
     let result;
     try {
-      result = await edit(new TransformerDenoiser(loaded.model), {
+      result = await edit(opened.denoiser, {
         ...samplerOptions(settings, conditions, grid, !!flags.progressFrames),
         tokens,
         region,
         onProgress: progressReporter('edit'),
       });
     } finally {
-      loaded.model.dispose();
+      await opened.close();
     }
     const seconds = (Date.now() - started) / 1000;
 

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { sample } from '@causalfusion/sampler';
-import { TransformerDenoiser } from '@causalfusion/transformer';
 import {
   addSamplingFlags,
   parseSamplingFlags,
@@ -10,7 +9,7 @@ import {
   type SamplingFlags,
 } from '../generation';
 import { writeGrid } from '../images';
-import { loadWeights, modelLine, parseBackend, readModelFolder, resolveClasses } from '../model';
+import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
 
 /**
  * `causalfusion sample`: class-conditional images with S_eval AR steps, each a full diffusion loop over its
@@ -26,23 +25,23 @@ export function registerSample(program: Command): void {
     .option('--out <file.png>', 'the grid to write', 'samples.png');
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: SamplingFlags) => {
     // Everything that can be wrong with the input is checked before the backend starts.
-    const backend = parseBackend(flags.backend);
+    const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model);
     const classes = flags.class ? resolveClasses(flags.class, folder.meta) : folder.meta.classNames.map((_, i) => i);
     const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens);
     const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
 
-    const loaded = await loadWeights(folder, backend);
-    process.stderr.write(`${modelLine(folder, loaded.backend)}\n`);
+    const opened = await openModel(folder, runtime);
+    process.stderr.write(`${modelLine(folder, opened.where)}\n`);
     const started = Date.now();
     let result;
     try {
-      result = await sample(new TransformerDenoiser(loaded.model), {
+      result = await sample(opened.denoiser, {
         ...samplerOptions(settings, conditions, folder.tokenizer.grid, !!flags.progressFrames),
         onProgress: progressReporter('sample'),
       });
     } finally {
-      loaded.model.dispose();
+      await opened.close();
     }
     const seconds = (Date.now() - started) / 1000;
 

@@ -1,0 +1,22 @@
+/**
+ * @causalfusion/onnx: the CausalFusion transformer as ONNX graphs, built in TypeScript from a model's
+ * official weights, and run by onnxruntime-node as a `Denoiser` for @causalfusion/sampler (no tfjs).
+ *
+ * ```ts
+ * const denoiser = await OrtDenoiser.load('models/mnist', { threads: 2 }); // model folder or exported ONNX folder
+ * const { tokens } = await sample(denoiser, { conditions: [3, 7], arSteps: 4, cfgScale: 3 });
+ * await denoiser.release();
+ * exportOnnx('models/mnist', 'models/mnist-onnx');                          // cond/push/eps.onnx + manifest
+ * ```
+ */
+export { buildOnnxGraphs, graphSignature, IO_NAMES, OPSET } from './graph';
+export type { BuildOptions, ExternalWeights, GraphName, OnnxGraphs } from './graph';
+export { exportOnnx, readManifest, MANIFEST_FILE, FORMAT, FORMAT_VERSION, GRAPH_FILES, EXTERNAL_WEIGHTS_FILE } from './export';
+export type { LoadedManifest, OnnxManifest } from './export';
+export { OrtDenoiser } from './denoiser';
+export type { KVLayer, OrtDenoiserSession, OrtOptions } from './denoiser';
+export { checkWeights, expectedShapes, readModelFolder, WEIGHTS_FILE, CONFIG_FILE } from './weights';
+export type { ModelFolder, Weights } from './weights';
+// the model config helpers of @causalfusion/transformer (its tfjs-free entry), for callers of this package
+export { configFromJson, configToJson, makeConfig } from '@causalfusion/transformer/config';
+export type { ModelConfig } from '@causalfusion/transformer/config';

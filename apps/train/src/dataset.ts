@@ -4,7 +4,7 @@
  * sees exactly the batches the uninterrupted run would have seen.
  */
 import * as fs from 'fs';
-import { flipHorizontal, loadFashionMnist, loadImageFolder, loadMnist, MNIST_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES } from '@causalfusion/data';
+import { flipHorizontal, loadFashionMnist, loadImageFolder, loadMnist, MNIST_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES, resizeImages } from '@causalfusion/data';
 import { createRng, Rng } from '@causalfusion/rng';
 import type { TrainConfig } from './config';
 
@@ -24,12 +24,12 @@ export interface TrainingData {
 export async function loadTrainingData(config: Pick<TrainConfig, 'data' | 'imageSize' | 'channels'>): Promise<TrainingData> {
   const name = config.data;
   if (name === 'mnist' || name === 'fashion-mnist') {
-    if (config.imageSize !== 28 || config.channels !== 1) {
-      throw new Error(`${name} images are 28x28 with 1 channel; drop --image-size/--channels (got ${config.imageSize}, ${config.channels})`);
-    }
+    if (config.channels !== 1) throw new Error(`${name} images have 1 channel; drop --channels (got ${config.channels})`);
     const ds = name === 'mnist' ? loadMnist('train') : loadFashionMnist('train');
+    // --image-size other than 28 resizes every image once here (area filter when shrinking)
+    const images = config.imageSize === 28 ? ds.images : resizeImages(ds.images, 28, config.imageSize);
     return {
-      name, images: ds.images, labels: ds.labels, count: ds.count, size: 28, channels: 1,
+      name, images, labels: ds.labels, count: ds.count, size: config.imageSize, channels: 1,
       classNames: name === 'mnist' ? MNIST_CLASS_NAMES : FASHION_MNIST_CLASS_NAMES,
     };
   }

@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { initBackend, tf } from '@causalfusion/backend';
-import { pixelTokenizer } from '@causalfusion/data';
+import { pixelTokenizer, resizeImages } from '@causalfusion/data';
 import { createRng } from '@causalfusion/rng';
 import { readSafetensors } from '@causalfusion/safetensors';
 import { AdamW, CausalDiffusionModel, loadModel, patchify, trainStep } from '@causalfusion/transformer';
@@ -74,6 +74,14 @@ describe('one step of the app is trainStep of the transformer package', () => {
     const tok = pixelTokenizer({ imageSize: 28, channels: 1, patchSize: 7 });
     const images = data.images.subarray(0, 3 * 784);
     expect(tok.encode(images)).toEqual(patchify(tok.toNchw(images), 3, 1, 28, 7));
+  });
+
+  it('resizes MNIST once when --image-size is not 28 (the mnist preset trains on 16x16 digits)', async () => {
+    const data = await loadTrainingData({ data: 'mnist', imageSize: 16, channels: 1 });
+    expect([data.size, data.count, data.images.length]).toEqual([16, 60000, 60000 * 256]);
+    const full = await loadTrainingData({ data: 'mnist', imageSize: 28, channels: 1 });
+    expect(data.images.subarray(0, 256)).toEqual(resizeImages(full.images.subarray(0, 784), 28, 16));
+    await expect(loadTrainingData({ data: 'mnist', imageSize: 16, channels: 3 })).rejects.toThrow(/mnist images have 1 channel; drop --channels/);
   });
 });
 

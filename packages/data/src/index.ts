@@ -15,3 +15,4 @@ export { PixelTokenizer, pixelTokenizer } from './pixel-tokenizer';
 export type { PixelTokenizerOptions } from './pixel-tokenizer';
 export { loadImageFolder, listImageFolder, centerCropArr, readImage, flipHorizontal } from './image-folder';
 export type { ImageFolderDataset, ImageFolderOptions } from './image-folder';
+export { resizeImages } from './resize';

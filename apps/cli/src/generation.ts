@@ -9,7 +9,7 @@ import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion
 import { ORDER_NAMES, type Intermediate, type OrderName, type SampleOptions, type SampleProgress } from '@causalfusion/sampler';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { UsageError } from './errors';
-import { writeGrid } from './images';
+import { defaultZoom, writeGrid } from './images';
 import type { ModelFolder } from './model';
 
 /** The flags as commander hands them over (strings, parsed and checked by {@link parseSamplingFlags}). */
@@ -26,6 +26,7 @@ export interface SamplingFlags {
   seed: string;
   out: string;
   progressFrames?: string;
+  zoom?: string;
   runtime?: string;
   device?: string;
   threads?: string;
@@ -50,6 +51,7 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
     .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised)')
     .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
+    .option('--zoom <n>', 'enlarge the written images n times (nearest neighbour; default 1, or enough to reach 28 pixels)')
     .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
     .option('--device <name>', 'ort device: cpu or cuda (needs an onnxruntime-node with the CUDA provider)', 'cpu')
     .option('--threads <n>', 'ort intra-op threads (default: the cores, at most 4)')
@@ -72,11 +74,13 @@ export interface SamplingSettings {
   cfgInterval: [number, number];
   seed: number;
   clipDenoised: boolean;
+  zoom: number;
 }
 
 /** Parse and check the shared flags against the model, before any compute starts. */
 export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, numTokensToGenerate: number): SamplingSettings {
   const num = positiveInt(flags.num, '--num');
+  const zoom = flags.zoom === undefined ? defaultZoom(config.inputSize) : positiveInt(flags.zoom, '--zoom');
   const arSteps = positiveInt(flags.arSteps, '--ar-steps');
   if (arSteps > numTokensToGenerate) {
     throw new UsageError(`--ar-steps: ${arSteps} AR steps for ${numTokensToGenerate} tokens to generate; use 1 to ${numTokensToGenerate}`);
@@ -114,7 +118,7 @@ export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, nu
   if (!/^\d+$/.test(flags.seed.trim()) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed: expected a non-negative integer, got '${flags.seed}'`);
   // Pixel tokens live in [-1, 1], so an x0 estimate outside it is known to be wrong (the only tokenizer so far).
   const clipDenoised = flags.clip !== false;
-  return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed, clipDenoised };
+  return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed, clipDenoised, zoom };
 }
 
 /** The options of `sample()` / `edit()` that come from the flags. */
@@ -162,6 +166,7 @@ export async function writeProgressFrames(
   folder: ModelFolder,
   count: number,
   cols: number,
+  zoom = 1,
 ): Promise<string[]> {
   fs.mkdirSync(dir, { recursive: true });
   const { imageSize, channels } = folder.meta.tokenizer;
@@ -169,7 +174,7 @@ export async function writeProgressFrames(
   const files: string[] = [];
   for (const frame of frames) {
     const file = path.join(dir, `ar-step-${String(frame.arStep).padStart(width, '0')}.png`);
-    await writeGrid(file, folder.tokenizer.decode(frame.x0), count, cols, imageSize, channels);
+    await writeGrid(file, folder.tokenizer.decode(frame.x0), count, cols, imageSize, channels, zoom);
     files.push(file);
   }
   return files;

@@ -57,9 +57,15 @@ export async function readMask(file: string, size: number, patchSize: number, fl
 
 /**
  * Write `count` images (uint8 NHWC, `size` x `size` x `channels` each) as one PNG grid, row-major with
- * `cols` per row and no gaps, so the grid is cols*size wide and ceil(count/cols)*size high.
+ * `cols` per row and no gaps, so the grid is cols*size wide and ceil(count/cols)*size high; `zoom` > 1
+ * enlarges it by pixel repetition (nearest neighbour: no invented detail).
  */
-export async function writeGrid(file: string, images: Uint8Array, count: number, cols: number, size: number, channels: number): Promise<void> {
+/** Default enlargement of written images: small models' images (under 28 pixels) are doubled, or more. */
+export function defaultZoom(size: number): number {
+  return size >= 28 ? 1 : Math.ceil(28 / size);
+}
+
+export async function writeGrid(file: string, images: Uint8Array, count: number, cols: number, size: number, channels: number, zoom = 1): Promise<void> {
   const rows = Math.ceil(count / cols);
   const width = cols * size;
   const canvas = new Uint8Array(rows * size * width * channels);
@@ -76,6 +82,8 @@ export async function writeGrid(file: string, images: Uint8Array, count: number,
   try {
     let img = sharp(canvas, { raw: { width, height: rows * size, channels: channels as 1 | 3 } });
     // sharp would otherwise write gray pixels as an RGB PNG
+    if (channels === 1) img = img.toColourspace('b-w');
+    if (zoom > 1) img = sharp(await img.png().toBuffer()).resize(width * zoom, rows * size * zoom, { kernel: 'nearest' });
     if (channels === 1) img = img.toColourspace('b-w');
     await img.png().toFile(file);
   } catch (e) {

@@ -63,6 +63,12 @@ describe('causalfusion sample', () => {
     const [a, b, c] = await Promise.all(files.map(readGray));
     expect(a.data.equals(b.data)).toBe(true);
     expect(a.data.equals(c.data)).toBe(false);
+    // --zoom repeats pixels: the same images, twice as large
+    const zoomed = path.join(tmp, 'zoomed.png');
+    expect(runCli([...args, '--seed', '1', '--zoom', '2', '--out', zoomed]).status).toBe(0);
+    const z = await readGray(zoomed);
+    expect([z.width, z.height]).toEqual([2 * a.width, 2 * a.height]);
+    for (let y = 0; y < z.height; y++) for (let x = 0; x < z.width; x++) expect(z.data[y * z.width + x]).toBe(a.data[(y >> 1) * a.width + (x >> 1)]);
   });
 
   it('--runtime ort (the default) and --runtime tfjs draw the same images; export onnx writes the graphs', async () => {
@@ -105,6 +111,7 @@ describe('causalfusion sample', () => {
       [['--runtime', 'torch'], /^error: --runtime: unknown runtime 'torch'; use ort \(onnxruntime-node, fast\) or tfjs$/],
       [['--device', 'tpu'], /^error: --device: expected cpu or cuda, got 'tpu'$/],
       [['--threads', '0'], /^error: --threads: expected a positive integer, got '0'$/],
+      [['--zoom', '1.5'], /^error: --zoom: expected a positive integer, got '1.5'$/],
       [['--backend', 'wasm'], /^error: --backend picks the tfjs backend; add --runtime tfjs$/],
       [['--device', 'cuda'], /^error: .*(no CUDA execution provider|cannot use CUDA).*Use --device cpu|^error: --device cuda/],
     ];

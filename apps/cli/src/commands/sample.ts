@@ -46,9 +46,9 @@ export function registerSample(program: Command): void {
     const seconds = (Date.now() - started) / 1000;
 
     const { imageSize, channels } = folder.meta.tokenizer;
-    await writeGrid(flags.out, folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels);
+    await writeGrid(flags.out, folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
     if (flags.progressFrames) {
-      const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num);
+      const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
       console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
     }
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');

@@ -48,7 +48,7 @@ async function probe(denoiser: OrtDenoiser): Promise<Float32Array> {
 describe('graphs', () => {
   it('use standard opset-17 ops, with the official names for the weights', () => {
     const graphs = buildOnnxGraphs(config, weights);
-    const standard = new Set(['MatMul', 'Add', 'Mul', 'LayerNormalization', 'Softmax', 'Gather', 'Concat', 'Reshape', 'Transpose', 'Sigmoid', 'Split', 'Unsqueeze', 'Sin', 'Cos', 'Identity']);
+    const standard = new Set(['MatMul', 'Add', 'Mul', 'LayerNormalization', 'Softmax', 'Gather', 'Concat', 'Reshape', 'Transpose', 'Sigmoid', 'Split', 'Unsqueeze', 'Sin', 'Cos', 'Identity', 'Tanh', 'Shape']);
     for (const name of ['cond', 'push', 'eps'] as const) {
       const model = onnx.ModelProto.decode(graphs[name]);
       expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);

@@ -13,7 +13,8 @@
  *
  * Keys are stored after k_norm and before the 1/sqrt(headDim) scale (applied to q), as the official cache.
  * Standard opset-17 ops only. Linear weights are transposed once here to [in, out] so that every
- * product is a plain MatMul on [rows, n, in] activations.
+ * product is a plain MatMul; the blocks run on [rows * n, D] activations so that ORT fuses each Linear
+ * (MatMul + bias Add) into one Gemm, and the tanh-GELU is written in the form ORT fuses into FastGelu.
  */
 import { onnx } from 'onnx-proto';
 import { derived, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
@@ -128,6 +129,8 @@ function valueInfo(name: string, elemType: number, dims: Dim[] | null): onnx.IVa
 
 class GraphBuilder {
   readonly nodes: onnx.INodeProto[] = [];
+  /** Declared shapes of intermediate tensors (graph.value_info). */
+  readonly valueInfo: onnx.IValueInfoProto[] = [];
   private readonly initializers = new Map<string, onnx.ITensorProto>();
   private count = 0;
 
@@ -183,7 +186,7 @@ class GraphBuilder {
   }
 
   finish(name: string, inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[]): Uint8Array {
-    const graph = onnx.GraphProto.create({ name, node: this.nodes, initializer: [...this.initializers.values()], input: inputs, output: outputs });
+    const graph = onnx.GraphProto.create({ name, node: this.nodes, initializer: [...this.initializers.values()], input: inputs, output: outputs, valueInfo: this.valueInfo });
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       opsetImport: [{ domain: '', version: OPSET }],
@@ -202,6 +205,10 @@ class CausalFusionGraph {
   private readonly D: number;
   private readonly H: number;
   private readonly hd: number;
+  /** [rows, n] of the tokens in the blocks (an int64 tensor), set by {@link flatten}. */
+  private rowsTokens: string | null = null;
+  /** [rows, n, H, hd], made on first use. */
+  private headsShape: string | null = null;
 
   constructor(
     private readonly g: GraphBuilder,
@@ -224,14 +231,18 @@ class CausalFusionGraph {
   }
 
   /**
-   * tanh-GELU exactly as the tfjs model computes it: x * sigmoid(x (a + b x^2)) with a = 2 sqrt(2/pi),
-   * b = a * 0.044715 (= 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))).
+   * tanh-GELU, 0.5 x (1 + tanh(sqrt(2/pi) x (1 + 0.044715 x^2))), written node for node in the form that
+   * onnxruntime's FastGeluFusion recognizes (Mul(x, 0.044715) -> Mul(., x) -> Add(., 1), Mul(x, sqrt(2/pi)),
+   * their product -> Tanh -> Add(., 1), times Mul(x, 0.5)), so ORT runs one FastGelu kernel instead of these
+   * nine elementwise nodes; other runtimes see plain opset-17 ops. The constants are the float32 values that
+   * fusion compares against.
    */
   geluTanh(x: string): string {
-    const a = 2 * SQRT_2_OVER_PI;
     const g = this.g;
-    const inner = g.op('Add', [g.op('Mul', [g.op('Mul', [x, x]), g.scalar('gelu.b', a * 0.044715)]), g.scalar('gelu.a', a)]);
-    return g.op('Mul', [x, g.op('Sigmoid', [g.op('Mul', [x, inner])])]);
+    const cube = g.op('Add', [g.op('Mul', [g.op('Mul', [x, g.scalar('gelu.c', 0.044715)]), x]), g.scalar('gelu.one', 1)]);
+    const inner = g.op('Mul', [g.op('Mul', [x, g.scalar('gelu.sqrt_2_over_pi', SQRT_2_OVER_PI)]), cube]);
+    const half = g.op('Mul', [x, g.scalar('gelu.half', 0.5)]);
+    return g.op('Mul', [half, g.op('Add', [g.op('Tanh', [inner]), g.scalar('gelu.one', 1)])]);
   }
 
   /** Clean tokens: x_proj(tokens) + pos_embed[positions], [rows, n, D]. */
@@ -255,16 +266,39 @@ class CausalFusionGraph {
     return g.op('Unsqueeze', [this.linear(silu, 't_embedder.mlp.2'), g.constant('axes.1', [1], 'int64')]);
   }
 
-  /** [rows, n, D] -> per head [rows, H, n, hd], optionally with a per-head LayerNorm. */
+  /**
+   * Tokens [rows, n, D] -> [rows * n, D], the layout the blocks run in: every Linear is then a 2-D MatMul +
+   * bias Add, which ORT fuses into one Gemm (it does not for 3-D inputs of dynamic shape). Remembers
+   * [rows, n] for the per-head reshapes and the output.
+   */
+  flatten(x: string): string {
+    const g = this.g;
+    this.rowsTokens = g.op('Shape', [x], [attr.int('start', 0), attr.int('end', 2)]);
+    return g.op('Reshape', [x, g.constant('shape.flat', [-1, this.D], 'int64')]);
+  }
+
+  /** [rows * n, width] -> [rows, n, ...dims] (after {@link flatten}). */
+  unflatten(x: string, dims: number[], name: string, output?: string): string {
+    const g = this.g;
+    if (!this.rowsTokens) throw new Error('internal: unflatten before flatten');
+    const shape = g.op('Concat', [this.rowsTokens, g.constant(`shape.${name}`, dims, 'int64')], [attr.int('axis', 0)]);
+    return g.op('Reshape', [x, shape], [], output);
+  }
+
+  /** [rows * n, D] -> per head [rows, H, n, hd], optionally with a per-head LayerNorm. */
   private heads(x: string, norm: string | null): string {
     const g = this.g;
-    let h = g.op('Reshape', [x, g.constant('shape.heads', [0, 0, this.H, this.hd], 'int64')]);
+    if (!this.rowsTokens) throw new Error('internal: heads before flatten');
+    this.headsShape ??= g.op('Concat', [this.rowsTokens, g.constant('shape.heads', [this.H, this.hd], 'int64')], [attr.int('axis', 0)]);
+    let h = g.op('Reshape', [x, this.headsShape]);
+    // the shape comes from a Shape op: declare the rank, so ORT's layout and MatMul fusions see 4-D tensors
+    g.valueInfo.push(valueInfo(h, FLOAT, ['rows', 'n', this.H, this.hd]));
     if (norm) h = this.layerNorm(h, norm);
     return g.op('Transpose', [h], [attr.ints('perm', [0, 2, 1, 3])]);
   }
 
   /**
-   * One pre-LN block on x [rows, n, D] attending to the past keys/values (if any) and to the n tokens
+   * One pre-LN block on x [rows * n, D] (see {@link flatten}) attending to the past keys/values (if any) and to the n tokens
    * themselves, with no mask (the official cache: new tokens see everything cached and each other).
    * Returns the new tokens' key and value [rows, H, n, hd]; with `kvOnly` the block stops there (the
    * last block of a push: its output is never used).
@@ -285,15 +319,15 @@ class CausalFusionGraph {
     const scores = g.op('MatMul', [q, g.op('Transpose', [keys], [attr.ints('perm', [0, 1, 3, 2])])]); // [rows, H, n, keys]
     const attn = g.op('Softmax', [scores], [attr.int('axis', -1)]);
     const o = g.op('MatMul', [attn, values]); // [rows, H, n, hd]
-    const merged = g.op('Reshape', [g.op('Transpose', [o], [attr.ints('perm', [0, 2, 1, 3])]), g.constant('shape.merge', [0, 0, D], 'int64')]);
+    const merged = g.op('Reshape', [g.op('Transpose', [o], [attr.ints('perm', [0, 2, 1, 3])]), g.constant('shape.flat', [-1, D], 'int64')]);
     const x1 = g.op('Add', [x, this.linear(merged, `${p}.attn.proj`)]);
     const m = this.linear(this.geluTanh(this.linear(this.layerNorm(x1, `${p}.norm2`), `${p}.mlp.fc1`)), `${p}.mlp.fc2`);
     return { x: g.op('Add', [x1, m]), key, value };
   }
 
-  /** Run the blocks, exporting each block's new keys/values as key.l / value.l (cond and push graphs). */
+  /** Run tokens [rows, n, D] through the blocks, exporting each block's new keys/values as key.l / value.l (cond and push graphs). */
   pushThroughBlocks(x: string, withPast: boolean): void {
-    let h: string | null = x;
+    let h: string | null = this.flatten(x);
     for (let l = 0; l < this.config.depth; l++) {
       const past = withPast ? { key: IO_NAMES.pastKey(l), value: IO_NAMES.pastValue(l) } : null;
       const last = l === this.config.depth - 1;
@@ -381,9 +415,9 @@ export function buildOnnxGraphs(config: ModelConfig, weights: Weights, options: 
   const eps = (() => {
     const g = new GraphBuilder(table, external);
     const m = new CausalFusionGraph(g, config);
-    let x = g.op('Add', [m.embedTokens(IO_NAMES.noised, IO_NAMES.positions), m.timestepEmbed(IO_NAMES.timestep)]);
+    let x = m.flatten(g.op('Add', [m.embedTokens(IO_NAMES.noised, IO_NAMES.positions), m.timestepEmbed(IO_NAMES.timestep)]));
     for (const l of layers) x = m.block(x, l, { key: IO_NAMES.pastKey(l), value: IO_NAMES.pastValue(l) }, false).x!;
-    g.op('Identity', [m.linear(m.layerNorm(x, 'final_layer.0'), 'final_layer.1')], [], IO_NAMES.eps);
+    m.unflatten(m.linear(m.layerNorm(x, 'final_layer.0'), 'final_layer.1'), [d.tokenDim], 'eps', IO_NAMES.eps);
     return g.finish(
       'causalfusion_eps',
       [valueInfo(IO_NAMES.noised, FLOAT, ['rows', 'n', d.tokenDim]), positions, valueInfo(IO_NAMES.timestep, FLOAT, ['timesteps']), ...layers.flatMap(past)],

@@ -11,6 +11,7 @@ import { registerTrain } from './commands/train';
 import { registerSample } from './commands/sample';
 import { registerEdit } from './commands/edit';
 import { registerExport } from './commands/export';
+import { registerVae } from './commands/vae';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerTrain(program);
   registerExport(program);
+  registerVae(program);
   return program;
 }
 

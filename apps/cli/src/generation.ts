@@ -31,6 +31,7 @@ export interface SamplingFlags {
   device?: string;
   threads?: string;
   backend?: string;
+  tokenizer?: string;
   /** false with --no-clip. */
   clip?: boolean;
 }
@@ -42,6 +43,7 @@ export const DEFAULT_CFG = 3;
 export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string }): Command {
   return cmd
     .option('--model <dir>', 'model folder (model.safetensors, config.json, meta.json); default: the shipped MNIST model')
+    .option('--tokenizer <pixel|vae:DIR>', "the model's tokenizer (default: as its meta.json says); vae:DIR points a latent-space model at its VAE folder")
     .option('--ar-steps <n>', 'S_eval: AR steps the tokens are generated in (1 = plain diffusion, L = one token per step)', defaults.arSteps)
     .option('--order <name>', `token order: ${ORDER_NAMES.join(', ')}`, defaults.order)
     .option('--steps <spec>', 'diffusion steps per AR step: a respacing of the 1000 steps, e.g. 50, 250 or ddim25', '50')
@@ -49,7 +51,7 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--cfg <scale>', `classifier-free guidance scale, >= 1 (default ${DEFAULT_CFG}; 1 for a model without a null class)`)
     .option('--cfg-interval <lo,hi>', 'guide only on original timesteps lo <= t < hi (default 0,1000: always)')
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
-    .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised)')
+    .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised; off for VAE latents)')
     .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
     .option('--zoom <n>', 'enlarge the written images n times (nearest neighbour; default 1, or enough to reach 28 pixels)')
     .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
@@ -78,7 +80,7 @@ export interface SamplingSettings {
 }
 
 /** Parse and check the shared flags against the model, before any compute starts. */
-export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, numTokensToGenerate: number): SamplingSettings {
+export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, numTokensToGenerate: number, pixels = true): SamplingSettings {
   const num = positiveInt(flags.num, '--num');
   const zoom = flags.zoom === undefined ? defaultZoom(config.inputSize) : positiveInt(flags.zoom, '--zoom');
   const arSteps = positiveInt(flags.arSteps, '--ar-steps');
@@ -116,8 +118,8 @@ export function parseSamplingFlags(flags: SamplingFlags, config: ModelConfig, nu
   }
   const seed = Number(flags.seed);
   if (!/^\d+$/.test(flags.seed.trim()) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed: expected a non-negative integer, got '${flags.seed}'`);
-  // Pixel tokens live in [-1, 1], so an x0 estimate outside it is known to be wrong (the only tokenizer so far).
-  const clipDenoised = flags.clip !== false;
+  // Pixel tokens live in [-1, 1], so an x0 estimate outside it is known to be wrong; scaled VAE latents are not bounded.
+  const clipDenoised = pixels && flags.clip !== false;
   return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed, clipDenoised, zoom };
 }
 
@@ -169,12 +171,12 @@ export async function writeProgressFrames(
   zoom = 1,
 ): Promise<string[]> {
   fs.mkdirSync(dir, { recursive: true });
-  const { imageSize, channels } = folder.meta.tokenizer;
+  const { imageSize, channels } = folder.tokenizer;
   const width = String(frames.length).length;
   const files: string[] = [];
   for (const frame of frames) {
     const file = path.join(dir, `ar-step-${String(frame.arStep).padStart(width, '0')}.png`);
-    await writeGrid(file, folder.tokenizer.decode(frame.x0), count, cols, imageSize, channels, zoom);
+    await writeGrid(file, await folder.tokenizer.decode(frame.x0), count, cols, imageSize, channels, zoom);
     files.push(file);
   }
   return files;

@@ -1,8 +1,8 @@
 /**
  * A model folder, as `causalfusion sample / edit / info` load it: `model.safetensors` + `config.json`
- * (from `saveModel` of @causalfusion/transformer) and `meta.json` (dataset, class names, pixel
- * tokenizer geometry, how it was trained). The JSON files are read and checked first, without tfjs, so
- * that bad input is reported before the backend starts.
+ * (from `saveModel` of @causalfusion/transformer) and `meta.json` (dataset, class names, the tokenizer:
+ * pixel geometry, or the VAE folder of a latent-space model; how it was trained). The JSON files are read
+ * and checked first, without tfjs or onnxruntime, so that bad input is reported before anything starts.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -10,6 +10,7 @@ import * as os from 'os';
 import { BACKEND_NAMES, initBackend, type BackendName } from '@causalfusion/backend';
 import type { Denoiser } from '@causalfusion/sampler';
 import { PixelTokenizer } from '@causalfusion/data';
+import { latentSizeOf, loadVae, readVaeConfig, VaeTokenizer, type Vae } from '@causalfusion/vae';
 import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/onnx';
 import { configFromJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
 import type { CausalDiffusionModel } from '@causalfusion/transformer';
@@ -27,9 +28,46 @@ export interface ModelMeta {
   format: 'causalfusion-model';
   dataset: string;
   classNames: string[];
-  tokenizer: { kind: 'pixel'; imageSize: number; channels: number; patchSize: number; range: [number, number] };
+  tokenizer: PixelMeta | VaeMeta;
   /** How the weights were made (command, steps, wall time, backend, ...); free-form beyond these. */
   training?: Record<string, unknown>;
+}
+
+export interface PixelMeta {
+  kind: 'pixel';
+  imageSize: number;
+  channels: number;
+  patchSize: number;
+  range: [number, number];
+}
+
+/** A latent-space model: the VAE folder (absolute, or relative to the model folder) and its geometry. */
+export interface VaeMeta {
+  kind: 'vae';
+  dir: string;
+  name?: string;
+  scale: number;
+  latentChannels: number;
+  latentSize: number;
+  imageSize: number;
+  patchSize: number;
+}
+
+/**
+ * Images <-> tokens for a model: the pixel tokenizer, or a VAE (loaded on first use, through onnxruntime).
+ * Images are uint8 NHWC of `imageSize` x `imageSize` x `channels`.
+ */
+export interface ImageCodec {
+  readonly kind: 'pixel' | 'vae';
+  readonly imageSize: number;
+  readonly channels: number;
+  readonly grid: number;
+  readonly numTokens: number;
+  /** Image pixels along a token's side (the patch, times the VAE's downsampling): for edit masks. */
+  readonly pixelsPerToken: number;
+  encode(images: Uint8Array): Promise<Float32Array>;
+  decode(tokens: ArrayLike<number>): Promise<Uint8Array>;
+  close(): Promise<void>;
 }
 
 export interface ModelFolder {
@@ -38,7 +76,40 @@ export interface ModelFolder {
   isDefault: boolean;
   meta: ModelMeta;
   config: ModelConfig;
-  tokenizer: PixelTokenizer;
+  tokenizer: ImageCodec;
+  /** The VAE folder of a latent-space model (resolved), else null. */
+  vaeDir: string | null;
+}
+
+function pixelCodec(t: PixelMeta): ImageCodec {
+  const tok = new PixelTokenizer({ imageSize: t.imageSize, channels: t.channels, patchSize: t.patchSize });
+  return {
+    kind: 'pixel', imageSize: t.imageSize, channels: t.channels, grid: tok.grid, numTokens: tok.numTokens, pixelsPerToken: t.patchSize,
+    encode: async (images) => tok.encode(images),
+    decode: async (tokens) => tok.decode(tokens),
+    close: async () => {},
+  };
+}
+
+/** The VAE codec; `threads` is onnxruntime's, as the model's. */
+export function vaeCodec(dir: string, t: VaeMeta, threads?: number): ImageCodec {
+  let vae: Promise<Vae> | null = null;
+  const tokenizer = async () => {
+    vae ??= loadVae(dir, { threads }).catch((e) => {
+      throw new UsageError(`the VAE ${dir}: ${(e as Error).message.split('\n')[0]}`);
+    });
+    return new VaeTokenizer(await vae, t.patchSize);
+  };
+  const grid = t.latentSize / t.patchSize;
+  return {
+    kind: 'vae', imageSize: t.imageSize, channels: 3, grid, numTokens: grid * grid, pixelsPerToken: t.imageSize / grid,
+    encode: async (images) => (await tokenizer()).encode(images),
+    decode: async (tokens) => (await tokenizer()).decode(tokens),
+    close: async () => {
+      if (vae) await (await vae).release();
+      vae = null;
+    },
+  };
 }
 
 function readJson(file: string): unknown {
@@ -64,7 +135,15 @@ function parseMeta(json: unknown, file: string): ModelMeta {
     throw new UsageError(`${file}: "classNames" must be a non-empty list of strings`);
   }
   const t = m.tokenizer;
-  if (!t || t.kind !== 'pixel') throw new UsageError(`${file}: "tokenizer.kind" must be "pixel" (the only tokenizer the CLI knows)`);
+  if (t && t.kind === 'vae') {
+    if (typeof t.dir !== 'string' || t.dir === '') throw new UsageError(`${file}: "tokenizer.dir" must be the VAE folder`);
+    if (typeof t.scale !== 'number' || !(t.scale > 0)) throw new UsageError(`${file}: "tokenizer.scale" must be a positive number (the VAE's scale factor)`);
+    for (const k of ['latentChannels', 'latentSize', 'imageSize', 'patchSize'] as const) {
+      if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
+    }
+    return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
+  }
+  if (!t || t.kind !== 'pixel') throw new UsageError(`${file}: "tokenizer.kind" must be "pixel" or "vae", got ${JSON.stringify((t as { kind?: unknown } | undefined)?.kind)}`);
   for (const k of ['imageSize', 'channels', 'patchSize'] as const) {
     if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
   }
@@ -78,7 +157,7 @@ function parseMeta(json: unknown, file: string): ModelMeta {
  * Read and check a model folder's JSON files (the weights are loaded later by {@link loadWeights}).
  * `dir` undefined means the shipped default model.
  */
-export function readModelFolder(dir: string | undefined): ModelFolder {
+export function readModelFolder(dir: string | undefined, tokenizerFlag?: string): ModelFolder {
   const isDefault = dir === undefined;
   const folder = path.resolve(dir ?? DEFAULT_MODEL_DIR);
   if (!fs.existsSync(path.join(folder, WEIGHTS_FILE))) {
@@ -96,19 +175,50 @@ export function readModelFolder(dir: string | undefined): ModelFolder {
   } catch (e) {
     throw e instanceof UsageError ? e : new UsageError((e as Error).message);
   }
-  // The tokenizer and the transformer must agree on the geometry, or tokens would be scrambled.
+  if (meta.classNames.length !== config.numClasses) {
+    throw new UsageError(`${folder}: ${META_FILE} names ${meta.classNames.length} classes but ${CONFIG_FILE} has num_classes ${config.numClasses}`);
+  }
   const t = meta.tokenizer;
+  if (tokenizerFlag !== undefined && tokenizerFlag !== 'pixel' && !tokenizerFlag.startsWith('vae:')) {
+    throw new UsageError(`--tokenizer: expected pixel or vae:DIR, got '${tokenizerFlag}'`);
+  }
+  if (tokenizerFlag !== undefined && (tokenizerFlag === 'pixel') !== (t.kind === 'pixel')) {
+    throw new UsageError(`--tokenizer ${tokenizerFlag}: ${folder} is a ${t.kind === 'pixel' ? 'pixel' : 'latent-space (VAE)'} model`);
+  }
+  if (t.kind === 'vae') return { dir: folder, isDefault, meta, config, ...openVaeTokenizer(folder, t, config, tokenizerFlag) };
+  // The tokenizer and the transformer must agree on the geometry, or tokens would be scrambled.
   if (t.imageSize !== config.inputSize || t.patchSize !== config.patchSize || t.channels !== config.latentChannels) {
     throw new UsageError(
       `${folder}: ${META_FILE} describes ${t.imageSize}x${t.imageSize}x${t.channels} images in ${t.patchSize}-pixel patches but ` +
         `${CONFIG_FILE} has input_size ${config.inputSize}, latent_channels ${config.latentChannels}, patch_size ${config.patchSize}`,
     );
   }
-  if (meta.classNames.length !== config.numClasses) {
-    throw new UsageError(`${folder}: ${META_FILE} names ${meta.classNames.length} classes but ${CONFIG_FILE} has num_classes ${config.numClasses}`);
+  return { dir: folder, isDefault, meta, config, tokenizer: pixelCodec(t), vaeDir: null };
+}
+
+/** Check a latent-space model's VAE folder against meta.json and config.json (no onnxruntime yet). */
+function openVaeTokenizer(folder: string, t: VaeMeta, config: ModelConfig, flag: string | undefined): { tokenizer: ImageCodec; vaeDir: string } {
+  const vaeDir = flag?.startsWith('vae:') ? path.resolve(flag.slice(4)) : path.resolve(folder, t.dir);
+  let vae;
+  try {
+    vae = readVaeConfig(vaeDir);
+  } catch (e) {
+    const hint = flag ? '' : ' (the model\'s meta.json names it; point at its new place with --tokenizer vae:DIR)';
+    throw new UsageError(`${(e as Error).message}${hint}`);
   }
-  const tokenizer = new PixelTokenizer({ imageSize: t.imageSize, channels: t.channels, patchSize: t.patchSize });
-  return { dir: folder, isDefault, meta, config, tokenizer };
+  const problems: string[] = [];
+  if (vae.latentChannels !== t.latentChannels) problems.push(`${vae.latentChannels} latent channels, the model ${t.latentChannels}`);
+  if (latentSizeOf(vae) !== t.latentSize) problems.push(`${latentSizeOf(vae)}-wide latents, the model ${t.latentSize}`);
+  if (vae.scaleFactor !== t.scale) problems.push(`scale factor ${vae.scaleFactor}, the model ${t.scale}`);
+  if (vae.imageSize !== t.imageSize) problems.push(`${vae.imageSize}-pixel images, the model ${t.imageSize}`);
+  if (problems.length) throw new UsageError(`the VAE ${vaeDir} (${vae.name}) does not fit ${folder}: it has ${problems.join('; ')}`);
+  if (t.latentSize !== config.inputSize || t.patchSize !== config.patchSize || t.latentChannels !== config.latentChannels) {
+    throw new UsageError(
+      `${folder}: ${META_FILE} describes ${t.latentSize}x${t.latentSize}x${t.latentChannels} latents in ${t.patchSize}-wide patches but ` +
+        `${CONFIG_FILE} has input_size ${config.inputSize}, latent_channels ${config.latentChannels}, patch_size ${config.patchSize}`,
+    );
+  }
+  return { tokenizer: vaeCodec(vaeDir, t), vaeDir };
 }
 
 /** The image and token geometry of a config, in words. */

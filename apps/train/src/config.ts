@@ -2,11 +2,18 @@
  * Training configuration: every knob of the official recipe, the presets, and the command-line flags
  * (shared by `causalfusion-train` and `causalfusion train`).
  */
+import * as path from 'path';
 import { parseArgs } from 'util';
 import type { ModelConfig } from '@causalfusion/transformer';
+import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
 
 export interface TrainConfig {
-  /** `mnist`, `fashion-mnist`, or a folder with one sub-folder per class. */
+  /**
+   * `pixel`: the model works on pixels (p x p patches in [-1, 1]). `vae:DIR`: on the latents of the VAE
+   * folder DIR, read from a latent cache (`data`), scaled by the VAE's scale factor.
+   */
+  tokenizer: string;
+  /** `mnist`, `fashion-mnist`, or a folder with one sub-folder per class; with a VAE, a latent cache file. */
   data: string;
   /** Image side and channels (MNIST / Fashion-MNIST are 28x28x1, resized when imageSize differs). */
   imageSize: number;
@@ -87,7 +94,7 @@ export const TRAIN_PRESETS: Record<PresetName, Partial<TrainConfig>> = {
 
 /** The official recipe around the presets. */
 const BASE: Omit<TrainConfig, 'out'> = {
-  data: 'mnist', imageSize: 28, channels: 1, flip: false,
+  tokenizer: 'pixel', data: 'mnist', imageSize: 28, channels: 1, flip: false,
   patchSize: 7, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4, mlpRatio: 4, trainablePos: true,
   batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1,
   emaDecay: 0.999, emaWarmup: true, classDropout: 0.1, arStepDecay: 0.9, maxArWeight: 2, minArWeight: 1, order: 'random',
@@ -102,8 +109,41 @@ export function makeTrainConfig(preset: PresetName | null, overrides: Partial<Tr
   }
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const config = { ...BASE, ...(preset ? TRAIN_PRESETS[preset] : {}), ...defined } as TrainConfig;
+  const vae = vaeOf(config);
+  if (vae) {
+    // the images are the VAE's: its size, RGB
+    if (defined.imageSize !== undefined && defined.imageSize !== vae.config.imageSize) {
+      throw new Error(`--image-size ${defined.imageSize}: the VAE ${vae.config.name} works on ${vae.config.imageSize}-pixel images; drop --image-size`);
+    }
+    if (defined.channels !== undefined && defined.channels !== 3) throw new Error('--channels: a VAE works on RGB images; drop --channels');
+    config.imageSize = vae.config.imageSize;
+    config.channels = 3;
+    // absolute, so that a resumed run and the exported model find it from anywhere
+    config.tokenizer = `vae:${path.resolve(vae.dir)}`;
+  }
   validateTrainConfig(config);
   return config;
+}
+
+/** The VAE folder of `--tokenizer vae:DIR` and its vae.json, or null for `pixel`. */
+export function vaeOf(c: Pick<TrainConfig, 'tokenizer'>): { dir: string; config: VaeConfig } | null {
+  // runs started before VAEs existed have no tokenizer in their saved config: pixels
+  if (c.tokenizer === undefined || c.tokenizer === 'pixel') return null;
+  if (typeof c.tokenizer !== 'string' || !c.tokenizer.startsWith('vae:') || c.tokenizer.length === 4) {
+    throw new Error(`--tokenizer must be pixel or vae:DIR (a VAE folder: encoder.onnx, decoder.onnx, vae.json), got "${String(c.tokenizer)}"`);
+  }
+  const dir = c.tokenizer.slice(4);
+  try {
+    return { dir, config: readVaeConfig(dir) };
+  } catch (e) {
+    throw new Error(`--tokenizer ${c.tokenizer}: ${(e as Error).message}`);
+  }
+}
+
+/** What the transformer sees: pixels (imageSize x channels) or latents (latent side x latent channels). */
+export function inputGeometry(c: Pick<TrainConfig, 'tokenizer' | 'imageSize' | 'channels'>): { inputSize: number; channels: number } {
+  const vae = vaeOf(c);
+  return vae ? { inputSize: latentSizeOf(vae.config), channels: vae.config.latentChannels } : { inputSize: c.imageSize, channels: c.channels };
 }
 
 export function validateTrainConfig(c: TrainConfig): void {
@@ -117,7 +157,10 @@ export function validateTrainConfig(c: TrainConfig): void {
   }
   if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/mnist)');
   if (c.channels !== 1 && c.channels !== 3) throw new Error(`channels must be 1 or 3, got ${String(c.channels)}`);
-  if (c.imageSize % c.patchSize !== 0) throw new Error(`patch size ${c.patchSize} does not divide image size ${c.imageSize}`);
+  const { inputSize } = inputGeometry(c);
+  if (inputSize % c.patchSize !== 0) {
+    throw new Error(c.tokenizer === 'pixel' ? `patch size ${c.patchSize} does not divide image size ${c.imageSize}` : `patch size ${c.patchSize} does not divide the latent side ${inputSize} (--tokenizer ${c.tokenizer})`);
+  }
   if (c.workers > c.batchSize) throw new Error(`${c.workers} workers need a batch of at least ${c.workers} (got --batch ${c.batchSize})`);
   if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
   if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
@@ -134,8 +177,9 @@ export function validateTrainConfig(c: TrainConfig): void {
 
 /** The transformer config a training config describes. */
 export function modelConfigOf(c: TrainConfig, numClasses: number): ModelConfig {
+  const { inputSize, channels } = inputGeometry(c);
   return {
-    inputSize: c.imageSize, patchSize: c.patchSize, latentChannels: c.channels, hiddenSize: c.hiddenSize,
+    inputSize, patchSize: c.patchSize, latentChannels: channels, hiddenSize: c.hiddenSize,
     numCondTokens: c.numCondTokens, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, numClasses,
     classDropoutProb: c.classDropout, trainablePos: c.trainablePos,
   };
@@ -161,7 +205,7 @@ export const RESUMABLE_KEYS: readonly (keyof TrainConfig)[] = [
 
 /** flag -> [config key, kind] */
 const FLAGS: Record<string, [keyof TrainConfig, 'int' | 'float' | 'string' | 'bool']> = {
-  data: ['data', 'string'], 'image-size': ['imageSize', 'int'], channels: ['channels', 'int'], flip: ['flip', 'bool'],
+  tokenizer: ['tokenizer', 'string'], data: ['data', 'string'], 'image-size': ['imageSize', 'int'], channels: ['channels', 'int'], flip: ['flip', 'bool'],
   'patch-size': ['patchSize', 'int'], width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'],
   'cond-tokens': ['numCondTokens', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
   batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'],
@@ -182,6 +226,8 @@ export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset 
   --export DIR           at the end, write a model folder (EMA weights + config.json + meta.json)
   --workers N            data-parallel replicas on worker_threads (default 1)
   --data mnist|fashion-mnist|DIR   DIR: one sub-folder per class of PNG/JPEG (--channels 1|3, --flip)
+  --tokenizer pixel|vae:DIR  pixel (default) or the latents of a VAE folder; with vae:DIR, --data is a latent
+                         cache from \`causalfusion encode --vae DIR\` (flipped latents used half the time if cached)
   --image-size N         image side: folders are center-cropped and resized to it, MNIST resized from 28
   --steps N --batch N --lr X --warmup N --beta1 X --beta2 X --weight-decay X --clip X
   --ema-decay X --no-ema-warmup --class-dropout X --ar-decay X --ar-weight-max X --ar-weight-min X --order random|raster
@@ -232,6 +278,7 @@ export function parseTrainArgs(argv: string[]): TrainCommand {
     resume: Boolean(values.resume),
     exportDir: (values.export as string | undefined) ?? null,
     help,
-    explicit: { ...(overrides as Partial<TrainConfig>), out },
+    // the VAE folder as the config records it (absolute), so that --resume compares like with like
+    explicit: { ...(overrides as Partial<TrainConfig>), ...(overrides.tokenizer !== undefined ? { tokenizer: config.tokenizer } : {}), out },
   };
 }

@@ -6,7 +6,8 @@
 import * as fs from 'fs';
 import { flipHorizontal, loadFashionMnist, loadImageFolder, loadMnist, MNIST_CLASS_NAMES, FASHION_MNIST_CLASS_NAMES, resizeImages } from '@causalfusion/data';
 import { createRng, Rng } from '@causalfusion/rng';
-import type { TrainConfig } from './config';
+import { openLatentCache, samplePosterior, type LatentCache } from '@causalfusion/vae';
+import { vaeOf, type TrainConfig } from './config';
 
 export interface TrainingData {
   /** `mnist`, `fashion-mnist` or the folder path. */
@@ -40,10 +41,94 @@ export async function loadTrainingData(config: Pick<TrainConfig, 'data' | 'image
   return { name, images: ds.images, labels: ds.labels, count: ds.count, size: config.imageSize, channels: ds.channels, classNames: ds.classNames };
 }
 
-/** Epoch-shuffled batches: every image once per epoch, in the order of a per-epoch seeded permutation. */
-export class BatchSampler {
+/** A latent cache (`causalfusion encode`) as training data, for `--tokenizer vae:DIR`. */
+export interface LatentTrainingData {
+  /** The cache file. */
+  name: string;
+  cache: LatentCache;
+  count: number;
+  classNames: readonly string[];
+  /** The VAE's scale factor: training sees z * scale. */
+  scale: number;
+}
+
+/** Open the latent cache of a `--tokenizer vae:DIR` run and check that DIR's VAE made it. */
+export function loadLatentData(config: Pick<TrainConfig, 'data' | 'tokenizer'>): LatentTrainingData {
+  const vae = vaeOf(config);
+  if (!vae) throw new Error('loadLatentData: the run has no VAE (--tokenizer pixel)');
+  if (config.data === 'mnist' || config.data === 'fashion-mnist' || !fs.existsSync(config.data) || fs.statSync(config.data).isDirectory()) {
+    throw new Error(
+      `--tokenizer ${config.tokenizer} trains on a latent cache, and --data ${config.data} is not one; ` +
+        `encode the images once with \`causalfusion encode --data <image folder> --vae ${vae.dir} --out latents.bin\` and pass --data latents.bin`,
+    );
+  }
+  const cache = openLatentCache(config.data);
+  const h = cache.header;
+  const c = vae.config;
+  if (h.vae.name !== c.name || h.vae.latentChannels !== c.latentChannels || h.vae.imageSize !== c.imageSize || h.vae.downsample !== c.downsample) {
+    cache.close();
+    throw new Error(`${config.data} holds latents of the VAE ${h.vae.name} (${h.latentShape.join('x')}), not of ${c.name} in ${vae.dir}; encode the data with this VAE`);
+  }
+  return { name: config.data, cache, count: cache.count, classNames: h.classNames, scale: c.scaleFactor };
+}
+
+/** Every index once per epoch, in the order of a per-epoch seeded permutation. */
+class EpochOrder {
   private epoch = -1;
   private order: Int32Array = new Int32Array(0);
+
+  constructor(
+    readonly count: number,
+    readonly seed: number,
+  ) {}
+
+  indexAt(position: number): number {
+    const epoch = Math.floor(position / this.count);
+    if (epoch !== this.epoch) {
+      this.epoch = epoch;
+      this.order = createRng(`${this.seed}:epoch:${epoch}`).permutation(this.count);
+    }
+    return this.order[position % this.count];
+  }
+}
+
+/**
+ * Batches of latents, epoch-shuffled as the pixel batches: for each image (the flipped copy instead with
+ * probability 1/2 when the cache has flips) a fresh posterior sample z = mean + exp(0.5 logvar) * eps
+ * drawn from `rng`, times the scale factor: NCHW, what the model trains on.
+ */
+export class LatentBatchSampler {
+  private readonly order: EpochOrder;
+
+  constructor(
+    readonly data: LatentTrainingData,
+    readonly batchSize: number,
+    readonly seed: number,
+  ) {
+    if (data.count === 0) throw new Error(`the latent cache ${data.name} has no images`);
+    this.order = new EpochOrder(data.count, seed);
+  }
+
+  batch(step: number, rng: Rng): { x: Float32Array; labels: Int32Array } {
+    const { cache, scale } = this.data;
+    const n = cache.latentLength;
+    const x = new Float32Array(this.batchSize * n);
+    const labels = new Int32Array(this.batchSize);
+    const eps = new Float32Array(n);
+    for (let j = 0; j < this.batchSize; j++) {
+      const i = this.order.indexAt(step * this.batchSize + j);
+      const view = cache.views === 2 && rng.uniform() < 0.5 ? 1 : 0;
+      const z = samplePosterior(cache.read(i, view), rng.fillNormal(eps));
+      for (let k = 0; k < n; k++) x[j * n + k] = z[k] * scale;
+      labels[j] = cache.labels[i];
+    }
+    return { x, labels };
+  }
+}
+
+/** Epoch-shuffled batches: every image once per epoch, in the order of a per-epoch seeded permutation. */
+export class BatchSampler {
+  private readonly order: EpochOrder;
 
   constructor(
     readonly data: TrainingData,
@@ -52,15 +137,11 @@ export class BatchSampler {
     readonly flip: boolean,
   ) {
     if (data.count === 0) throw new Error(`the training data ${data.name} has no images`);
+    this.order = new EpochOrder(data.count, seed);
   }
 
   private indexAt(position: number): number {
-    const epoch = Math.floor(position / this.data.count);
-    if (epoch !== this.epoch) {
-      this.epoch = epoch;
-      this.order = createRng(`${this.seed}:epoch:${epoch}`).permutation(this.data.count);
-    }
-    return this.order[position % this.data.count];
+    return this.order.indexAt(position);
   }
 
   /** Batch `step` (0-based): images NHWC and labels; flips (when on) are drawn from `rng`. */

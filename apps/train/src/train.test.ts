@@ -290,7 +290,7 @@ describe('Progress', () => {
 describe('parseTrainArgs', () => {
   it('reads flags over the preset', () => {
     const cmd = parseTrainArgs(['--out', 'runs/x', '--steps', '100', '--workers', '2', '--lr', '3e-4', '--no-ema-warmup', '--export', 'm']);
-    expect(cmd.config).toMatchObject({ out: 'runs/x', steps: 100, workers: 2, lr: 3e-4, emaWarmup: false, patchSize: 7, batchSize: 64 });
+    expect(cmd.config).toMatchObject({ out: 'runs/x', steps: 100, workers: 2, lr: 3e-4, emaWarmup: false, patchSize: 4, batchSize: 64 });
     expect(cmd.exportDir).toBe('m');
     expect(cmd.explicit).toEqual({ out: 'runs/x', steps: 100, workers: 2, lr: 3e-4, emaWarmup: false });
     expect(parseTrainArgs(['--preset', 'tiny', '--out', 'o']).config.hiddenSize).toBe(32);
@@ -300,7 +300,7 @@ describe('parseTrainArgs', () => {
     expect(() => parseTrainArgs(['--out', 'o', '--steps', 'many'])).toThrow(/--steps expects an integer, got "many"/);
     expect(() => parseTrainArgs(['--out', 'o', '--bogus'])).toThrow(/bogus/);
     expect(() => parseTrainArgs(['--steps', '10'])).toThrow(/--out/);
-    expect(() => parseTrainArgs(['--out', 'o', '--patch-size', '5'])).toThrow(/patch size 5 does not divide image size 28/);
+    expect(() => parseTrainArgs(['--out', 'o', '--patch-size', '5'])).toThrow(/patch size 5 does not divide image size 16/);
     expect(() => parseTrainArgs(['--out', 'o', '--preset', 'huge'])).toThrow(/unknown preset "huge"/);
     expect(() => parseTrainArgs(['--out', 'o', '--workers', '100'])).toThrow(/100 workers need a batch of at least 100/);
     expect(() => parseTrainArgs(['--out', 'o', '--backend', 'gpu'])).toThrow(/--backend must be/);

@@ -12,9 +12,10 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import { createRng, Rng } from '@causalfusion/rng';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { AdamW, CausalDiffusionModel, clipGradNorm, configToJson, CONFIG_FILE, createDenoiser, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
-import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig } from './config';
-import { BatchSampler, loadTrainingData, TrainingData } from './dataset';
+import { AdamW, CausalDiffusionModel, clipGradNorm, configToJson, CONFIG_FILE, createDenoiser, derived, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
+import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
+import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
+import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
 import { findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
 import { ReplicaPool } from './parallel';
 import { csvLine, LogRow, Progress, readCsv, writeCsv, writeGridPng, writeLossPng } from './report';
@@ -88,12 +89,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const write = options.write ?? ((s: string) => process.stdout.write(s));
   const { config, resumedFrom } = sessionConfig(options);
   const backend = await initBackend({ backend: config.backend, quiet: true });
-  const data = await loadTrainingData(config);
+  const vaeFolder = vaeOf(config);
+  const data: TrainingData | LatentTrainingData = vaeFolder ? loadLatentData(config) : await loadTrainingData(config);
   if (resumedFrom && JSON.stringify(resumedFrom.classNames) !== JSON.stringify(data.classNames)) {
     throw new Error(`--resume: the data's classes (${data.classNames.join(', ')}) differ from the run's (${resumedFrom.classNames.join(', ')})`);
   }
-  const tokenizer = pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
   const modelConfig = modelConfigOf(config, data.classNames.length);
+  const geometry = derived(modelConfig);
+  const valuesPerSample = modelConfig.latentChannels * modelConfig.inputSize * modelConfig.inputSize;
+  // sample grids decode latents through the VAE (one ORT thread: the cores are training)
+  const vaeTokenizer = vaeFolder ? new VaeTokenizer(await loadVae(vaeFolder.dir, { threads: 1 }), config.patchSize) : null;
   const model = new CausalDiffusionModel(modelConfig, { seed: config.seed });
   // The EMA starts from the same initial weights.
   const ema = new CausalDiffusionModel(modelConfig, { seed: config.seed });
@@ -119,7 +124,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
   const diffusion = createDiffusion({ respacing: '' });
-  const sampler = new BatchSampler(data, config.batchSize, config.seed, config.flip);
+  let nextBatch: (step: number) => { x: Float32Array; labels: Int32Array };
+  if ('cache' in data) {
+    const latents = new LatentBatchSampler(data, config.batchSize, config.seed);
+    nextBatch = (k) => latents.batch(k, rng);
+  } else {
+    const pixels = new BatchSampler(data, config.batchSize, config.seed, config.flip);
+    const tokenizer = pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
+    nextBatch = (k) => {
+      const batch = pixels.batch(k, rng);
+      return { x: tokenizer.toNchw(batch.images), labels: batch.labels };
+    };
+  }
   const variables = model.trainableVariables();
   const modelEntries = model.stateEntries();
   const emaPairs = ema.stateEntries().map((e, i) => [e.variable, modelEntries[i].variable] as const);
@@ -138,7 +154,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   process.on('SIGTERM', onSignal);
   write(
     `${resumedFrom ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
-      `${tokenizer.numTokens} tokens of ${tokenizer.tokenDim} values, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`,
+      `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`,
   );
 
   const started = Date.now();
@@ -154,10 +170,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   try {
     while (step < config.steps) {
-      const batch = sampler.batch(step, rng);
-      const x = tokenizer.toNchw(batch.images);
-      const rnd = drawStepRandomness(rng, config.batchSize, tokenizer.pixelsPerImage, tokenizer.numTokens, diffusion.numTimesteps, recipe);
-      const shards = ranges.map(([from, to]) => shardOf({ x, y: batch.labels }, rnd, from, to, tokenizer.numTokens, recipe));
+      const batch = nextBatch(step);
+      const rnd = drawStepRandomness(rng, config.batchSize, valuesPerSample, geometry.numTokens, diffusion.numTimesteps, recipe);
+      const shards = ranges.map(([from, to]) => shardOf({ x: batch.x, y: batch.labels }, rnd, from, to, geometry.numTokens, recipe));
       let results: ShardResult[];
       if (pool.size > 0) {
         const weights = variables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
@@ -198,7 +213,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (step % config.logEvery === 0 || step === config.steps) progress.update(step, loss, stepsPerSec);
       if (step % config.checkpointEvery === 0 || step === config.steps) await save();
       if (step % config.sampleEvery === 0 || step === config.steps) {
-        await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${step}.png`));
+        await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${step}.png`), vaeTokenizer);
       }
       if (stopRequested) {
         if (step % config.checkpointEvery !== 0) await save();
@@ -219,6 +234,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     process.off('SIGTERM', onSignal);
     progress.break();
     await pool.close();
+    await vaeTokenizer?.vae.release();
+    if ('cache' in data) data.cache.close();
     optimizer.dispose();
     model.dispose();
     ema.dispose();
@@ -230,9 +247,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
 }
 
-/** A grid of EMA samples: one row per class (the first 10), `samplePerClass` columns. */
-export async function writeSamples(ema: CausalDiffusionModel, config: TrainConfig, data: TrainingData, file: string): Promise<void> {
-  const tokenizer = pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
+/**
+ * A grid of EMA samples: one row per class (the first 10), `samplePerClass` columns. A latent model's
+ * samples are decoded by `vae` (no clamping: latents are not in [-1, 1]).
+ */
+export async function writeSamples(
+  ema: CausalDiffusionModel,
+  config: TrainConfig,
+  data: Pick<TrainingData, 'classNames'>,
+  file: string,
+  vae: VaeTokenizer | null = null,
+): Promise<void> {
+  const tokenizer = vae ?? pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
   const classes = Math.min(10, data.classNames.length);
   const conditions = Array.from({ length: classes * config.samplePerClass }, (_, i) => Math.floor(i / config.samplePerClass));
   const { tokens } = await sample(createDenoiser(ema), {
@@ -241,10 +267,10 @@ export async function writeSamples(ema: CausalDiffusionModel, config: TrainConfi
     diffusion: createDiffusion({ respacing: String(config.sampleSteps) }),
     cfgScale: config.classDropout > 0 ? config.sampleCfg : 1,
     seed: config.seed,
-    clipDenoised: true, // pixels are in [-1, 1]
+    clipDenoised: vae === null, // pixels are in [-1, 1]
   });
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  await writeGridPng(file, tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
+  await writeGridPng(file, await tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
 }
 
 /** How a model was made, for meta.json's `training` (command, steps, wall time, backend, workers). */
@@ -256,13 +282,23 @@ export interface TrainingProvenance {
   workers: number;
 }
 
-/** meta.json of a model folder: dataset, class names, the pixel tokenizer's geometry, how it was trained. */
+/**
+ * meta.json of a model folder: dataset, class names, the tokenizer (pixel geometry, or the VAE folder and
+ * its latent geometry), how it was trained.
+ */
 export function modelMeta(config: TrainConfig, classNames: readonly string[], training: TrainingProvenance): Record<string, unknown> {
+  const vae = vaeOf(config);
+  const tokenizer = vae
+    ? {
+        kind: 'vae', dir: path.resolve(vae.dir), name: vae.config.name, scale: vae.config.scaleFactor, latentChannels: vae.config.latentChannels,
+        latentSize: latentSizeOf(vae.config), imageSize: vae.config.imageSize, patchSize: config.patchSize,
+      }
+    : { kind: 'pixel', imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize, range: [-1, 1] };
   return {
     format: 'causalfusion-model',
     dataset: config.data === 'mnist' || config.data === 'fashion-mnist' ? config.data : path.basename(path.resolve(config.data)),
     classNames: [...classNames],
-    tokenizer: { kind: 'pixel', imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize, range: [-1, 1] },
+    tokenizer,
     training: {
       ...training,
       batchSize: config.batchSize, lr: config.lr, warmupSteps: config.warmupSteps, emaDecay: config.emaDecay, emaWarmup: config.emaWarmup,
@@ -276,7 +312,7 @@ export async function exportModel(
   ema: CausalDiffusionModel,
   dir: string,
   config: TrainConfig,
-  data: TrainingData,
+  data: Pick<TrainingData, 'classNames'>,
   training: TrainingProvenance,
 ): Promise<void> {
   await saveModel(ema, dir);

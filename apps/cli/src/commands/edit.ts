@@ -21,7 +21,8 @@ interface EditFlags extends SamplingFlags {
 /**
  * `causalfusion edit`: zero-shot editing as in the paper. The tokens outside the region are pushed as clean
  * context under the NEW class and the region is regenerated with S_eval AR steps; kept tokens are not
- * touched, so an input already at the model's size keeps those pixels exactly.
+ * touched, so an input already at a pixel model's size keeps those pixels exactly (a latent-space model
+ * keeps those latent tokens; the VAE decodes them).
  */
 export function registerEdit(program: Command): void {
   const cmd = program
@@ -39,21 +40,21 @@ export function registerEdit(program: Command): void {
     .option('--out <file.png>', 'the edited image (a grid when there are several: a row per class)', 'edit.png');
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: EditFlags) => {
     const runtime = parseRuntimeFlags(flags);
-    const folder = readModelFolder(flags.model);
+    const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = resolveClasses(flags.class ?? [], folder.meta);
-    const { imageSize, channels, patchSize } = folder.meta.tokenizer;
-    const grid = folder.tokenizer.grid;
+    const { imageSize, channels, pixelsPerToken, grid } = folder.tokenizer;
     const image = await readImage(flags.input, imageSize, channels);
     let region: Uint8Array;
     if ((EDIT_REGIONS as readonly string[]).includes(flags.mask)) region = editRegion(flags.mask, grid, grid);
-    else if (fs.existsSync(flags.mask)) region = await readMask(flags.mask, imageSize, patchSize);
+    else if (fs.existsSync(flags.mask)) region = await readMask(flags.mask, imageSize, pixelsPerToken);
     else throw new UsageError(`--mask: '${flags.mask}' is neither a region (${EDIT_REGIONS.join(', ')}) nor an existing mask image`);
     const regenerated = region.reduce((a, b) => a + b, 0);
-    const settings = parseSamplingFlags(flags, folder.config, regenerated);
+    const settings = parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel');
     const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
 
     // Every edit starts from the same tokens; the sampler keeps the ones outside the region bit for bit.
-    const source = folder.tokenizer.encode(image);
+    // (A latent-space model's tokens are the VAE's posterior mean of the image, scaled.)
+    const source = await folder.tokenizer.encode(image);
     const tokens = new Float32Array(conditions.length * source.length);
     for (let i = 0; i < conditions.length; i++) tokens.set(source, i * source.length);
 
@@ -73,10 +74,14 @@ export function registerEdit(program: Command): void {
     }
     const seconds = (Date.now() - started) / 1000;
 
-    await writeGrid(flags.out, folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
-    if (flags.progressFrames) {
-      const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
-      console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
+    try {
+      await writeGrid(flags.out, await folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
+      if (flags.progressFrames) {
+        const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
+        console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
+      }
+    } finally {
+      await folder.tokenizer.close();
     }
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
     console.log(

@@ -26,9 +26,9 @@ export function registerSample(program: Command): void {
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: SamplingFlags) => {
     // Everything that can be wrong with the input is checked before the backend starts.
     const runtime = parseRuntimeFlags(flags);
-    const folder = readModelFolder(flags.model);
+    const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = flags.class ? resolveClasses(flags.class, folder.meta) : folder.meta.classNames.map((_, i) => i);
-    const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens);
+    const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel');
     const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
 
     const opened = await openModel(folder, runtime);
@@ -45,11 +45,16 @@ export function registerSample(program: Command): void {
     }
     const seconds = (Date.now() - started) / 1000;
 
-    const { imageSize, channels } = folder.meta.tokenizer;
-    await writeGrid(flags.out, folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
-    if (flags.progressFrames) {
-      const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
-      console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
+    const { imageSize, channels } = folder.tokenizer;
+    try {
+      // a latent-space model's tokens are decoded by its VAE
+      await writeGrid(flags.out, await folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
+      if (flags.progressFrames) {
+        const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
+        console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
+      }
+    } finally {
+      await folder.tokenizer.close();
     }
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
     console.log(

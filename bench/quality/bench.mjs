@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     edits: { type: 'string', default: '200' },
     steps: { type: 'string', default: '50' },
     cfg: { type: 'string', default: '3' },
+    'cfg-interval': { type: 'string', default: '0,1000' },
     batch: { type: 'string', default: '250' },
     seed: { type: 'string', default: '0' },
     sampler: { type: 'string', default: 'ddpm' },
@@ -43,6 +44,7 @@ const num = Number(args.num);
 const arStepsList = args['ar-steps'].split(',').map(Number);
 const numEdits = Number(args.edits);
 const cfgScale = Number(args.cfg);
+const cfgInterval = args['cfg-interval'].split(',').map(Number);
 const batchSize = Number(args.batch);
 const seed = Number(args.seed);
 const diffusion = createDiffusion({ steps: 1000, schedule: 'linear', respacing: args.steps });
@@ -69,8 +71,8 @@ if (meta.dataset !== 'mnist') throw new Error(`bench:quality reads digits with t
 const classifier = await loadMnistClassifier();
 const grid = [tokenizer.grid, tokenizer.grid];
 // x_0 estimates clamped to [-1, 1], as the CLI does for pixel models (--no-clip turns it off)
-const common = { grid, diffusion, method: args.sampler, cfgScale, seed, clipDenoised: !args['no-clip'] };
-console.error(`model ${args.model} (${meta.training?.steps ?? '?'} training steps), runtime ${args.runtime}, ${args.steps} DDPM steps, CFG ${cfgScale}`);
+const common = { grid, diffusion, method: args.sampler, cfgScale, cfgInterval, seed, clipDenoised: !args['no-clip'] };
+console.error(`model ${args.model} (${meta.training?.steps ?? '?'} training steps), runtime ${args.runtime}, ${args.steps} ${args.sampler} steps, CFG ${cfgScale} on [${cfgInterval}), clip ${!args['no-clip']}`);
 
 /** Share of images (uint8, the model's size) the classifier reads as `wanted[i]` (enlarged to 28x28 first). */
 async function shareCorrect(images, wanted) {

@@ -12,6 +12,8 @@ import { registerSample } from './commands/sample';
 import { registerEdit } from './commands/edit';
 import { registerExport } from './commands/export';
 import { registerVae } from './commands/vae';
+import { registerGenerate } from './commands/generate';
+import { registerCaption } from './commands/caption';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerExport(program);
   registerVae(program);
+  registerGenerate(program);
+  registerCaption(program);
   return program;
 }
 

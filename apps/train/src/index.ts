@@ -21,3 +21,8 @@ export type { LogRow } from './report';
 export { train, exportModel, exportCheckpoint, modelMeta, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
 export type { TrainOptions, TrainResult, TrainingProvenance } from './trainer';
 export { runTrainCli } from './main';
+export {
+  parseMultimodalTrainArgs, trainMultimodal, validateMultimodalTrainConfig, multimodalModelConfig, MULTIMODAL_PRESETS, MULTIMODAL_USAGE,
+} from './multimodal';
+export type { MultimodalTrainCommand, MultimodalTrainConfig, MultimodalTrainResult, MultimodalPresetName } from './multimodal';
+export { taskOf } from './config';

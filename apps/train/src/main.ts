@@ -1,17 +1,28 @@
 #!/usr/bin/env node
 /** `causalfusion-train [flags]` (also `causalfusion train`): parse the flags, train, report. */
-import { parseTrainArgs, TRAIN_USAGE } from './config';
+import { MULTIMODAL_USAGE, parseTrainArgs, TRAIN_USAGE } from './config';
+import { trainMultimodal, type MultimodalTrainResult } from './multimodal';
 import { NanLossError, train, TrainResult } from './trainer';
 
 /**
  * Run the training command line. Returns the result, or null after --help. Errors in the flags are
  * thrown as they are (the CLI turns them into one-line usage errors).
  */
-export async function runTrainCli(argv: string[], commandLine = `causalfusion train ${argv.join(' ')}`): Promise<TrainResult | null> {
+export async function runTrainCli(argv: string[], commandLine = `causalfusion train ${argv.join(' ')}`): Promise<TrainResult | MultimodalTrainResult | null> {
   const command = parseTrainArgs(argv);
   if (command.help) {
-    console.log(TRAIN_USAGE);
+    console.log(argv.includes('multimodal') ? MULTIMODAL_USAGE : TRAIN_USAGE);
     return null;
+  }
+  if (command.multimodal) {
+    const r = await trainMultimodal({ ...command.multimodal, commandLine });
+    if (!r.interrupted) {
+      console.log(
+        `done: step ${r.step}, last loss ${r.loss.toFixed(4)} (text ${r.textLoss.toFixed(4)}, image ${r.imageLoss.toFixed(4)}), ` +
+          `${r.stepsPerSec.toFixed(2)} steps/s this session; run folder ${r.config.out}`,
+      );
+    }
+    return r;
   }
   const result = await train({ ...command, commandLine });
   if (result.interrupted) return result;

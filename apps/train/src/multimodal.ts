@@ -1,0 +1,402 @@
+/**
+ * `--task multimodal`: one model for text-to-image and captioning (@causalfusion/multimodal) on the captioned
+ * MNIST compositions (or an image-text folder). The loop is the class-conditional one's (warmup, clip, AdamW,
+ * EMA with warmup, atomic checkpoints with exact --resume, log.csv, loss.png, --export), around
+ * `multimodalLosses`. One replica (no worker_threads yet).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import { initBackend, tf } from '@causalfusion/backend';
+import { createDiffusion } from '@causalfusion/diffusion';
+import {
+  CANVAS_HEIGHT, CANVAS_WIDTH, CaptionCodec, CaptionedDataset, CanvasCodec, drawMultimodalRandomness, loadCaptionTokenizer, MultimodalConfig,
+  MultimodalModel, multimodalLosses, readImageTextFolder, saveMultimodalModel, type MultimodalRecipe,
+} from '@causalfusion/multimodal';
+import { createRng, Rng, type RngState } from '@causalfusion/rng';
+import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import { AdamW, clipGradNorm } from '@causalfusion/transformer';
+import { findCheckpoint } from './checkpoint';
+import { csvLine, LogRow, Progress, readCsv, writeCsv, writeLossPng } from './report';
+import { emaDecayAt, lrAt } from './trainer';
+
+export interface MultimodalTrainConfig {
+  task: 'multimodal';
+  /** `mnist-compositions` (the generated dataset) or an image-text folder (captions.jsonl + images). */
+  data: string;
+  /** Training items of the generated dataset. */
+  trainCount: number;
+  patchSize: number;
+  textLength: number;
+  hiddenSize: number;
+  depth: number;
+  numHeads: number;
+  mlpRatio: number;
+  batchSize: number;
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  beta1: number;
+  beta2: number;
+  weightDecay: number;
+  clipNorm: number;
+  emaDecay: number;
+  emaWarmup: boolean;
+  /** CFG: probability of the null caption for a text-to-image sample. */
+  captionDropout: number;
+  /** Probability of the captioning order [image | text] for a sample. */
+  captionProb: number;
+  /** loss = L_text + lambda * L_image. */
+  lossLambda: number;
+  arStepDecay: number;
+  /** Cap on the AR steps of a training sample; 1 = plain diffusion on the image (the Transfusion-style baseline). */
+  imageArStepsMax: number;
+  maxArWeight: number;
+  minArWeight: number;
+  order: 'random' | 'raster';
+  seed: number;
+  workers: number;
+  backend?: 'tensorflow' | 'wasm' | 'cpu';
+  out: string;
+  checkpointEvery: number;
+  logEvery: number;
+}
+
+export type MultimodalPresetName = 'multimodal' | 'multimodal-tiny';
+
+const MM_BASE: Omit<MultimodalTrainConfig, 'out'> = {
+  task: 'multimodal', data: 'mnist-compositions', trainCount: 60000, patchSize: 4, textLength: 18,
+  hiddenSize: 128, depth: 4, numHeads: 4, mlpRatio: 4, batchSize: 32, steps: 20000, lr: 1e-3, warmupSteps: 500,
+  beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1, emaDecay: 0.999, emaWarmup: true, captionDropout: 0.1,
+  captionProb: 0.5, lossLambda: 5, arStepDecay: 0.9, imageArStepsMax: 32, maxArWeight: 2, minArWeight: 1, order: 'random',
+  seed: 0, workers: 1, checkpointEvery: 500, logEvery: 50,
+};
+
+/**
+ * `multimodal`: the shipped model (32 image tokens of 4x4 pixels, 18 text ids, width 128, 4 blocks).
+ * `multimodal-tiny`: tests and smoke runs.
+ */
+export const MULTIMODAL_PRESETS: Record<MultimodalPresetName, Partial<MultimodalTrainConfig>> = {
+  multimodal: { hiddenSize: 128, depth: 4, numHeads: 4, batchSize: 32, steps: 8000, lr: 1e-3, warmupSteps: 500, emaDecay: 0.999, checkpointEvery: 500 },
+  'multimodal-tiny': {
+    trainCount: 512, hiddenSize: 32, depth: 1, numHeads: 2, mlpRatio: 2, batchSize: 8, steps: 20, warmupSteps: 5, emaDecay: 0.99, checkpointEvery: 10, logEvery: 5,
+  },
+};
+
+/** What --resume may change. */
+const MM_RESUMABLE: readonly (keyof MultimodalTrainConfig)[] = ['steps', 'workers', 'backend', 'out', 'checkpointEvery', 'logEvery'];
+
+const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, 'int' | 'float' | 'string']> = {
+  data: ['data', 'string'], 'train-count': ['trainCount', 'int'], 'patch-size': ['patchSize', 'int'], 'text-length': ['textLength', 'int'],
+  width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
+  batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'], beta1: ['beta1', 'float'],
+  beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'], 'ema-decay': ['emaDecay', 'float'],
+  'caption-dropout': ['captionDropout', 'float'], 'caption-prob': ['captionProb', 'float'], lambda: ['lossLambda', 'float'],
+  'ar-decay': ['arStepDecay', 'float'], 'image-ar-steps-max': ['imageArStepsMax', 'int'], 'ar-weight-max': ['maxArWeight', 'float'],
+  'ar-weight-min': ['minArWeight', 'float'], order: ['order', 'string'], seed: ['seed', 'int'], workers: ['workers', 'int'],
+  backend: ['backend', 'string'], out: ['out', 'string'], 'checkpoint-every': ['checkpointEvery', 'int'], 'log-every': ['logEvery', 'int'],
+};
+
+export const MULTIMODAL_USAGE = `usage: causalfusion train --task multimodal --out <run dir> [--preset multimodal|multimodal-tiny] [options]
+
+  --data mnist-compositions|DIR   the generated captioned MNIST compositions (default), or an image-text folder
+                         (captions.jsonl + images, resized to the 16x32 canvas)
+  --caption-prob P       probability of the captioning order [image | text] per sample (default 0.5)
+  --lambda X             loss = L_text + X * L_image (default 5, Transfusion's)
+  --image-ar-steps-max S cap on the AR steps of the image (1 = plain diffusion: the Transfusion-style baseline)
+  --caption-dropout P    null caption for classifier-free guidance (default 0.1)
+  --resume --export DIR --steps N --batch N --lr X --warmup N --ema-decay X --no-ema-warmup --clip X --seed N
+  --width N --depth N --heads N --mlp-ratio X --patch-size N --text-length N --train-count N --order random|raster
+  --ar-decay X --ar-weight-max X --ar-weight-min X --checkpoint-every N --log-every N --backend wasm|cpu|tensorflow`;
+
+export interface MultimodalTrainCommand {
+  config: MultimodalTrainConfig;
+  resume: boolean;
+  exportDir: string | null;
+  explicit: Partial<MultimodalTrainConfig>;
+}
+
+export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
+  for (const k of ['trainCount', 'patchSize', 'textLength', 'hiddenSize', 'depth', 'numHeads', 'batchSize', 'steps', 'workers', 'checkpointEvery', 'logEvery', 'imageArStepsMax'] as const) {
+    const v = c[k];
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/multimodal)');
+  if (c.workers !== 1) throw new Error('--task multimodal runs one replica for now; drop --workers');
+  if (CANVAS_HEIGHT % c.patchSize || CANVAS_WIDTH % c.patchSize) throw new Error(`--patch-size ${c.patchSize} must divide the ${CANVAS_HEIGHT}x${CANVAS_WIDTH} canvas`);
+  if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
+  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${k} must be in [0, 1), got ${c[k]}`);
+  if (!(c.captionProb >= 0 && c.captionProb <= 1)) throw new Error(`caption-prob must be in [0, 1], got ${c.captionProb}`);
+  if (!(c.lossLambda > 0)) throw new Error(`lambda must be positive, got ${c.lossLambda}`);
+  if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`ar-decay must be in (0, 1], got ${c.arStepDecay}`);
+  if (c.order !== 'random' && c.order !== 'raster') throw new Error(`order must be random or raster, got ${String(c.order)}`);
+  if (c.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(c.backend)) throw new Error(`--backend must be wasm, cpu or tensorflow, got "${c.backend}"`);
+  if (c.data !== 'mnist-compositions' && !fs.existsSync(c.data)) throw new Error(`--data ${c.data}: not mnist-compositions or an image-text folder`);
+}
+
+/** Parse `--task multimodal` flags (argv may contain `--task multimodal`). */
+export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    task: { type: 'string' }, preset: { type: 'string' }, resume: { type: 'boolean' }, export: { type: 'string' }, 'no-ema-warmup': { type: 'boolean' },
+  };
+  for (const flag of Object.keys(MM_FLAGS)) options[flag] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new Error(`${(err as Error).message.split('\n')[0]} (see causalfusion train --task multimodal --help)`);
+  }
+  const overrides: Record<string, unknown> = {};
+  for (const [flag, [key, kind]] of Object.entries(MM_FLAGS)) {
+    const raw = values[flag] as string | undefined;
+    if (raw === undefined) continue;
+    if (kind === 'string') overrides[key] = raw;
+    else {
+      const n = Number(raw);
+      if (raw === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) throw new Error(`--${flag} expects ${kind === 'int' ? 'an integer' : 'a number'}, got "${raw}"`);
+      overrides[key] = n;
+    }
+  }
+  if (values['no-ema-warmup']) overrides.emaWarmup = false;
+  const preset = (values.preset as string | undefined) ?? 'multimodal';
+  if (!(preset in MULTIMODAL_PRESETS)) throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
+  const config = { ...MM_BASE, ...MULTIMODAL_PRESETS[preset as MultimodalPresetName], ...overrides, out: (overrides.out as string) ?? '' } as MultimodalTrainConfig;
+  validateMultimodalTrainConfig(config);
+  return { config, resume: Boolean(values.resume), exportDir: (values.export as string | undefined) ?? null, explicit: overrides as Partial<MultimodalTrainConfig> };
+}
+
+export function multimodalModelConfig(c: MultimodalTrainConfig, vocabSize: number): MultimodalConfig {
+  return {
+    imageHeight: CANVAS_HEIGHT, imageWidth: CANVAS_WIDTH, channels: 1, patchSize: c.patchSize, textLength: c.textLength, vocabSize,
+    hiddenSize: c.hiddenSize, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, captionDropoutProb: c.captionDropout,
+  };
+}
+
+interface MultimodalState {
+  format: 'causalfusion-multimodal-train-checkpoint';
+  step: number;
+  adamStepCount: number;
+  rng: RngState;
+  config: MultimodalTrainConfig;
+  wallSeconds: number;
+}
+
+/** Images + captions to train on: the generated compositions (lazily) or a folder (loaded). */
+interface CaptionSource {
+  count: number;
+  get(i: number): { image: Uint8Array; captions: string[] };
+}
+
+async function loadSource(c: MultimodalTrainConfig): Promise<CaptionSource> {
+  if (c.data === 'mnist-compositions') {
+    const ds = new CaptionedDataset({ split: 'train', count: c.trainCount, seed: 0 });
+    return { count: ds.count, get: (i) => ds.get(i) };
+  }
+  const items = await readImageTextFolder(c.data, CANVAS_HEIGHT, CANVAS_WIDTH);
+  return { count: items.length, get: (i) => items[i] };
+}
+
+async function writeMultimodalCheckpoint(dir: string, model: MultimodalModel, ema: MultimodalModel, optimizer: AdamW, codec: CaptionCodec, state: MultimodalState): Promise<void> {
+  const tmp = `${dir}.tmp`;
+  const old = `${dir}.old`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  saveMultimodalModel(model, tmp, codec);
+  writeSafetensors(path.join(tmp, 'ema.safetensors'), ema.stateDict(), { format: 'pt' });
+  const opt = optimizer.getState();
+  const tensors: [string, { shape: number[]; data: Float32Array }][] = [];
+  model.stateEntries().forEach((e, i) => {
+    tensors.push([`m.${e.key}`, { shape: [...e.variable.shape], data: opt.m[i] }]);
+    tensors.push([`v.${e.key}`, { shape: [...e.variable.shape], data: opt.v[i] }]);
+  });
+  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors);
+  writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...state, adamStepCount: opt.stepCount }, null, 2) + '\n');
+  if (fs.existsSync(dir)) {
+    fs.rmSync(old, { recursive: true, force: true });
+    fs.renameSync(dir, old);
+  }
+  fs.renameSync(tmp, dir);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+export interface MultimodalTrainResult {
+  config: MultimodalTrainConfig;
+  step: number;
+  sessionSteps: number;
+  loss: number;
+  textLoss: number;
+  imageLoss: number;
+  stepsPerSec: number;
+  numParams: number;
+  backend: string;
+  interrupted: boolean;
+}
+
+export async function trainMultimodal(
+  command: MultimodalTrainCommand & { commandLine?: string; write?: (s: string) => void; tty?: boolean },
+): Promise<MultimodalTrainResult> {
+  const write = command.write ?? ((s: string) => process.stdout.write(s));
+  const ckptDir = path.join(command.config.out, 'checkpoint');
+  let config = command.config;
+  let saved: MultimodalState | null = null;
+  if (command.resume) {
+    const found = findCheckpoint(ckptDir);
+    if (!found) throw new Error(`--resume: no checkpoint in ${ckptDir}; start the run without --resume`);
+    saved = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as MultimodalState;
+    config = { ...saved.config };
+    for (const [k, v] of Object.entries(command.explicit)) {
+      const key = k as keyof MultimodalTrainConfig;
+      if (MM_RESUMABLE.includes(key)) (config as unknown as Record<string, unknown>)[key] = v;
+      else if (JSON.stringify(v) !== JSON.stringify(saved.config[key])) throw new Error(`--resume keeps the run's ${key} (${JSON.stringify(saved.config[key])}); drop that flag`);
+    }
+    validateMultimodalTrainConfig(config);
+  } else if (fs.existsSync(ckptDir)) {
+    throw new Error(`${config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
+  }
+  const backend = await initBackend({ backend: config.backend, quiet: true });
+  const codec = new CaptionCodec(loadCaptionTokenizer(), config.textLength);
+  const source = await loadSource(config);
+  const canvas = new CanvasCodec(CANVAS_HEIGHT, CANVAS_WIDTH, config.patchSize);
+  const modelConfig = multimodalModelConfig(config, codec.vocabSize);
+  const model = new MultimodalModel(modelConfig, { seed: config.seed });
+  const ema = new MultimodalModel(modelConfig, { seed: config.seed });
+  const optimizer = new AdamW(model.trainableVariables(), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
+  const csvFile = path.join(config.out, 'log.csv');
+  let rng: Rng = createRng(config.seed);
+  let step = 0;
+  let wallBefore = 0;
+  let rows: LogRow[] = [];
+  if (saved) {
+    const found = findCheckpoint(ckptDir)!;
+    model.loadStateDict(readSafetensors(path.join(found, 'model.safetensors')).tensors, `${found}/model.safetensors`);
+    ema.loadStateDict(readSafetensors(path.join(found, 'ema.safetensors')).tensors, `${found}/ema.safetensors`);
+    const opt = readSafetensors(path.join(found, 'optimizer.safetensors')).tensors;
+    const keys = model.stateEntries().map((e) => e.key);
+    optimizer.setState({ stepCount: saved.adamStepCount, m: keys.map((k) => opt.get(`m.${k}`)!.data), v: keys.map((k) => opt.get(`v.${k}`)!.data) });
+    rng = Rng.fromState(saved.rng);
+    step = saved.step;
+    wallBefore = saved.wallSeconds;
+    rows = readCsv(csvFile, step);
+  }
+  fs.mkdirSync(config.out, { recursive: true });
+  writeCsv(csvFile, rows);
+
+  const recipe: MultimodalRecipe = {
+    lossLambda: config.lossLambda, captionProb: config.captionProb, arStepDecay: config.arStepDecay, maxArSteps: config.imageArStepsMax,
+    maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order,
+  };
+  const diffusion = createDiffusion({ respacing: '' });
+  const nullCaption = codec.nullCaption();
+  const T = config.textLength;
+  // Batch k: items of an epoch permutation that depends only on (seed, epoch), so a resumed run sees the same batches.
+  const perEpoch = Math.floor(source.count / config.batchSize);
+  if (perEpoch < 1) throw new Error(`the data has ${source.count} items, fewer than a batch of ${config.batchSize}`);
+  let permEpoch = -1;
+  let perm: Int32Array = new Int32Array(0);
+  const batchOf = (k: number) => {
+    const epoch = Math.floor(k / perEpoch);
+    if (epoch !== permEpoch) {
+      perm = createRng(`multimodal-epoch:${config.seed}:${epoch}`).permutation(source.count);
+      permEpoch = epoch;
+    }
+    const start = (k % perEpoch) * config.batchSize;
+    const images = new Uint8Array(config.batchSize * CANVAS_HEIGHT * CANVAS_WIDTH);
+    const text = new Int32Array(config.batchSize * T);
+    for (let i = 0; i < config.batchSize; i++) {
+      const item = source.get(perm[start + i]);
+      images.set(item.image, i * CANVAS_HEIGHT * CANVAS_WIDTH);
+      text.set(codec.encode(item.captions[rng.uniformInt(item.captions.length)]), i * T);
+    }
+    return { tokens: canvas.encode(images), text };
+  };
+
+  const variables = model.trainableVariables();
+  const emaPairs = ema.trainableVariables().map((e, i) => [e, variables[i]] as const);
+  const numParams = model.numParams();
+  const progress = new Progress(config.steps, command.tty ?? Boolean(process.stdout.isTTY), write);
+  let stopRequested = false;
+  const onSignal = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    write('\ninterrupted: finishing the current step, then saving a checkpoint\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  write(
+    `${saved ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
+      `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${T} text ids, batch ${config.batchSize}, ` +
+      `caption order p=${config.captionProb}, lambda ${config.lossLambda}, image AR steps <= ${config.imageArStepsMax}, backend ${backend}\n`,
+  );
+  const started = Date.now();
+  const startStep = step;
+  let last = { loss: NaN, text: NaN, image: NaN };
+  const elapsed = () => (Date.now() - started) / 1000;
+  const save = async () => {
+    await writeMultimodalCheckpoint(ckptDir, model, ema, optimizer, codec, {
+      format: 'causalfusion-multimodal-train-checkpoint', step, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, wallSeconds: wallBefore + elapsed(),
+    });
+    await writeLossPng(path.join(config.out, 'loss.png'), rows);
+  };
+  try {
+    while (step < config.steps) {
+      const batch = batchOf(step);
+      const rnd = drawMultimodalRandomness(rng, config.batchSize, canvas.numTokens, canvas.tokenDim, diffusion.numTimesteps, recipe, config.captionDropout);
+      let parts = [0, 0];
+      const { value, grads } = tf.variableGrads(() => {
+        const l = multimodalLosses(model, diffusion, batch, rnd, recipe, nullCaption);
+        parts = [l.text.dataSync()[0], l.image.dataSync()[0]];
+        return l.total;
+      }, variables);
+      const loss = value.dataSync()[0];
+      value.dispose();
+      if (!Number.isFinite(loss)) {
+        tf.dispose(Object.values(grads));
+        throw new Error(`training stopped: the loss is ${loss} at step ${step + 1}; the weights of that step were not applied. Resume from ${ckptDir} with a lower --lr`);
+      }
+      const clipped = clipGradNorm(grads, config.clipNorm);
+      optimizer.lr = lrAt(config, step);
+      optimizer.step(clipped.grads);
+      tf.dispose(clipped.grads);
+      step++;
+      const decay = emaDecayAt(config, step);
+      tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+      last = { loss, text: parts[0], image: parts[1] };
+      const stepsPerSec = (step - startStep) / Math.max(elapsed(), 1e-9);
+      const row: LogRow = { step, loss, gradNorm: clipped.norm, lr: optimizer.lr, emaDecay: decay, stepsPerSec, wallSeconds: wallBefore + elapsed() };
+      rows.push(row);
+      fs.appendFileSync(csvFile, csvLine(row) + '\n');
+      if (step % config.logEvery === 0 || step === config.steps) {
+        progress.update(step, loss, stepsPerSec);
+        if (!(command.tty ?? process.stdout.isTTY)) write(`  text ${parts[0].toFixed(4)}  image ${parts[1].toFixed(4)}\n`);
+      }
+      if (step % config.checkpointEvery === 0 || step === config.steps) await save();
+      if (stopRequested) {
+        if (step % config.checkpointEvery !== 0) await save();
+        progress.break();
+        write(`stopped at step ${step}: checkpoint saved in ${ckptDir}; continue with the same command and --resume\n`);
+        break;
+      }
+    }
+    progress.break();
+    if (command.exportDir && !stopRequested) {
+      saveMultimodalModel(ema, command.exportDir, codec, {
+        dataset: config.data,
+        training: {
+          command: command.commandLine ?? '', steps: step, wallSeconds: Math.round(wallBefore + elapsed()), backend, batchSize: config.batchSize,
+          lr: config.lr, captionProb: config.captionProb, lossLambda: config.lossLambda, imageArStepsMax: config.imageArStepsMax, weights: 'ema',
+        },
+      });
+      write(`exported the EMA model to ${command.exportDir}\n`);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    optimizer.dispose();
+    model.dispose();
+    ema.dispose();
+  }
+  const sessionSteps = step - startStep;
+  return {
+    config, step, sessionSteps, loss: last.loss, textLoss: last.text, imageLoss: last.image, stepsPerSec: sessionSteps / Math.max(elapsed(), 1e-9),
+    numParams, backend, interrupted: stopRequested,
+  };
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+/**
+ * pnpm bench:multimodal [--model DIR] [--baseline DIR] [--n 200] [--ar-steps 4] [--steps 50] [--cfg 2]
+ *
+ * Scores multimodal models on the held-out split of the captioned MNIST compositions:
+ *   - captioning: greedy captions of the held-out images, CIDEr-D (and BLEU-4) against their 5 references;
+ *   - text-to-image from each item's first caption: caption faithfulness read back by the shipped MNIST
+ *     classifier (the digit in each slot, the occupied slots, large/small, top/bottom when stated), and
+ *     FID-MNIST between the digit crops of the generated and of the real held-out images.
+ * --model defaults to the shipped model (packages/multimodal/assets/multimodal-model); --baseline is the
+ * Transfusion-style run (same recipe, --image-ar-steps-max 1), sampled with 1 AR step. Prints a table and,
+ * last, one headline line.
+ */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const mm = require('../../packages/multimodal/dist/index.js');
+const ev = require('../../packages/eval/dist/index.js');
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' }, baseline: { type: 'string' }, n: { type: 'string', default: '200' },
+    'ar-steps': { type: 'string', default: '4' }, steps: { type: 'string', default: '50' }, cfg: { type: 'string', default: '2' },
+    seed: { type: 'string', default: '0' },
+  },
+});
+const N = Number(values.n);
+const models = [
+  { name: 'CausalFusion', dir: values.model ?? mm.DEFAULT_MULTIMODAL_MODEL_DIR, arSteps: Number(values['ar-steps']) },
+  ...(values.baseline ? [{ name: 'Transfusion-style (S=1)', dir: values.baseline, arSteps: 1 }] : []),
+];
+for (const m of models) {
+  if (!fs.existsSync(path.join(m.dir, 'model.safetensors'))) {
+    console.error(`error: no multimodal model in ${m.dir}; train it with the commands in packages/multimodal/README.md`);
+    process.exit(2);
+  }
+}
+
+await mm.initBackend({ quiet: true });
+const classifier = await ev.loadMnistClassifier();
+const heldout = new mm.CaptionedDataset({ split: 'heldout', count: Math.max(N, 1) });
+const items = Array.from({ length: N }, (_, i) => heldout.get(i));
+
+/** Digit crops (28x28) of the present slots of canvases, for FID-MNIST. */
+function crops(images) {
+  const out = [];
+  for (const img of images) for (const r of mm.readSlots(img)) if (r.present) out.push(r.crop);
+  const flat = new Uint8Array(out.length * 784);
+  out.forEach((c, i) => flat.set(c, i * 784));
+  return flat;
+}
+async function statsOf(flat) {
+  const { features } = await classifier.features(flat);
+  return ev.statisticsOf(features, ev.MNIST_FEATURE_DIM);
+}
+const realStats = await statsOf(crops(items.map((it) => it.image)));
+
+const rows = [];
+for (const m of models) {
+  const { model, codec } = mm.loadMultimodalModel(m.dir);
+  const canvas = new mm.CanvasCodec(model.config.imageHeight, model.config.imageWidth, model.config.patchSize);
+  const t0 = Date.now();
+  // captioning (greedy), in batches
+  const gts = {};
+  const res = {};
+  for (let s = 0; s < N; s += 50) {
+    const batch = items.slice(s, s + 50);
+    const tokens = canvas.encode(concat(batch.map((it) => it.image)));
+    const { texts } = mm.generateCaptions(model, codec, tokens, batch.length, { greedy: true });
+    batch.forEach((it, i) => {
+      gts[it.index] = it.captions;
+      res[it.index] = [texts[i]];
+    });
+  }
+  const cider = ev.ciderD(gts, res).score;
+  const bleu4 = ev.bleu(gts, res).scores[3];
+  const captionSeconds = (Date.now() - t0) / 1000;
+  // text-to-image from the first caption
+  const t1 = Date.now();
+  const generated = [];
+  for (let s = 0; s < N; s += 50) {
+    const batch = items.slice(s, s + 50);
+    const tokens = await mm.generateImages(model, codec, batch.map((it) => codec.encode(it.captions[0])), {
+      arSteps: m.arSteps, cfgScale: Number(values.cfg), steps: Number(values.steps), seed: Number(values.seed) + s,
+    });
+    const images = canvas.decode(tokens);
+    for (let i = 0; i < batch.length; i++) generated.push(images.subarray(i * 512, (i + 1) * 512));
+  }
+  const t2iSeconds = (Date.now() - t1) / 1000;
+  const tally = { faithful: 0, digits: 0, placement: 0, sizes: 0 };
+  for (let i = 0; i < N; i++) {
+    const readings = mm.readSlots(generated[i]);
+    const { labels } = await classifier.classify(concat(readings.map((r) => r.crop)));
+    const claims = { scene: items[i].scene, saysVpos: /\b(top|bottom)\b/.test(items[i].captions[0]) };
+    const check = mm.checkFaithfulness(readings, Array.from(labels), claims);
+    for (const k of Object.keys(tally)) tally[k] += check[k] ? 1 : 0;
+  }
+  const fid = (await ev.frechetDistance(await statsOf(crops(generated)), realStats)).distance;
+  rows.push({ name: m.name, arSteps: m.arSteps, cider, bleu4, ...Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v / N])), fid, captionSeconds, t2iSeconds });
+  model.dispose();
+}
+
+function concat(arrays) {
+  const out = new Uint8Array(arrays.reduce((a, b) => a + b.length, 0));
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return out;
+}
+
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+console.log(`held-out split: ${N} scenes (MNIST test digits); t2i: CFG ${values.cfg}, ${values.steps} DDPM steps per AR step`);
+console.log('| model | S_eval | CIDEr-D | BLEU-4 | faithful | digits | placement | sizes | FID-MNIST (crops) |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.name} | ${r.arSteps} | ${r.cider.toFixed(3)} | ${r.bleu4.toFixed(3)} | ${pct(r.faithful)} | ${pct(r.digits)} | ${pct(r.placement)} | ${pct(r.sizes)} | ${r.fid.toFixed(2)} |`);
+}
+const head = rows[0];
+console.log(`multimodal cider=${head.cider.toFixed(3)} faithful=${pct(head.faithful)} fid-mnist=${head.fid.toFixed(2)}` +
+  (rows[1] ? ` baseline-cider=${rows[1].cider.toFixed(3)} baseline-faithful=${pct(rows[1].faithful)} baseline-fid-mnist=${rows[1].fid.toFixed(2)}` : ''));

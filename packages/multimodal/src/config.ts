@@ -1,0 +1,71 @@
+/** The multimodal model's configuration (config.json of a model folder). */
+
+export interface MultimodalConfig {
+  /** Canvas in pixels (gray); patches of patchSize x patchSize become image tokens, raster order. */
+  imageHeight: number;
+  imageWidth: number;
+  channels: number;
+  patchSize: number;
+  /** Text: ids per caption row (bos + caption + eos + pads) and the tokenizer's vocabulary size. */
+  textLength: number;
+  vocabSize: number;
+  hiddenSize: number;
+  depth: number;
+  numHeads: number;
+  mlpRatio: number;
+  /** Probability that a text-to-image sample's caption is replaced by the null caption (for CFG). */
+  captionDropoutProb: number;
+}
+
+export const CONFIG_FORMAT = 'causalfusion-multimodal';
+
+/** Quantities that follow from a config. */
+export function multimodalGeometry(c: MultimodalConfig) {
+  const gridH = c.imageHeight / c.patchSize;
+  const gridW = c.imageWidth / c.patchSize;
+  return {
+    gridH,
+    gridW,
+    /** L: image tokens. */
+    numTokens: gridH * gridW,
+    tokenDim: c.patchSize * c.patchSize * c.channels,
+    headDim: c.hiddenSize / c.numHeads,
+    mlpHidden: Math.floor(c.hiddenSize * c.mlpRatio),
+  };
+}
+
+export function validateMultimodalConfig(c: MultimodalConfig): void {
+  for (const k of ['imageHeight', 'imageWidth', 'channels', 'patchSize', 'textLength', 'vocabSize', 'hiddenSize', 'depth', 'numHeads'] as const) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`multimodal config: ${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (c.imageHeight % c.patchSize || c.imageWidth % c.patchSize) {
+    throw new Error(`multimodal config: patchSize ${c.patchSize} must divide the canvas ${c.imageHeight}x${c.imageWidth}`);
+  }
+  if (c.hiddenSize % c.numHeads) throw new Error(`multimodal config: hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}`);
+  if (c.hiddenSize % 4) throw new Error(`multimodal config: hiddenSize ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos positions)`);
+  if (c.textLength < 3) throw new Error(`multimodal config: textLength must hold <|bos|>, a token and <|eos|>, got ${c.textLength}`);
+  if (!(c.mlpRatio > 0)) throw new Error(`multimodal config: mlpRatio must be positive, got ${c.mlpRatio}`);
+  if (!(c.captionDropoutProb >= 0 && c.captionDropoutProb < 1)) {
+    throw new Error(`multimodal config: captionDropoutProb must be in [0, 1), got ${c.captionDropoutProb}`);
+  }
+}
+
+export function multimodalConfigToJson(c: MultimodalConfig): Record<string, unknown> {
+  return { format: CONFIG_FORMAT, ...c };
+}
+
+export function multimodalConfigFromJson(json: unknown, where = 'config.json'): MultimodalConfig {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${where}: expected a JSON object`);
+  const { format, ...rest } = json as Record<string, unknown>;
+  if (format !== CONFIG_FORMAT) {
+    throw new Error(`${where} is not a multimodal model config (format ${JSON.stringify(format)}, expected "${CONFIG_FORMAT}")`);
+  }
+  const config = rest as unknown as MultimodalConfig;
+  try {
+    validateMultimodalConfig(config);
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
+  }
+  return config;
+}

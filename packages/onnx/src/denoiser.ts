@@ -44,8 +44,9 @@ export interface OrtDenoiserSession extends DenoiserSession {
 type Sessions = { cond: InferenceSession; push: InferenceSession; eps: InferenceSession };
 
 async function loadOrt(): Promise<Ort> {
-  // loaded lazily: building and exporting graphs never touches native code
-  return import('onnxruntime-node');
+  // loaded lazily (building and exporting graphs never touches native code), with require rather than
+  // import(): a CommonJS consumer under a test runner's VM may not support dynamic import
+  return require('onnxruntime-node') as Ort;
 }
 
 async function createSessions(ort: Ort, sources: Record<keyof Sessions, string | Uint8Array>, options: OrtOptions): Promise<Sessions> {

@@ -132,7 +132,8 @@ export function checkGraphs(encoder: InferenceSession, decoder: InferenceSession
 }
 
 async function loadOrt(): Promise<Ort> {
-  return import('onnxruntime-node');
+  // require, not import(): a CommonJS consumer under a test runner's VM may not support dynamic import
+  return require('onnxruntime-node') as typeof import('onnxruntime-node');
 }
 
 function sessionOptions(options: VaeOptions): import('onnxruntime-node').InferenceSession.SessionOptions {

@@ -8,7 +8,8 @@
 //      zero-shot editing); the share read as the new class, and a check that every pixel outside the
 //      regenerated region is identical to the input.
 // Same seed, sampler settings and classifier for every row, so rows compare. Defaults: the shipped model
-// (apps/cli/assets/default-model), 1000 samples, S_eval 1,2,4,8, 50 DDPM steps, CFG 3, 200 edits.
+// (apps/cli/assets/default-model), 1000 samples, S_eval 1,2,4,8, 50 DDPM steps, CFG 3, 200 edits at CFG 5
+// (the CLI's defaults for sample and edit).
 // Run from the repository root: `pnpm bench:quality [--runtime ort|tfjs] [--num N] [--steps 50] ...`.
 // Last line: `quality s1=<share> s4=<share> edit=<share>`.
 import { createRequire } from 'node:module';
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     edits: { type: 'string', default: '200' },
     steps: { type: 'string', default: '50' },
     cfg: { type: 'string', default: '3' },
+    'edit-cfg': { type: 'string', default: '5' },
     'cfg-interval': { type: 'string', default: '0,1000' },
     batch: { type: 'string', default: '250' },
     seed: { type: 'string', default: '0' },
@@ -111,7 +113,7 @@ for (let from = 0; from < numEdits; from += batchSize) {
   const to = Math.min(from + batchSize, numEdits);
   const source = test.images.subarray(from * pixels, to * pixels);
   const { tokens } = await edit(denoiser, {
-    ...common, conditions: newClasses.slice(from, to), arSteps: 1, tokens: tokenizer.encode(source), region, seed: seed + from,
+    ...common, cfgScale: Number(args['edit-cfg']), conditions: newClasses.slice(from, to), arSteps: 1, tokens: tokenizer.encode(source), region, seed: seed + from,
   });
   edited.set(tokenizer.decode(tokens), from * pixels);
   process.stderr.write(`edits: ${to}/${numEdits}, ${((Date.now() - editStarted) / 1000).toFixed(0)}s\n`);
@@ -129,7 +131,7 @@ for (let i = 0; i < numEdits; i++) {
   }
 }
 const editShare = await shareCorrect(edited, newClasses);
-rows.push({ task: 'edit center -> new class', n: numEdits, share: editShare, seconds: (Date.now() - editStarted) / 1000 });
+rows.push({ task: `edit center -> new class (CFG ${args['edit-cfg']})`, n: numEdits, share: editShare, seconds: (Date.now() - editStarted) / 1000 });
 
 console.log(`\n| task | samples | read as the requested class | seconds (${args.runtime}) |`);
 console.log('| --- | ---: | ---: | ---: |');

@@ -4,6 +4,7 @@ import { edit, editRegion, EDIT_REGIONS } from '@causalfusion/sampler';
 import { UsageError } from '../errors';
 import {
   addSamplingFlags,
+  DEFAULT_EDIT_CFG,
   parseSamplingFlags,
   progressReporter,
   samplerOptions,
@@ -38,7 +39,7 @@ export function registerEdit(program: Command): void {
     .requiredOption('--class <class...>', 'the class (name or index) to regenerate the region as; several give one edit each')
     .option('--num <n>', 'edits per class (different noise)', '1')
     .option('--out <file.png>', 'the edited image (a grid when there are several: a row per class)', 'edit.png');
-  addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: EditFlags) => {
+  addSamplingFlags(cmd, { arSteps: '1', order: 'raster', cfg: DEFAULT_EDIT_CFG }).action(async (flags: EditFlags) => {
     const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = resolveClasses(flags.class ?? [], folder.meta);
@@ -49,7 +50,7 @@ export function registerEdit(program: Command): void {
     else if (fs.existsSync(flags.mask)) region = await readMask(flags.mask, imageSize, pixelsPerToken);
     else throw new UsageError(`--mask: '${flags.mask}' is neither a region (${EDIT_REGIONS.join(', ')}) nor an existing mask image`);
     const regenerated = region.reduce((a, b) => a + b, 0);
-    const settings = parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel');
+    const settings = parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel', DEFAULT_EDIT_CFG);
     const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
 
     // Every edit starts from the same tokens; the sampler keeps the ones outside the region bit for bit.

@@ -314,22 +314,11 @@ class CausalFusionGraph {
     const value = this.heads(v2, null);
     if (kvOnly) return { x: null, key, value };
     const q = g.op('Mul', [this.heads(q2, `${p}.attn.q_norm`), g.scalar('attn.scale', 1 / Math.sqrt(this.hd))]);
-    const scoresOf = (k: string) => g.op('MatMul', [q, g.op('Transpose', [k], [attr.ints('perm', [0, 1, 3, 2])])]);
-    let o: string; // [rows, H, n, hd]
-    if (!past) {
-      o = g.op('MatMul', [g.op('Softmax', [scoresOf(key)], [attr.int('axis', -1)]), value]);
-    } else {
-      // Attend to the cache and to the new tokens without concatenating their keys/values: that would copy the
-      // whole cache on every call (S_eval > 1 calls many times against a long cache). Only the small score
-      // matrices [rows, H, n, past] and [rows, H, n, n] are joined for one softmax, then split again.
-      const attn = g.op('Softmax', [g.op('Concat', [scoresOf(past.key), scoresOf(key)], [attr.int('axis', -1)])], [attr.int('axis', -1)]);
-      const lengths = g.op('Concat', [
-        g.op('Shape', [past.key], [attr.int('start', 2), attr.int('end', 3)]),
-        g.op('Shape', [key], [attr.int('start', 2), attr.int('end', 3)]),
-      ], [attr.int('axis', 0)]);
-      const [attnPast, attnNew] = g.opN('Split', [attn, lengths], 2, [attr.int('axis', -1)]);
-      o = g.op('Add', [g.op('MatMul', [attnPast, past.value]), g.op('MatMul', [attnNew, value])]);
-    }
+    const keys = past ? g.op('Concat', [past.key, key], [attr.int('axis', 2)]) : key;
+    const values = past ? g.op('Concat', [past.value, value], [attr.int('axis', 2)]) : value;
+    const scores = g.op('MatMul', [q, g.op('Transpose', [keys], [attr.ints('perm', [0, 1, 3, 2])])]); // [rows, H, n, keys]
+    const attn = g.op('Softmax', [scores], [attr.int('axis', -1)]);
+    const o = g.op('MatMul', [attn, values]); // [rows, H, n, hd]
     const merged = g.op('Reshape', [g.op('Transpose', [o], [attr.ints('perm', [0, 2, 1, 3])]), g.constant('shape.flat', [-1, D], 'int64')]);
     const x1 = g.op('Add', [x, this.linear(merged, `${p}.attn.proj`)]);
     const m = this.linear(this.geluTanh(this.linear(this.layerNorm(x1, `${p}.norm2`), `${p}.mlp.fc1`)), `${p}.mlp.fc2`);

@@ -193,3 +193,26 @@ export async function writeProgressFrames(
   }
   return files;
 }
+
+/**
+ * Write what `sample` / `edit` produced: the grid (tokens decoded by the model's tokenizer: pixels, or a VAE
+ * for a latent-space model) and, when asked, one frame per AR step; then release the tokenizer.
+ */
+export async function writeResults(
+  folder: ModelFolder,
+  result: { tokens: Float32Array; intermediates?: Intermediate[] },
+  flags: Pick<SamplingFlags, 'out' | 'progressFrames'>,
+  count: number,
+  settings: Pick<SamplingSettings, 'num' | 'zoom'>,
+): Promise<void> {
+  const { imageSize, channels } = folder.tokenizer;
+  try {
+    await writeGrid(flags.out, await folder.tokenizer.decode(result.tokens), count, settings.num, imageSize, channels, settings.zoom);
+    if (flags.progressFrames) {
+      const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, count, settings.num, settings.zoom);
+      console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
+    }
+  } finally {
+    await folder.tokenizer.close();
+  }
+}

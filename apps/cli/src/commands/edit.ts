@@ -8,10 +8,10 @@ import {
   parseSamplingFlags,
   progressReporter,
   samplerOptions,
-  writeProgressFrames,
+  writeResults,
   type SamplingFlags,
 } from '../generation';
-import { readImage, readMask, writeGrid } from '../images';
+import { readImage, readMask } from '../images';
 import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
 
 interface EditFlags extends SamplingFlags {
@@ -75,15 +75,7 @@ export function registerEdit(program: Command): void {
     }
     const seconds = (Date.now() - started) / 1000;
 
-    try {
-      await writeGrid(flags.out, await folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
-      if (flags.progressFrames) {
-        const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
-        console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
-      }
-    } finally {
-      await folder.tokenizer.close();
-    }
+    await writeResults(folder, result, flags, conditions.length, settings);
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
     console.log(
       `wrote ${flags.out}: ${conditions.length} edit(s) of ${flags.input} as ${names}; regenerated ${regenerated} of ` +

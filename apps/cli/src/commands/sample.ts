@@ -5,10 +5,9 @@ import {
   parseSamplingFlags,
   progressReporter,
   samplerOptions,
-  writeProgressFrames,
+  writeResults,
   type SamplingFlags,
 } from '../generation';
-import { writeGrid } from '../images';
 import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
 
 /**
@@ -45,17 +44,7 @@ export function registerSample(program: Command): void {
     }
     const seconds = (Date.now() - started) / 1000;
 
-    const { imageSize, channels } = folder.tokenizer;
-    try {
-      // a latent-space model's tokens are decoded by its VAE
-      await writeGrid(flags.out, await folder.tokenizer.decode(result.tokens), conditions.length, settings.num, imageSize, channels, settings.zoom);
-      if (flags.progressFrames) {
-        const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, conditions.length, settings.num, settings.zoom);
-        console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);
-      }
-    } finally {
-      await folder.tokenizer.close();
-    }
+    await writeResults(folder, result, flags, conditions.length, settings);
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
     console.log(
       `wrote ${flags.out}: ${conditions.length} images (${classes.length} rows of ${settings.num}; classes ${names}), ` +

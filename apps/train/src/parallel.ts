@@ -76,9 +76,13 @@ export class ReplicaPool {
     return this.replicas.length;
   }
 
-  /** Replica i computes a shard with the given weights (trainable variables, in order). */
+  /**
+   * Replica i computes a shard with the given weights (trainable variables, in order). The weights and
+   * the shard's arrays are transferred, not copied: they are unusable here afterwards, so give each
+   * replica its own weight arrays.
+   */
   async run(i: number, weights: Float32Array[], shard: ShardInput): Promise<ShardResult> {
-    const transfer = [shard.x, shard.y, shard.t, shard.noise, shard.idsShuffle, shard.labelDropRand].map((a) => a.buffer as ArrayBuffer);
+    const transfer = [...weights, shard.x, shard.y, shard.t, shard.noise, shard.idsShuffle, shard.labelDropRand].map((a) => a.buffer as ArrayBuffer);
     const reply = await this.replicas[i].request({ type: 'step', weights, shard }, transfer);
     if (reply.type !== 'result') throw new Error(`training worker: unexpected reply ${reply.type}`);
     return { loss: reply.loss, grads: reply.grads };

@@ -122,12 +122,17 @@ export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianD
 }
 
 /**
- * Split N samples into `parts` contiguous shards as even as possible: [from, to) pairs. (Giving the
- * main thread, which also applies AdamW and the EMA, a smaller shard measured no faster: the workers
- * wait for that serial work either way.)
+ * Split N samples into `parts` contiguous shards: [from, to) pairs. Shard 0 (the main thread's) gets
+ * `mainExtra` samples more than an even share, the others split the rest as evenly as possible: a
+ * worker spends the time of about one sample per step on receiving weights and sending gradients, so
+ * an even split would leave the main thread waiting for it.
  */
-export function shardRanges(N: number, parts: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let i = 0; i < parts; i++) out.push([Math.floor((i * N) / parts), Math.floor(((i + 1) * N) / parts)]);
+export function shardRanges(N: number, parts: number, mainExtra = 0): [number, number][] {
+  if (parts === 1) return [[0, N]];
+  // shard 0 takes its share plus the extra, leaving every other shard at least one sample
+  const first = Math.min(N - (parts - 1), Math.floor(N / parts) + mainExtra);
+  const out: [number, number][] = [[0, first]];
+  const rest = N - first;
+  for (let i = 0; i < parts - 1; i++) out.push([first + Math.floor((i * rest) / (parts - 1)), first + Math.floor(((i + 1) * rest) / (parts - 1))]);
   return out;
 }

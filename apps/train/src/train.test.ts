@@ -273,6 +273,13 @@ describe('shardRanges', () => {
     expect(shardRanges(5, 3)).toEqual([[0, 1], [1, 3], [3, 5]]);
     expect(shardRanges(8, 1)).toEqual([[0, 8]]);
   });
+
+  it('gives the main thread extra samples, leaving every worker at least one', () => {
+    expect(shardRanges(64, 2, 2)).toEqual([[0, 34], [34, 64]]);
+    expect(shardRanges(64, 4, 2)).toEqual([[0, 18], [18, 33], [33, 48], [48, 64]]);
+    expect(shardRanges(4, 2, 2)).toEqual([[0, 3], [3, 4]]);
+    expect(shardRanges(8, 1, 2)).toEqual([[0, 8]]);
+  });
 });
 
 describe('Progress', () => {

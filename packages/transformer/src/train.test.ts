@@ -3,7 +3,7 @@ import { createRng } from '@causalfusion/rng';
 import { makeConfig } from './config';
 import { CausalDiffusionModel } from './model';
 import { convBatchMatMul, geluTanh, layerNorm, matMul } from './ops';
-import { AdamW, clipGradNorm, trainStep } from './train';
+import { AdamW, clipGradArrays, clipGradNorm, trainStep } from './train';
 import { maxAbsDiff } from './reference.test-util';
 
 beforeAll(async () => {
@@ -124,6 +124,28 @@ describe('AdamW and clipping', () => {
     expect(maxAbsDiff(grads.a.dataSync(), [0.6, 0])).toBeLessThan(1e-6);
     expect(maxAbsDiff(grads.b.dataSync(), [0, 0.8])).toBeLessThan(1e-6);
     tf.dispose(grads);
+  });
+
+  it('takes gradient arrays (null = no gradient) with the same result as tensors; clipGradArrays scales in place', () => {
+    const make = () => [tf.variable(tf.tensor2d([1, -2, 0.5, 3], [2, 2])), tf.variable(tf.tensor1d([0.25, -1]))];
+    const [a1, b1] = make();
+    const [a2, b2] = make();
+    const optT = new AdamW([a1, b1], { lr: 0.05, weightDecay: 0.1 });
+    const optA = new AdamW([a2, b2], { lr: 0.05, weightDecay: 0.1 });
+    optT.step({ [a1.name]: tf.tensor2d([0.5, -1, 2, 0.1], [2, 2]) });
+    optA.step([Float32Array.of(0.5, -1, 2, 0.1), null]);
+    expect(Array.from(a2.dataSync())).toEqual(Array.from(a1.dataSync()));
+    expect(Array.from(b2.dataSync())).toEqual([0.25, -1]);
+    expect(() => optA.step([new Float32Array(3), null])).toThrow(/gradient 0 has 3 values/);
+    expect(() => optA.step([null])).toThrow(/1 gradients for 2 variables/);
+
+    const g = [Float32Array.of(3, 0), null, Float32Array.of(0, 4)];
+    expect(clipGradArrays(g, 1)).toBeCloseTo(5, 6);
+    expect(maxAbsDiff(g[0]!, [0.6, 0])).toBeLessThan(1e-6);
+    expect(maxAbsDiff(g[2]!, [0, 0.8])).toBeLessThan(1e-6);
+    const small = [Float32Array.of(0.3, 0.4)];
+    expect(clipGradArrays(small, 1)).toBeCloseTo(0.5, 6);
+    expect(Array.from(small[0])).toEqual([Math.fround(0.3), Math.fround(0.4)]);
   });
 });
 

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensors, type NamedTensor } from '@causalfusion/safetensors';
 // The config entry point of @causalfusion/transformer is plain TypeScript; its main entry loads tfjs.
-import { configFromJson, derived, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
+import { checkStateDict, configFromJson, officialShapes, readConfigFile, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
 
 export type Weights = Map<string, NamedTensor>;
 
@@ -16,39 +16,7 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const CONFIG_FILE = 'config.json';
 
 /** The official state_dict of a config, in its order: key -> shape (nn.Linear weights are [out, in]). */
-export function expectedShapes(config: ModelConfig): Map<string, number[]> {
-  const c = config;
-  const d = derived(c);
-  const D = c.hiddenSize;
-  const out = new Map<string, number[]>();
-  const linear = (prefix: string, fanIn: number, fanOut: number, bias = true) => {
-    out.set(`${prefix}.weight`, [fanOut, fanIn]);
-    if (bias) out.set(`${prefix}.bias`, [fanOut]);
-  };
-  const norm = (prefix: string, n: number) => {
-    out.set(`${prefix}.weight`, [n]);
-    out.set(`${prefix}.bias`, [n]);
-  };
-  out.set('pos_embed', [1, d.numTokens, D]);
-  out.set('cond_pos_embed', [1, c.numCondTokens, D]);
-  linear('x_proj', d.tokenDim, D);
-  linear('t_embedder.mlp.0', 256, D);
-  linear('t_embedder.mlp.2', D, D);
-  out.set('y_embedder.embedding_table.weight', [d.labelRows, c.numCondTokens * D]);
-  for (let i = 0; i < c.depth; i++) {
-    norm(`blocks.${i}.norm1`, D);
-    linear(`blocks.${i}.attn.qkv`, D, 3 * D, false);
-    linear(`blocks.${i}.attn.proj`, D, D);
-    norm(`blocks.${i}.attn.q_norm`, d.headDim);
-    norm(`blocks.${i}.attn.k_norm`, d.headDim);
-    norm(`blocks.${i}.norm2`, D);
-    linear(`blocks.${i}.mlp.fc1`, D, d.mlpHidden);
-    linear(`blocks.${i}.mlp.fc2`, d.mlpHidden, D);
-  }
-  norm('final_layer.0', D);
-  linear('final_layer.1', D, d.tokenDim);
-  return out;
-}
+export const expectedShapes = officialShapes;
 
 /**
  * Throws unless `weights` holds exactly the official keys of `config` with their shapes; the Error
@@ -56,38 +24,7 @@ export function expectedShapes(config: ModelConfig): Map<string, number[]> {
  */
 export function checkWeights(config: ModelConfig, weights: Weights, where = 'weights'): void {
   validateConfig(config);
-  const expected = expectedShapes(config);
-  const missing = [...expected.keys()].filter((k) => !weights.has(k));
-  const unexpected = [...weights.keys()].filter((k) => !expected.has(k));
-  const mismatched: string[] = [];
-  for (const [key, shape] of expected) {
-    const t = weights.get(key);
-    if (!t) continue;
-    const numel = t.shape.reduce((a, b) => a * b, 1);
-    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
-      mismatched.push(`${key}: checkpoint ${JSON.stringify(t.shape)}, model ${JSON.stringify(shape)}`);
-    } else if (t.data.length !== numel) {
-      mismatched.push(`${key}: ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
-    }
-  }
-  if (missing.length || unexpected.length || mismatched.length) {
-    const parts = [`${where} does not match the model config (${JSON.stringify(config)}):`];
-    if (missing.length) parts.push(`  missing keys (${missing.length}): ${missing.join(', ')}`);
-    if (unexpected.length) parts.push(`  unexpected keys (${unexpected.length}): ${unexpected.join(', ')}`);
-    if (mismatched.length) parts.push(`  shape mismatches (${mismatched.length}): ${mismatched.join('; ')}`);
-    parts.push('  Fix: use the config the checkpoint was trained with (config.json next to model.safetensors).');
-    throw new Error(parts.join('\n'));
-  }
-}
-
-function readConfigFile(file: string): ModelConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: cannot read the model config (${(err as Error).message})`);
-  }
-  return configFromJson(json, file);
+  checkStateDict(config, weights, where);
 }
 
 export interface ModelFolder {

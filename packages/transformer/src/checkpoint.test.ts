@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '@causalfusion/backend';
-import { configFromJson, makeConfig } from './config';
+import { configFromJson, makeConfig, officialShapes } from './config';
 import { loadModel, saveModel } from './checkpoint';
 import { CausalDiffusionModel } from './model';
 import { parseSafetensors, serializeSafetensors } from '@causalfusion/safetensors';
@@ -25,6 +25,8 @@ describe('safetensors with the official keys', () => {
       expect(entries.map((e) => e.key)).toEqual(manifest.tensors.map((t: { key: string }) => t.key));
       expect(entries.map((e) => e.shape)).toEqual(manifest.tensors.map((t: { shape: number[] }) => t.shape));
       expect(model.numParams()).toBe(manifest.num_params);
+      // the tfjs-free table (used by the ONNX path) says the same
+      expect([...officialShapes(tinyConfig)]).toEqual(entries.map((e) => [e.key, e.shape]));
     } finally {
       model.dispose();
     }

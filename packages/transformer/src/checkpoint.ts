@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { configFromJson, configToJson, ModelConfig } from './config';
+import { configFromJson, configToJson, ModelConfig, readConfigFile } from './config';
 import { CausalDiffusionModel } from './model';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 
@@ -15,16 +15,6 @@ export const CONFIG_FILE = 'config.json';
 export interface LoadModelOptions {
   /** The config to build, when there is no config.json (e.g. a bare converted .safetensors file). */
   config?: ModelConfig;
-}
-
-function readConfigFile(file: string): ModelConfig {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new Error(`${file}: cannot read the model config (${(err as Error).message})`);
-  }
-  return configFromJson(json, file);
 }
 
 /**

@@ -2,6 +2,7 @@
  * Model configuration: the arguments of the official `CausalDiffusionModel` constructor, the paper's
  * L / XL / H presets and small presets that train on a CPU.
  */
+import * as fs from 'fs';
 
 export interface ModelConfig {
   /** Latent side length (image size / 16 for the official VAE): the latent is inputSize x inputSize. */
@@ -165,4 +166,79 @@ export function configFromJson(json: unknown, where = 'config.json'): ModelConfi
   } catch (err) {
     throw new Error(`${where}: ${(err as Error).message}`);
   }
+}
+
+/** The official state_dict of a config, in its order: key -> shape (nn.Linear weights are [out, in]). */
+export function officialShapes(config: ModelConfig): Map<string, number[]> {
+  const c = config;
+  const d = derived(c);
+  const D = c.hiddenSize;
+  const out = new Map<string, number[]>();
+  const linear = (prefix: string, fanIn: number, fanOut: number, bias = true) => {
+    out.set(`${prefix}.weight`, [fanOut, fanIn]);
+    if (bias) out.set(`${prefix}.bias`, [fanOut]);
+  };
+  const norm = (prefix: string, n: number) => {
+    out.set(`${prefix}.weight`, [n]);
+    out.set(`${prefix}.bias`, [n]);
+  };
+  out.set('pos_embed', [1, d.numTokens, D]);
+  out.set('cond_pos_embed', [1, c.numCondTokens, D]);
+  linear('x_proj', d.tokenDim, D);
+  linear('t_embedder.mlp.0', 256, D);
+  linear('t_embedder.mlp.2', D, D);
+  out.set('y_embedder.embedding_table.weight', [d.labelRows, c.numCondTokens * D]);
+  for (let i = 0; i < c.depth; i++) {
+    norm(`blocks.${i}.norm1`, D);
+    linear(`blocks.${i}.attn.qkv`, D, 3 * D, false);
+    linear(`blocks.${i}.attn.proj`, D, D);
+    norm(`blocks.${i}.attn.q_norm`, d.headDim);
+    norm(`blocks.${i}.attn.k_norm`, d.headDim);
+    norm(`blocks.${i}.norm2`, D);
+    linear(`blocks.${i}.mlp.fc1`, D, d.mlpHidden);
+    linear(`blocks.${i}.mlp.fc2`, d.mlpHidden, D);
+  }
+  norm('final_layer.0', D);
+  linear('final_layer.1', D, d.tokenDim);
+  return out;
+}
+
+/**
+ * Throws unless `state` holds exactly the official keys of `config` with their shapes (and as many
+ * values as each shape holds); the Error lists the missing keys, the unexpected keys and the shape
+ * mismatches, and names the fix.
+ */
+export function checkStateDict(config: ModelConfig, state: ReadonlyMap<string, { shape: number[]; data: ArrayLike<number> }>, where = 'checkpoint'): void {
+  const expected = officialShapes(config);
+  const missing = [...expected.keys()].filter((k) => !state.has(k));
+  const unexpected = [...state.keys()].filter((k) => !expected.has(k));
+  const mismatched: string[] = [];
+  for (const [key, shape] of expected) {
+    const t = state.get(key);
+    if (!t) continue;
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      mismatched.push(`${key}: checkpoint ${JSON.stringify(t.shape)}, model ${JSON.stringify(shape)}`);
+    } else if (t.data.length !== shape.reduce((a, b) => a * b, 1)) {
+      mismatched.push(`${key}: ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
+    }
+  }
+  if (missing.length || unexpected.length || mismatched.length) {
+    const parts = [`${where} does not match the model config (${JSON.stringify(config)}):`];
+    if (missing.length) parts.push(`  missing keys (${missing.length}): ${missing.join(', ')}`);
+    if (unexpected.length) parts.push(`  unexpected keys (${unexpected.length}): ${unexpected.join(', ')}`);
+    if (mismatched.length) parts.push(`  shape mismatches (${mismatched.length}): ${mismatched.join('; ')}`);
+    parts.push('  Fix: use the config the checkpoint was trained with (config.json next to model.safetensors).');
+    throw new Error(parts.join('\n'));
+  }
+}
+
+/** Read a config.json file ({@link configFromJson}); a file that is not JSON gets an error naming it. */
+export function readConfigFile(file: string): ModelConfig {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: cannot read the model config (${(err as Error).message})`);
+  }
+  return configFromJson(json, file);
 }

@@ -8,7 +8,7 @@
  * const { eps } = model.forwardInference(xn, 500, cache, positions, 16, 4.0);
  * ```
  */
-export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson } from './config';
+export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, officialShapes, checkStateDict } from './config';
 export type { ModelConfig, PresetName } from './config';
 export { CausalDiffusionModel, KVCache, patchify, unpatchify } from './model';
 export type {

@@ -19,7 +19,7 @@ import { tf } from '@causalfusion/backend';
 import type { Rng } from '@causalfusion/rng';
 import { createRng } from '@causalfusion/rng';
 import { checkSplitSizes, getAttnMask } from '@causalfusion/sampler';
-import { derived, ModelConfig, validateConfig } from './config';
+import { checkStateDict, derived, ModelConfig, validateConfig } from './config';
 import { get2dSincosPosEmbed, timestepSinusoid } from './embeddings';
 import { convBatchMatMul, geluTanh, layerNorm, linear, matMul, silu } from './ops';
 
@@ -314,25 +314,8 @@ export class CausalDiffusionModel {
    * Error lists the missing keys, the unexpected keys and the shape mismatches (nothing is loaded).
    */
   loadStateDict(state: Map<string, { shape: number[]; data: Float32Array }>, where = 'checkpoint'): void {
+    checkStateDict(this.config, state, where);
     const entries = this.stateEntries();
-    const known = new Set(entries.map((e) => e.key));
-    const missing = entries.filter((e) => !state.has(e.key)).map((e) => e.key);
-    const unexpected = [...state.keys()].filter((k) => !known.has(k));
-    const mismatched: string[] = [];
-    for (const e of entries) {
-      const t = state.get(e.key);
-      if (t && (t.shape.length !== e.shape.length || t.shape.some((s, i) => s !== e.shape[i]))) {
-        mismatched.push(`${e.key}: checkpoint ${JSON.stringify(t.shape)}, model ${JSON.stringify(e.shape)}`);
-      }
-    }
-    if (missing.length || unexpected.length || mismatched.length) {
-      const parts = [`${where} does not match the model config (${JSON.stringify(this.config)}):`];
-      if (missing.length) parts.push(`  missing keys (${missing.length}): ${missing.join(', ')}`);
-      if (unexpected.length) parts.push(`  unexpected keys (${unexpected.length}): ${unexpected.join(', ')}`);
-      if (mismatched.length) parts.push(`  shape mismatches (${mismatched.length}): ${mismatched.join('; ')}`);
-      parts.push('  Fix: use the config the checkpoint was trained with (config.json next to model.safetensors).');
-      throw new Error(parts.join('\n'));
-    }
     for (const e of entries) {
       const t = state.get(e.key)!;
       tf.tidy(() => {

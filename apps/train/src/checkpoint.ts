@@ -40,32 +40,46 @@ function trainableKeys(model: CausalDiffusionModel): string[] {
   return model.stateEntries().filter((e) => e.variable.trainable).map((e) => e.key);
 }
 
-export async function writeCheckpoint(
-  dir: string,
-  parts: { model: CausalDiffusionModel; ema: CausalDiffusionModel; optimizer: AdamW; state: CheckpointState },
-): Promise<void> {
+/**
+ * Write a checkpoint folder atomically: `fill` writes everything into `<dir>.tmp/`, then the old folder
+ * is moved aside and the new one renamed into place.
+ */
+export async function writeCheckpointFolder(dir: string, fill: (tmp: string) => Promise<void> | void): Promise<void> {
   const tmp = `${dir}.tmp`;
   const old = `${dir}.old`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
-  await saveModel(parts.model, tmp);
-  writeSafetensors(path.join(tmp, 'ema.safetensors'), parts.ema.stateDict(), { format: 'pt' });
-  const opt = parts.optimizer.getState();
-  const keys = trainableKeys(parts.model);
-  const shapes = parts.optimizer.variables.map((v) => [...v.shape]);
-  const tensors: [string, { shape: number[]; data: Float32Array }][] = [];
-  keys.forEach((k, i) => {
-    tensors.push([`m.${k}`, { shape: shapes[i], data: opt.m[i] }]);
-    tensors.push([`v.${k}`, { shape: shapes[i], data: opt.v[i] }]);
-  });
-  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors);
-  writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...parts.state, adamStepCount: opt.stepCount }, null, 2) + '\n');
+  await fill(tmp);
   if (fs.existsSync(dir)) {
     fs.rmSync(old, { recursive: true, force: true });
     fs.renameSync(dir, old);
   }
   fs.renameSync(tmp, dir);
   fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** AdamW's moments as `m.<key>` / `v.<key>` tensors (keys and shapes of the optimizer's variables, in order). */
+export function optimizerTensors(keys: string[], shapes: number[][], opt: { m: Float32Array[]; v: Float32Array[] }): [string, { shape: number[]; data: Float32Array }][] {
+  const tensors: [string, { shape: number[]; data: Float32Array }][] = [];
+  keys.forEach((k, i) => {
+    tensors.push([`m.${k}`, { shape: shapes[i], data: opt.m[i] }]);
+    tensors.push([`v.${k}`, { shape: shapes[i], data: opt.v[i] }]);
+  });
+  return tensors;
+}
+
+export async function writeCheckpoint(
+  dir: string,
+  parts: { model: CausalDiffusionModel; ema: CausalDiffusionModel; optimizer: AdamW; state: CheckpointState },
+): Promise<void> {
+  await writeCheckpointFolder(dir, async (tmp) => {
+    await saveModel(parts.model, tmp);
+    writeSafetensors(path.join(tmp, 'ema.safetensors'), parts.ema.stateDict(), { format: 'pt' });
+    const opt = parts.optimizer.getState();
+    const shapes = parts.optimizer.variables.map((v) => [...v.shape]);
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trainableKeys(parts.model), shapes, opt));
+    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...parts.state, adamStepCount: opt.stepCount }, null, 2) + '\n');
+  });
 }
 
 /** Where the newest complete checkpoint is (the folder, or its `.old` copy after a crash), or null. */

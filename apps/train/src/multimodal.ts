@@ -16,8 +16,9 @@ import {
 import { createRng, Rng, type RngState } from '@causalfusion/rng';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { AdamW, clipGradNorm } from '@causalfusion/transformer';
-import { findCheckpoint } from './checkpoint';
-import { csvLine, LogRow, Progress, readCsv, writeCsv, writeLossPng } from './report';
+import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
+import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
+import { LogRow, readCsv, writeCsv } from './report';
 import { emaDecayAt, lrAt } from './trainer';
 
 export interface MultimodalTrainConfig {
@@ -197,25 +198,14 @@ async function loadSource(c: MultimodalTrainConfig): Promise<CaptionSource> {
 }
 
 async function writeMultimodalCheckpoint(dir: string, model: MultimodalModel, ema: MultimodalModel, optimizer: AdamW, codec: CaptionCodec, state: MultimodalState): Promise<void> {
-  const tmp = `${dir}.tmp`;
-  const old = `${dir}.old`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  saveMultimodalModel(model, tmp, codec);
-  writeSafetensors(path.join(tmp, 'ema.safetensors'), ema.stateDict(), { format: 'pt' });
-  const opt = optimizer.getState();
-  const tensors: [string, { shape: number[]; data: Float32Array }][] = [];
-  model.stateEntries().forEach((e, i) => {
-    tensors.push([`m.${e.key}`, { shape: [...e.variable.shape], data: opt.m[i] }]);
-    tensors.push([`v.${e.key}`, { shape: [...e.variable.shape], data: opt.v[i] }]);
+  await writeCheckpointFolder(dir, (tmp) => {
+    saveMultimodalModel(model, tmp, codec);
+    writeSafetensors(path.join(tmp, 'ema.safetensors'), ema.stateDict(), { format: 'pt' });
+    const opt = optimizer.getState();
+    const entries = model.stateEntries();
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(entries.map((e) => e.key), entries.map((e) => [...e.variable.shape]), opt));
+    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...state, adamStepCount: opt.stepCount }, null, 2) + '\n');
   });
-  writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors);
-  writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...state, adamStepCount: opt.stepCount }, null, 2) + '\n');
-  if (fs.existsSync(dir)) {
-    fs.rmSync(old, { recursive: true, force: true });
-    fs.renameSync(dir, old);
-  }
-  fs.renameSync(tmp, dir);
-  fs.rmSync(old, { recursive: true, force: true });
 }
 
 export interface MultimodalTrainResult {
@@ -312,91 +302,63 @@ export async function trainMultimodal(
   const variables = model.trainableVariables();
   const emaPairs = ema.trainableVariables().map((e, i) => [e, variables[i]] as const);
   const numParams = model.numParams();
-  const progress = new Progress(config.steps, command.tty ?? Boolean(process.stdout.isTTY), write);
-  let stopRequested = false;
-  const onSignal = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    write('\ninterrupted: finishing the current step, then saving a checkpoint\n');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  write(
+  const banner =
     `${saved ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
       `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${T} text ids, batch ${config.batchSize}, ` +
-      `caption order p=${config.captionProb}, lambda ${config.lossLambda}, image AR steps <= ${config.imageArStepsMax}, backend ${backend}\n`,
-  );
-  const started = Date.now();
-  const startStep = step;
-  let last = { loss: NaN, text: NaN, image: NaN };
-  const elapsed = () => (Date.now() - started) / 1000;
-  const save = async () => {
-    await writeMultimodalCheckpoint(ckptDir, model, ema, optimizer, codec, {
-      format: 'causalfusion-multimodal-train-checkpoint', step, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, wallSeconds: wallBefore + elapsed(),
-    });
-    await writeLossPng(path.join(config.out, 'loss.png'), rows);
-  };
-  try {
-    while (step < config.steps) {
-      const batch = batchOf(step);
-      const rnd = drawMultimodalRandomness(rng, config.batchSize, canvas.numTokens, canvas.tokenDim, diffusion.numTimesteps, recipe, config.captionDropout);
-      let parts = [0, 0];
-      const { value, grads } = tf.variableGrads(() => {
-        const l = multimodalLosses(model, diffusion, batch, rnd, recipe, nullCaption);
-        parts = [l.text.dataSync()[0], l.image.dataSync()[0]];
-        return l.total;
-      }, variables);
-      const loss = value.dataSync()[0];
-      value.dispose();
-      if (!Number.isFinite(loss)) {
-        tf.dispose(Object.values(grads));
-        throw new Error(`training stopped: the loss is ${loss} at step ${step + 1}; the weights of that step were not applied. Resume from ${ckptDir} with a lower --lr`);
-      }
-      const clipped = clipGradNorm(grads, config.clipNorm);
-      optimizer.lr = lrAt(config, step);
-      optimizer.step(clipped.grads);
-      tf.dispose(clipped.grads);
-      step++;
-      const decay = emaDecayAt(config, step);
-      tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
-      last = { loss, text: parts[0], image: parts[1] };
-      const stepsPerSec = (step - startStep) / Math.max(elapsed(), 1e-9);
-      const row: LogRow = { step, loss, gradNorm: clipped.norm, lr: optimizer.lr, emaDecay: decay, stepsPerSec, wallSeconds: wallBefore + elapsed() };
-      rows.push(row);
-      fs.appendFileSync(csvFile, csvLine(row) + '\n');
-      if (step % config.logEvery === 0 || step === config.steps) {
-        progress.update(step, loss, stepsPerSec);
-        if (!(command.tty ?? process.stdout.isTTY)) write(`  text ${parts[0].toFixed(4)}  image ${parts[1].toFixed(4)}\n`);
-      }
-      if (step % config.checkpointEvery === 0 || step === config.steps) await save();
-      if (stopRequested) {
-        if (step % config.checkpointEvery !== 0) await save();
-        progress.break();
-        write(`stopped at step ${step}: checkpoint saved in ${ckptDir}; continue with the same command and --resume\n`);
-        break;
-      }
+      `caption order p=${config.captionProb}, lambda ${config.lossLambda}, image AR steps <= ${config.imageArStepsMax}, backend ${backend}\n`;
+  let parts = { text: NaN, image: NaN };
+  /** One step: both losses, backward, clip, AdamW, EMA. */
+  const oneStep = (k: number): StepOutcome => {
+    const batch = batchOf(k);
+    const rnd = drawMultimodalRandomness(rng, config.batchSize, canvas.numTokens, canvas.tokenDim, diffusion.numTimesteps, recipe, config.captionDropout);
+    const { value, grads } = tf.variableGrads(() => {
+      const l = multimodalLosses(model, diffusion, batch, rnd, recipe, nullCaption);
+      parts = { text: l.text.dataSync()[0], image: l.image.dataSync()[0] };
+      return l.total;
+    }, variables);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    if (!Number.isFinite(loss)) {
+      tf.dispose(Object.values(grads));
+      throw new Error(`training stopped: the loss is ${loss} at step ${k + 1}; the weights of that step were not applied. Resume from ${ckptDir} with a lower --lr`);
     }
-    progress.break();
-    if (command.exportDir && !stopRequested) {
+    const clipped = clipGradNorm(grads, config.clipNorm);
+    optimizer.lr = lrAt(config, k);
+    optimizer.step(clipped.grads);
+    tf.dispose(clipped.grads);
+    const decay = emaDecayAt(config, k + 1);
+    tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+    return { loss, gradNorm: clipped.norm, lr: optimizer.lr, emaDecay: decay, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
+  };
+
+  let result: LoopResult;
+  try {
+    result = await runTrainingLoop({
+      out: config.out, checkpointDir: ckptDir, steps: config.steps, startStep: step, wallBefore, logEvery: config.logEvery, checkpointEvery: config.checkpointEvery,
+      rows, banner, tty: command.tty ?? Boolean(process.stdout.isTTY), write,
+      step: oneStep,
+      save: (stepsDone, wallSeconds) =>
+        writeMultimodalCheckpoint(ckptDir, model, ema, optimizer, codec, {
+          format: 'causalfusion-multimodal-train-checkpoint', step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, wallSeconds,
+        }),
+    });
+    if (command.exportDir && !result.interrupted) {
       saveMultimodalModel(ema, command.exportDir, codec, {
         dataset: config.data,
         training: {
-          command: command.commandLine ?? '', steps: step, wallSeconds: Math.round(wallBefore + elapsed()), backend, batchSize: config.batchSize,
+          command: command.commandLine ?? '', steps: result.step, wallSeconds: Math.round(result.wallSeconds), backend, batchSize: config.batchSize,
           lr: config.lr, captionProb: config.captionProb, lossLambda: config.lossLambda, imageArStepsMax: config.imageArStepsMax, weights: 'ema',
         },
       });
       write(`exported the EMA model to ${command.exportDir}\n`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     optimizer.dispose();
     model.dispose();
     ema.dispose();
   }
-  const sessionSteps = step - startStep;
   return {
-    config, step, sessionSteps, loss: last.loss, textLoss: last.text, imageLoss: last.image, stepsPerSec: sessionSteps / Math.max(elapsed(), 1e-9),
-    numParams, backend, interrupted: stopRequested,
+    config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, textLoss: parts.text, imageLoss: parts.image,
+    stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9), numParams, backend, interrupted: result.interrupted,
   };
 }

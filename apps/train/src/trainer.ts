@@ -18,7 +18,8 @@ import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrain
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
 import { findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
 import { ReplicaPool } from './parallel';
-import { csvLine, LogRow, Progress, readCsv, writeCsv, writeGridPng, writeLossPng } from './report';
+import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
+import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
 import { drawStepRandomness, RecipeOptions, shardGradients, shardOf, shardRanges, ShardResult } from './step';
 
 /** The loss became NaN or infinite: the weights of that step were not applied. */
@@ -155,95 +156,70 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const numParams = model.numParams();
   const ranges = shardRanges(config.batchSize, config.workers, MAIN_EXTRA_SAMPLES);
   const pool = await ReplicaPool.start(config.workers - 1, modelConfig, config.backend);
-  const progress = new Progress(config.steps, options.tty ?? Boolean(process.stdout.isTTY), write);
-  // Ctrl-C / SIGTERM: finish the step in flight, save a checkpoint, stop. A second signal quits at once.
-  let stopRequested = false;
-  const onSignal = (signal?: NodeJS.Signals) => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    write(`\n${signal ?? 'interrupted'}: finishing the current step, then saving a checkpoint (send it again to quit at once)\n`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  write(
+  const banner =
     `${resumedFrom ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
-      `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`,
-  );
+      `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`;
 
-  const started = Date.now();
-  const startStep = step;
-  let lastLoss = NaN;
-  const elapsed = () => (Date.now() - started) / 1000;
-  const save = async () => {
-    await writeCheckpoint(ckptDir, {
-      model, ema, optimizer,
-      state: { format: 'causalfusion-train-checkpoint', step, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds: wallBefore + elapsed() },
-    });
-    await writeLossPng(path.join(config.out, 'loss.png'), rows);
-  };
-  try {
-    while (step < config.steps) {
-      const batch = nextBatch(step);
-      const rnd = drawStepRandomness(rng, config.batchSize, valuesPerSample, geometry.numTokens, diffusion.numTimesteps, recipe);
-      const shards = ranges.map(([from, to]) => shardOf({ x: batch.x, y: batch.labels }, rnd, from, to, geometry.numTokens, recipe));
-      let results: ShardResult[];
-      if (pool.size > 0) {
-        const weights = variables.map((v) => v.dataSync() as Float32Array);
-        const remote = shards.slice(1).map((s, i) => pool.run(i, weights.map((w) => w.slice()), s));
-        const local = shardGradients(model, diffusion, shards[0]);
-        results = [local, ...(await Promise.all(remote))];
-      } else results = [shardGradients(model, diffusion, shards[0])];
+  /** One step: shard gradients (main thread + workers), their sum, clip, AdamW, EMA. */
+  const oneStep = async (k: number): Promise<StepOutcome> => {
+    const batch = nextBatch(k);
+    const rnd = drawStepRandomness(rng, config.batchSize, valuesPerSample, geometry.numTokens, diffusion.numTimesteps, recipe);
+    const shards = ranges.map(([from, to]) => shardOf({ x: batch.x, y: batch.labels }, rnd, from, to, geometry.numTokens, recipe));
+    let results: ShardResult[];
+    if (pool.size > 0) {
+      const weights = variables.map((v) => v.dataSync() as Float32Array);
+      const remote = shards.slice(1).map((sh, i) => pool.run(i, weights.map((w) => w.slice()), sh));
+      const local = shardGradients(model, diffusion, shards[0]);
+      results = [local, ...(await Promise.all(remote))];
+    } else results = [shardGradients(model, diffusion, shards[0])];
 
-      const loss = results.reduce((a, r) => a + r.loss, 0);
-      if (!Number.isFinite(loss)) {
-        throw new NanLossError(
-          `training stopped: the loss is ${loss} at step ${step + 1} (lr ${lrAt(config, step).toPrecision(3)}); the weights of that step were not applied. ` +
-            `Resume from the last checkpoint in ${ckptDir} with a lower --lr or a longer --warmup (start a new run if there is none).`,
-        );
-      }
-      // Sum the shards into shard 0's arrays in a fixed order (shard 0 first), so the result does not
-      // depend on timing; clip and AdamW then work on these arrays, no tensors needed.
-      const grads = results[0].grads;
-      for (const r of results.slice(1)) {
-        r.grads.forEach((part, i) => {
-          if (part) grads[i] = grads[i] ? addInto(grads[i]!, part) : part;
-        });
-      }
-      const gradNorm = clipGradArrays(grads, config.clipNorm);
-      optimizer.lr = lrAt(config, step);
-      optimizer.step(grads);
-      step++;
-      const decay = emaDecayAt(config, step);
-      tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
-
-      lastLoss = loss;
-      const stepsPerSec = (step - startStep) / Math.max(elapsed(), 1e-9);
-      const row: LogRow = { step, loss, gradNorm, lr: optimizer.lr, emaDecay: decay, stepsPerSec, wallSeconds: wallBefore + elapsed() };
-      rows.push(row);
-      fs.appendFileSync(csvFile, csvLine(row) + '\n');
-      if (step % config.logEvery === 0 || step === config.steps) progress.update(step, loss, stepsPerSec);
-      if (step % config.checkpointEvery === 0 || step === config.steps) await save();
-      if (step % config.sampleEvery === 0 || step === config.steps) {
-        await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${step}.png`), vaeTokenizer);
-      }
-      if (stopRequested) {
-        if (step % config.checkpointEvery !== 0) await save();
-        progress.break();
-        write(`stopped at step ${step}: checkpoint saved in ${ckptDir}; continue with the same command and --resume\n`);
-        break;
-      }
+    const loss = results.reduce((a, r) => a + r.loss, 0);
+    if (!Number.isFinite(loss)) {
+      throw new NanLossError(
+        `training stopped: the loss is ${loss} at step ${k + 1} (lr ${lrAt(config, k).toPrecision(3)}); the weights of that step were not applied. ` +
+          `Resume from the last checkpoint in ${ckptDir} with a lower --lr or a longer --warmup (start a new run if there is none).`,
+      );
     }
-    progress.break();
-    if (options.exportDir && !stopRequested) {
+    // Sum the shards into shard 0's arrays in a fixed order (shard 0 first), so the result does not
+    // depend on timing; clip and AdamW then work on these arrays, no tensors needed.
+    const grads = results[0].grads;
+    for (const r of results.slice(1)) {
+      r.grads.forEach((part, i) => {
+        if (part) grads[i] = grads[i] ? addInto(grads[i]!, part) : part;
+      });
+    }
+    const gradNorm = clipGradArrays(grads, config.clipNorm);
+    optimizer.lr = lrAt(config, k);
+    optimizer.step(grads);
+    const decay = emaDecayAt(config, k + 1);
+    tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+    return { loss, gradNorm, lr: optimizer.lr, emaDecay: decay };
+  };
+
+  let result: LoopResult;
+  try {
+    result = await runTrainingLoop({
+      out: config.out, checkpointDir: ckptDir, steps: config.steps, startStep: step, wallBefore, logEvery: config.logEvery, checkpointEvery: config.checkpointEvery,
+      rows, banner, tty: options.tty ?? Boolean(process.stdout.isTTY), write,
+      step: oneStep,
+      save: (stepsDone, wallSeconds) =>
+        writeCheckpoint(ckptDir, {
+          model, ema, optimizer,
+          state: { format: 'causalfusion-train-checkpoint', step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds },
+        }),
+      after: async (stepsDone) => {
+        if (stepsDone % config.sampleEvery === 0 || stepsDone === config.steps) {
+          await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${stepsDone}.png`), vaeTokenizer);
+        }
+      },
+    });
+    if (options.exportDir && !result.interrupted) {
       await exportModel(ema, options.exportDir, config, data, {
-        command: options.commandLine ?? '', steps: step, wallSeconds: Math.round(wallBefore + elapsed()), backend, workers: config.workers,
+        command: options.commandLine ?? '', steps: result.step, wallSeconds: Math.round(result.wallSeconds), backend, workers: config.workers,
       });
       write(`exported the EMA model to ${options.exportDir}\n`);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    progress.break();
     await pool.close();
     await vaeTokenizer?.vae.release();
     if ('cache' in data) data.cache.close();
@@ -251,10 +227,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model.dispose();
     ema.dispose();
   }
-  const sessionSteps = step - startStep;
   return {
-    config, step, sessionSteps, loss: lastLoss, stepsPerSec: sessionSteps / Math.max(elapsed(), 1e-9), wallSeconds: wallBefore + elapsed(), backend,
-    numParams, interrupted: stopRequested,
+    config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
+    wallSeconds: result.wallSeconds, backend, numParams, interrupted: result.interrupted,
   };
 }
 

@@ -1,0 +1,107 @@
+/**
+ * The loop both training tasks (class-conditional and multimodal) share around their own step: the
+ * CSV log, the progress bar, checkpoints every N steps (with the loss curve), and Ctrl-C / SIGTERM,
+ * which finishes the step in flight, saves a checkpoint and stops (a second signal quits at once).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { csvLine, LogRow, Progress, writeLossPng } from './report';
+
+/** What one optimisation step reports for the log. */
+export interface StepOutcome {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  emaDecay: number;
+  /** An extra line for plain (non-terminal) output at log time, e.g. the loss parts. */
+  detail?: string;
+}
+
+export interface LoopOptions {
+  /** The run folder (log.csv, loss.png) and the checkpoint folder (for the stop message). */
+  out: string;
+  checkpointDir: string;
+  /** Stop after this many steps in all; start after `startStep` steps done in earlier sessions. */
+  steps: number;
+  startStep: number;
+  /** Training wall time of earlier sessions. */
+  wallBefore: number;
+  logEvery: number;
+  checkpointEvery: number;
+  /** The log so far (rows of earlier sessions); the loop appends to it and to log.csv. */
+  rows: LogRow[];
+  tty: boolean;
+  write: (s: string) => void;
+  /** The run's first line (written once the signal handlers are in place). */
+  banner: string;
+  /** Run and apply 0-based step `step` (throw to stop the run, e.g. on a NaN loss). */
+  step(step: number): Promise<StepOutcome> | StepOutcome;
+  /** Write the checkpoint after `stepsDone` steps; `wallSeconds`: training time of all sessions. */
+  save(stepsDone: number, wallSeconds: number): Promise<void>;
+  /** After a step is logged and saved (sample grids). */
+  after?(stepsDone: number): Promise<void>;
+}
+
+export interface LoopResult {
+  /** Steps done in all sessions. */
+  step: number;
+  sessionSteps: number;
+  /** The last step's outcome (null when no step ran). */
+  last: StepOutcome | null;
+  /** Seconds of this session, and of all sessions. */
+  sessionSeconds: number;
+  wallSeconds: number;
+  /** True when a signal stopped the run early (after saving a checkpoint). */
+  interrupted: boolean;
+}
+
+export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
+  const csvFile = path.join(o.out, 'log.csv');
+  const progress = new Progress(o.steps, o.tty, o.write);
+  let stopRequested = false;
+  const onSignal = (signal?: NodeJS.Signals) => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    o.write(`\n${signal ?? 'interrupted'}: finishing the current step, then saving a checkpoint (send it again to quit at once)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  o.write(o.banner);
+  const started = Date.now();
+  const elapsed = () => (Date.now() - started) / 1000;
+  const save = async (stepsDone: number) => {
+    await o.save(stepsDone, o.wallBefore + elapsed());
+    await writeLossPng(path.join(o.out, 'loss.png'), o.rows);
+  };
+  let step = o.startStep;
+  let last: StepOutcome | null = null;
+  try {
+    while (step < o.steps) {
+      last = await o.step(step);
+      step++;
+      const stepsPerSec = (step - o.startStep) / Math.max(elapsed(), 1e-9);
+      const row: LogRow = { step, loss: last.loss, gradNorm: last.gradNorm, lr: last.lr, emaDecay: last.emaDecay, stepsPerSec, wallSeconds: o.wallBefore + elapsed() };
+      o.rows.push(row);
+      fs.appendFileSync(csvFile, csvLine(row) + '\n');
+      if (step % o.logEvery === 0 || step === o.steps) {
+        progress.update(step, last.loss, stepsPerSec);
+        if (last.detail && !o.tty) o.write(`  ${last.detail}\n`);
+      }
+      if (step % o.checkpointEvery === 0 || step === o.steps) await save(step);
+      await o.after?.(step);
+      if (stopRequested) {
+        if (step % o.checkpointEvery !== 0 && step !== o.steps) await save(step);
+        progress.break();
+        o.write(`stopped at step ${step}: checkpoint saved in ${o.checkpointDir}; continue with the same command and --resume\n`);
+        break;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    progress.break();
+  }
+  return {
+    step, sessionSteps: step - o.startStep, last, sessionSeconds: elapsed(), wallSeconds: o.wallBefore + elapsed(), interrupted: stopRequested,
+  };
+}

@@ -19,7 +19,7 @@
 import { tf } from '@causalfusion/backend';
 import { createRng, type Rng } from '@causalfusion/rng';
 import { checkSplitSizes, getAttnMask } from '@causalfusion/sampler';
-import { convBatchMatMul, geluTanh, KVCache, layerNorm, linear, matMul, timestepSinusoid } from '@causalfusion/transformer';
+import { embeddingRows, KVCache, layerNorm, linear, timestepSinusoid, transformerBlock } from '@causalfusion/transformer';
 import type { BlockParams, LayerNormParams, LinearParams } from '@causalfusion/transformer';
 import { multimodalGeometry, MultimodalConfig, validateMultimodalConfig } from './config';
 
@@ -294,13 +294,8 @@ export class MultimodalModel {
     return linear(silu(linear(freq, tMlp0.weight, tMlp0.bias)), tMlp2.weight, tMlp2.bias);
   }
 
-  /** Rows of a trained table: a one-hot product (tfjs-wasm has no gather gradient), or a gather at inference. */
   private rowsOf(table: tf.Variable, ids: Int32Array, differentiable: boolean): Tensor {
-    if (!differentiable) return tf.gather(table, tf.tensor1d(ids, 'int32'));
-    const rows = table.shape[0];
-    const oneHot = new Float32Array(ids.length * rows);
-    for (let i = 0; i < ids.length; i++) oneHot[i * rows + ids[i]] = 1;
-    return matMul(tf.tensor2d(oneHot, [ids.length, rows]), table);
+    return embeddingRows(table, ids, differentiable);
   }
 
   /** text_embed[ids] + text_pos[start..start+n): [R, n, D]. */
@@ -320,34 +315,9 @@ export class MultimodalModel {
     return x;
   }
 
-  /** Attention on h [N*S, D] (normed), with optional past keys/values and an additive mask [S, 1, keys]. */
-  private attention(h: Tensor, b: BlockParams, N: number, S: number, bias: Tensor | null, past: { k: Tensor; v: Tensor } | null) {
-    const D = this.config.hiddenSize;
-    const H = this.config.numHeads;
-    const hd = this.headDim;
-    // the layouts of @causalfusion/transformer's attention (see its README: one transpose each into
-    // the depthwise-convolution layout, heads folded into the batch)
-    const [q2, k2, v2] = [0, 1, 2].map((i) => matMul(h, tf.slice(b.qkv.weight, [0, i * D], [D, D])));
-    const headRows = (t: Tensor, norm: LayerNormParams) => tf.reshape(layerNorm(tf.reshape(t, [N * S * H, hd]), norm.weight, norm.bias), [N, S, H, hd]);
-    const q = tf.mul(tf.reshape(tf.transpose(headRows(q2, b.qNorm), [1, 3, 0, 2]), [S, hd, N * H]), 1 / Math.sqrt(hd));
-    let k = tf.reshape(tf.transpose(headRows(k2, b.kNorm), [3, 0, 2, 1]), [hd, N * H, S]);
-    let v = tf.reshape(tf.transpose(tf.reshape(v2, [N, S, H, hd]), [1, 0, 2, 3]), [S, N * H, hd]);
-    if (past) {
-      k = tf.concat([past.k, k], 2);
-      v = tf.concat([past.v, v], 0);
-    }
-    let scores = convBatchMatMul(q, k);
-    if (bias) scores = tf.add(scores, bias);
-    const attn = tf.softmax(scores);
-    const o = tf.reshape(tf.transpose(tf.reshape(convBatchMatMul(tf.transpose(attn, [0, 2, 1]), v), [S, N, D]), [1, 0, 2]), [N * S, D]);
-    return { out: linear(o, b.proj.weight, b.proj.bias), k, v };
-  }
-
+  /** One block of @causalfusion/transformer (the same layers, shared code). */
   private block(x: Tensor, b: BlockParams, N: number, S: number, bias: Tensor | null, past: { k: Tensor; v: Tensor } | null) {
-    const a = this.attention(layerNorm(x, b.norm1.weight, b.norm1.bias), b, N, S, bias, past);
-    const h = tf.add(x, a.out);
-    const m = linear(geluTanh(linear(layerNorm(h, b.norm2.weight, b.norm2.bias), b.fc1.weight, b.fc1.bias)), b.fc2.weight, b.fc2.bias);
-    return { x: tf.add(h, m), k: a.k, v: a.v };
+    return transformerBlock(x, b, { N, S, hiddenSize: this.config.hiddenSize, numHeads: this.config.numHeads }, bias, past);
   }
 
   private epsHead(h: Tensor): Tensor {

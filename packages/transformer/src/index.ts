@@ -10,8 +10,9 @@
  */
 export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, officialShapes, checkStateDict } from './config';
 export type { ModelConfig, PresetName } from './config';
-export { CausalDiffusionModel, KVCache, patchify, unpatchify } from './model';
+export { CausalDiffusionModel, KVCache, patchify, unpatchify, transformerBlock, embeddingRows } from './model';
 export type {
+  BlockDims,
   BlockParams,
   CreateModelOptions,
   InferenceResult,

@@ -186,6 +186,65 @@ function checkLength(name: string, values: ArrayLike<number>, expected: number, 
   }
 }
 
+/** Rows of `table` [rows, width] at `ids`. A one-hot product when the table trains (wasm has no gather gradient). */
+export function embeddingRows(table: tf.Variable, ids: Int32Array, differentiable: boolean): Tensor {
+  if (!differentiable) return tf.gather(table, tf.tensor1d(ids, 'int32'));
+  // built on the CPU: tf.oneHot with a float32 dtype returns integer bits on tfjs-wasm 4.22
+  const rows = table.shape[0];
+  const oneHot = new Float32Array(ids.length * rows);
+  for (let i = 0; i < ids.length; i++) oneHot[i * rows + ids[i]] = 1;
+  return matMul(tf.tensor2d(oneHot, [ids.length, rows]), table);
+}
+
+/** The sizes a block needs: N sequences of S tokens, width D in H heads. */
+export interface BlockDims {
+  N: number;
+  S: number;
+  hiddenSize: number;
+  numHeads: number;
+}
+
+/**
+ * Generalized causal attention on h [N*S, D] (already norm1-ed). With `past`, the keys and values
+ * of earlier tokens are prepended (KV cache); returns the output [N*S, D] and the full keys/values.
+ */
+function attention(h: Tensor, b: BlockParams, dims: BlockDims, maskBias: Tensor | null, past: { k: Tensor; v: Tensor } | null): { out: Tensor; k: Tensor; v: Tensor } {
+  const { N, S, hiddenSize: D, numHeads: H } = dims;
+  const hd = D / H;
+  // qkv (no bias): output columns are (q|k|v) x heads x headDim. Three products with column slices
+  // of the weight are cheaper on wasm than one product and a split of its output.
+  const [q2, k2, v2] = [0, 1, 2].map((i) => matMul(h, tf.slice(b.qkv.weight, [0, i * D], [D, D])));
+  // Per-head LayerNorm on rows of headDim, then each of q, k, v goes with ONE transpose into the
+  // layout of convBatchMatMul, with the (sample, head) pairs B = N*H as its batch:
+  //   q [S, hd, B] (scaled), k [hd, B, keys], v [keys, B, hd].
+  const headRows = (t: Tensor, norm: LayerNormParams) => tf.reshape(layerNorm(tf.reshape(t, [N * S * H, hd]), norm.weight, norm.bias), [N, S, H, hd]);
+  const q = tf.mul(tf.reshape(tf.transpose(headRows(q2, b.qNorm), [1, 3, 0, 2]), [S, hd, N * H]), 1 / Math.sqrt(hd));
+  let k = tf.reshape(tf.transpose(headRows(k2, b.kNorm), [3, 0, 2, 1]), [hd, N * H, S]);
+  let v = tf.reshape(tf.transpose(tf.reshape(v2, [N, S, H, hd]), [1, 0, 2, 3]), [S, N * H, hd]);
+  if (past) {
+    k = tf.concat([past.k, k], 2);
+    v = tf.concat([past.v, v], 0);
+  }
+  let scores = convBatchMatMul(q, k); // [S, B, keys]
+  if (maskBias) scores = tf.add(scores, maskBias); // mask [S, 1, keys]
+  const attn = tf.softmax(scores);
+  // out [S, B, hd] = [S, N, D] -> [N*S, D]
+  const o = tf.reshape(tf.transpose(tf.reshape(convBatchMatMul(tf.transpose(attn, [0, 2, 1]), v), [S, N, D]), [1, 0, 2]), [N * S, D]);
+  return { out: linear(o, b.proj.weight, b.proj.bias), k, v };
+}
+
+/**
+ * One pre-LN block of the in-context DiT (QK-LayerNorm attention, tanh-GELU MLP, no adaLN) on x [N*S, D],
+ * with an optional additive mask [S, 1, keys] and past keys/values. Returns x and the keys/values (past
+ * included) for a KV cache. Shared with other models built from the same blocks (e.g. @causalfusion/multimodal).
+ */
+export function transformerBlock(x: Tensor, b: BlockParams, dims: BlockDims, maskBias: Tensor | null, past: { k: Tensor; v: Tensor } | null): { x: Tensor; k: Tensor; v: Tensor } {
+  const a = attention(layerNorm(x, b.norm1.weight, b.norm1.bias), b, dims, maskBias, past);
+  const h = tf.add(x, a.out);
+  const m = linear(geluTanh(linear(layerNorm(h, b.norm2.weight, b.norm2.bias), b.fc1.weight, b.fc1.bias)), b.fc2.weight, b.fc2.bias);
+  return { x: tf.add(h, m), k: a.k, v: a.v };
+}
+
 export interface CreateModelOptions {
   /** Seed of the initial weights (official init rules: xavier-uniform linears, N(0, 0.02) label table...). */
   seed?: number | string;
@@ -354,65 +413,13 @@ export class CausalDiffusionModel {
     return linear(silu(linear(freq, tMlp0.weight, tMlp0.bias)), tMlp2.weight, tMlp2.bias);
   }
 
-  /** Rows of `table` [rows, width] at `ids`. A one-hot product when the table trains (wasm has no gather gradient). */
+  /** Rows of `table` at `ids` ({@link embeddingRows}). */
   private rowsOf(table: tf.Variable, ids: Int32Array, differentiable: boolean): Tensor {
-    if (!differentiable) return tf.gather(table, tf.tensor1d(ids, 'int32'));
-    // built on the CPU: tf.oneHot with a float32 dtype returns integer bits on tfjs-wasm 4.22
-    const rows = table.shape[0];
-    const oneHot = new Float32Array(ids.length * rows);
-    for (let i = 0; i < ids.length; i++) oneHot[i * rows + ids[i]] = 1;
-    return matMul(tf.tensor2d(oneHot, [ids.length, rows]), table);
+    return embeddingRows(table, ids, differentiable);
   }
 
-  /**
-   * Generalized causal attention on h [N*S, D] (already norm1-ed). With `past`, the keys and values
-   * of earlier tokens are prepended (KV cache); returns the output [N*S, D] and the full keys/values.
-   */
-  private attention(
-    h: Tensor,
-    b: BlockParams,
-    N: number,
-    S: number,
-    maskBias: Tensor | null,
-    past: { k: Tensor; v: Tensor } | null,
-  ): { out: Tensor; k: Tensor; v: Tensor } {
-    const D = this.config.hiddenSize;
-    const H = this.config.numHeads;
-    const hd = this.headDim;
-    // qkv (no bias): output columns are (q|k|v) x heads x headDim. Three products with column slices
-    // of the weight are cheaper on wasm than one product and a split of its output.
-    const [q2, k2, v2] = [0, 1, 2].map((i) => matMul(h, tf.slice(b.qkv.weight, [0, i * D], [D, D])));
-    // Per-head LayerNorm on rows of headDim, then each of q, k, v goes with ONE transpose into the
-    // layout of convBatchMatMul, with the (sample, head) pairs B = N*H as its batch:
-    //   q [S, hd, B] (scaled), k [hd, B, keys], v [keys, B, hd].
-    const headRows = (t: Tensor, norm: LayerNormParams) => tf.reshape(layerNorm(tf.reshape(t, [N * S * H, hd]), norm.weight, norm.bias), [N, S, H, hd]);
-    const q = tf.mul(tf.reshape(tf.transpose(headRows(q2, b.qNorm), [1, 3, 0, 2]), [S, hd, N * H]), 1 / Math.sqrt(hd));
-    let k = tf.reshape(tf.transpose(headRows(k2, b.kNorm), [3, 0, 2, 1]), [hd, N * H, S]);
-    let v = tf.reshape(tf.transpose(tf.reshape(v2, [N, S, H, hd]), [1, 0, 2, 3]), [S, N * H, hd]);
-    if (past) {
-      k = tf.concat([past.k, k], 2);
-      v = tf.concat([past.v, v], 0);
-    }
-    let scores = convBatchMatMul(q, k); // [S, B, keys]
-    if (maskBias) scores = tf.add(scores, maskBias); // mask [S, 1, keys]
-    const attn = tf.softmax(scores);
-    // out [S, B, hd] = [S, N, D] -> [N*S, D]
-    const o = tf.reshape(tf.transpose(tf.reshape(convBatchMatMul(tf.transpose(attn, [0, 2, 1]), v), [S, N, D]), [1, 0, 2]), [N * S, D]);
-    return { out: linear(o, b.proj.weight, b.proj.bias), k, v };
-  }
-
-  private block(
-    x: Tensor,
-    b: BlockParams,
-    N: number,
-    S: number,
-    maskBias: Tensor | null,
-    past: { k: Tensor; v: Tensor } | null,
-  ): { x: Tensor; k: Tensor; v: Tensor } {
-    const a = this.attention(layerNorm(x, b.norm1.weight, b.norm1.bias), b, N, S, maskBias, past);
-    const h = tf.add(x, a.out);
-    const m = linear(geluTanh(linear(layerNorm(h, b.norm2.weight, b.norm2.bias), b.fc1.weight, b.fc1.bias)), b.fc2.weight, b.fc2.bias);
-    return { x: tf.add(h, m), k: a.k, v: a.v };
+  private block(x: Tensor, b: BlockParams, N: number, S: number, maskBias: Tensor | null, past: { k: Tensor; v: Tensor } | null): { x: Tensor; k: Tensor; v: Tensor } {
+    return transformerBlock(x, b, { N, S, hiddenSize: this.config.hiddenSize, numHeads: this.config.numHeads }, maskBias, past);
   }
 
   private finalLayer(h: Tensor): Tensor {

@@ -3,9 +3,9 @@
  * (shared by `causalfusion-train` and `causalfusion train`).
  */
 import * as path from 'path';
-import { parseArgs } from 'util';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
+import { FlagKind, parseFlags } from './flags';
 import { MULTIMODAL_USAGE, parseMultimodalTrainArgs, type MultimodalTrainCommand } from './multimodal';
 
 export interface TrainConfig {
@@ -207,7 +207,7 @@ export const RESUMABLE_KEYS: readonly (keyof TrainConfig)[] = [
 ];
 
 /** flag -> [config key, kind] */
-const FLAGS: Record<string, [keyof TrainConfig, 'int' | 'float' | 'string' | 'bool']> = {
+const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
   tokenizer: ['tokenizer', 'string'], data: ['data', 'string'], 'image-size': ['imageSize', 'int'], channels: ['channels', 'int'], flip: ['flip', 'bool'],
   'patch-size': ['patchSize', 'int'], width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'],
   'cond-tokens': ['numCondTokens', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
@@ -249,31 +249,12 @@ export function parseTrainArgs(argv: string[]): TrainCommand {
     const multimodal = help ? undefined : parseMultimodalTrainArgs(argv);
     return { config: { ...BASE, out: multimodal?.config.out ?? '' } as TrainConfig, resume: Boolean(multimodal?.resume), exportDir: multimodal?.exportDir ?? null, help, explicit: {}, multimodal };
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    preset: { type: 'string' }, resume: { type: 'boolean' }, export: { type: 'string' }, help: { type: 'boolean' },
-    'no-ema-warmup': { type: 'boolean' }, 'no-trainable-pos': { type: 'boolean' },
-  };
-  for (const [flag, [, kind]] of Object.entries(FLAGS)) options[flag] = { type: kind === 'bool' ? 'boolean' : 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new Error(`${(err as Error).message.split('\n')[0]} (see causalfusion train --help)`);
-  }
-  const overrides: Record<string, unknown> = {};
-  for (const [flag, [key, kind]] of Object.entries(FLAGS)) {
-    const raw = values[flag];
-    if (raw === undefined) continue;
-    if (kind === 'bool') overrides[key] = raw;
-    else if (kind === 'string') overrides[key] = raw;
-    else {
-      const n = Number(raw);
-      if (raw === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) {
-        throw new Error(`--${flag} expects ${kind === 'int' ? 'an integer' : 'a number'}, got "${String(raw)}"`);
-      }
-      overrides[key] = n;
-    }
-  }
+  const { values, overrides } = parseFlags(
+    argv,
+    FLAGS,
+    { preset: 'string', resume: 'boolean', export: 'string', help: 'boolean', 'no-ema-warmup': 'boolean', 'no-trainable-pos': 'boolean' },
+    'causalfusion train --help',
+  );
   if (values['no-ema-warmup']) overrides.emaWarmup = false;
   if (values['no-trainable-pos']) overrides.trainablePos = false;
   if (overrides.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(overrides.backend as string)) {

@@ -6,7 +6,6 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs } from 'util';
 import { initBackend, tf } from '@causalfusion/backend';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
@@ -17,6 +16,7 @@ import { createRng, Rng, type RngState } from '@causalfusion/rng';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { AdamW, clipGradNorm } from '@causalfusion/transformer';
 import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
+import { FlagKind, parseFlags, resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
 import { LogRow, readCsv, writeCsv } from './report';
 import { emaDecayAt, lrAt } from './trainer';
@@ -87,7 +87,7 @@ export const MULTIMODAL_PRESETS: Record<MultimodalPresetName, Partial<Multimodal
 /** What --resume may change. */
 const MM_RESUMABLE: readonly (keyof MultimodalTrainConfig)[] = ['steps', 'workers', 'backend', 'out', 'checkpointEvery', 'logEvery'];
 
-const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, 'int' | 'float' | 'string']> = {
+const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, FlagKind]> = {
   data: ['data', 'string'], 'train-count': ['trainCount', 'int'], 'patch-size': ['patchSize', 'int'], 'text-length': ['textLength', 'int'],
   width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
   batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'], beta1: ['beta1', 'float'],
@@ -137,27 +137,12 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
 
 /** Parse `--task multimodal` flags (argv may contain `--task multimodal`). */
 export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    task: { type: 'string' }, preset: { type: 'string' }, resume: { type: 'boolean' }, export: { type: 'string' }, 'no-ema-warmup': { type: 'boolean' },
-  };
-  for (const flag of Object.keys(MM_FLAGS)) options[flag] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
-  } catch (err) {
-    throw new Error(`${(err as Error).message.split('\n')[0]} (see causalfusion train --task multimodal --help)`);
-  }
-  const overrides: Record<string, unknown> = {};
-  for (const [flag, [key, kind]] of Object.entries(MM_FLAGS)) {
-    const raw = values[flag] as string | undefined;
-    if (raw === undefined) continue;
-    if (kind === 'string') overrides[key] = raw;
-    else {
-      const n = Number(raw);
-      if (raw === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) throw new Error(`--${flag} expects ${kind === 'int' ? 'an integer' : 'a number'}, got "${raw}"`);
-      overrides[key] = n;
-    }
-  }
+  const { values, overrides } = parseFlags(
+    argv,
+    MM_FLAGS,
+    { task: 'string', preset: 'string', resume: 'boolean', export: 'string', 'no-ema-warmup': 'boolean' },
+    'causalfusion train --task multimodal --help',
+  );
   if (values['no-ema-warmup']) overrides.emaWarmup = false;
   const preset = (values.preset as string | undefined) ?? 'multimodal';
   if (!(preset in MULTIMODAL_PRESETS)) throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
@@ -232,12 +217,7 @@ export async function trainMultimodal(
     const found = findCheckpoint(ckptDir);
     if (!found) throw new Error(`--resume: no checkpoint in ${ckptDir}; start the run without --resume`);
     saved = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as MultimodalState;
-    config = { ...saved.config };
-    for (const [k, v] of Object.entries(command.explicit)) {
-      const key = k as keyof MultimodalTrainConfig;
-      if (MM_RESUMABLE.includes(key)) (config as unknown as Record<string, unknown>)[key] = v;
-      else if (JSON.stringify(v) !== JSON.stringify(saved.config[key])) throw new Error(`--resume keeps the run's ${key} (${JSON.stringify(saved.config[key])}); drop that flag`);
-    }
+    config = resumedConfig(saved.config, command.explicit, MM_RESUMABLE);
     validateMultimodalTrainConfig(config);
   } else if (fs.existsSync(ckptDir)) {
     throw new Error(`${config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);

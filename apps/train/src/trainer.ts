@@ -17,6 +17,7 @@ import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
 import { findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
+import { resumedConfig } from './flags';
 import { ReplicaPool } from './parallel';
 import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
@@ -87,14 +88,7 @@ function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFro
     return { config: options.config, resumedFrom: null };
   }
   const saved = readCheckpointState(dir);
-  const config = { ...saved.config };
-  for (const [key, value] of Object.entries(options.explicit)) {
-    const k = key as keyof TrainConfig;
-    if ((RESUMABLE_KEYS as string[]).includes(k)) (config as unknown as Record<string, unknown>)[k] = value;
-    else if (JSON.stringify(value) !== JSON.stringify(saved.config[k])) {
-      throw new Error(`--resume keeps the run's ${k} (${JSON.stringify(saved.config[k])}); drop that flag or start a new run in another --out`);
-    }
-  }
+  const config = resumedConfig(saved.config, options.explicit, RESUMABLE_KEYS);
   validateTrainConfig(config);
   return { config, resumedFrom: saved };
 }

@@ -18,19 +18,20 @@ export interface StepOutcome {
 }
 
 export interface LoopOptions {
-  /** The run folder (log.csv, loss.png) and the checkpoint folder (for the stop message). */
-  out: string;
+  /**
+   * The run's config, as far as the loop is concerned: the run folder (log.csv, loss.png), the steps in
+   * all, and how often to log and checkpoint.
+   */
+  run: { out: string; steps: number; logEvery: number; checkpointEvery: number };
+  /** The checkpoint folder (for the stop message). */
   checkpointDir: string;
-  /** Stop after this many steps in all; start after `startStep` steps done in earlier sessions. */
-  steps: number;
+  /** Steps done in earlier sessions, and their training wall time. */
   startStep: number;
-  /** Training wall time of earlier sessions. */
   wallBefore: number;
-  logEvery: number;
-  checkpointEvery: number;
   /** The log so far (rows of earlier sessions); the loop appends to it and to log.csv. */
   rows: LogRow[];
-  tty: boolean;
+  /** In-place progress bar (default: when stdout is a terminal), else plain lines. */
+  tty?: boolean;
   write: (s: string) => void;
   /** The run's first line (written once the signal handlers are in place). */
   banner: string;
@@ -56,8 +57,10 @@ export interface LoopResult {
 }
 
 export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
-  const csvFile = path.join(o.out, 'log.csv');
-  const progress = new Progress(o.steps, o.tty, o.write);
+  const { out, steps, logEvery, checkpointEvery } = o.run;
+  const tty = o.tty ?? Boolean(process.stdout.isTTY);
+  const csvFile = path.join(out, 'log.csv');
+  const progress = new Progress(steps, tty, o.write);
   let stopRequested = false;
   const onSignal = (signal?: NodeJS.Signals) => {
     if (stopRequested) process.exit(130);
@@ -71,26 +74,26 @@ export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
   const elapsed = () => (Date.now() - started) / 1000;
   const save = async (stepsDone: number) => {
     await o.save(stepsDone, o.wallBefore + elapsed());
-    await writeLossPng(path.join(o.out, 'loss.png'), o.rows);
+    await writeLossPng(path.join(out, 'loss.png'), o.rows);
   };
   let step = o.startStep;
   let last: StepOutcome | null = null;
   try {
-    while (step < o.steps) {
+    while (step < steps) {
       last = await o.step(step);
       step++;
       const stepsPerSec = (step - o.startStep) / Math.max(elapsed(), 1e-9);
       const row: LogRow = { step, loss: last.loss, gradNorm: last.gradNorm, lr: last.lr, emaDecay: last.emaDecay, stepsPerSec, wallSeconds: o.wallBefore + elapsed() };
       o.rows.push(row);
       fs.appendFileSync(csvFile, csvLine(row) + '\n');
-      if (step % o.logEvery === 0 || step === o.steps) {
+      if (step % logEvery === 0 || step === steps) {
         progress.update(step, last.loss, stepsPerSec);
-        if (last.detail && !o.tty) o.write(`  ${last.detail}\n`);
+        if (last.detail && !tty) o.write(`  ${last.detail}\n`);
       }
-      if (step % o.checkpointEvery === 0 || step === o.steps) await save(step);
+      if (step % checkpointEvery === 0 || step === steps) await save(step);
       await o.after?.(step);
       if (stopRequested) {
-        if (step % o.checkpointEvery !== 0 && step !== o.steps) await save(step);
+        if (step % checkpointEvery !== 0 && step !== steps) await save(step);
         progress.break();
         o.write(`stopped at step ${step}: checkpoint saved in ${o.checkpointDir}; continue with the same command and --resume\n`);
         break;

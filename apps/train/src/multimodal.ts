@@ -19,7 +19,7 @@ import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './check
 import { FlagKind, parseFlags, resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
 import { LogRow, readCsv, writeCsv } from './report';
-import { emaDecayAt, lrAt } from './trainer';
+import { emaDecayAt, lrAt, updateEma } from './trainer';
 
 export interface MultimodalTrainConfig {
   task: 'multimodal';
@@ -307,15 +307,14 @@ export async function trainMultimodal(
     optimizer.step(clipped.grads);
     tf.dispose(clipped.grads);
     const decay = emaDecayAt(config, k + 1);
-    tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+    updateEma(emaPairs, decay);
     return { loss, gradNorm: clipped.norm, lr: optimizer.lr, emaDecay: decay, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
   };
 
   let result: LoopResult;
   try {
     result = await runTrainingLoop({
-      out: config.out, checkpointDir: ckptDir, steps: config.steps, startStep: step, wallBefore, logEvery: config.logEvery, checkpointEvery: config.checkpointEvery,
-      rows, banner, tty: command.tty ?? Boolean(process.stdout.isTTY), write,
+      run: config, checkpointDir: ckptDir, startStep: step, wallBefore, rows, banner, tty: command.tty, write,
       step: oneStep,
       save: (stepsDone, wallSeconds) =>
         writeMultimodalCheckpoint(ckptDir, model, ema, optimizer, codec, {

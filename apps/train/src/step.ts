@@ -124,8 +124,8 @@ export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianD
 /**
  * Split N samples into `parts` contiguous shards: [from, to) pairs. Shard 0 (the main thread's) gets
  * `mainExtra` samples more than an even share, the others split the rest as evenly as possible: a
- * worker spends the time of about one sample per step on receiving weights and sending gradients, so
- * an even split would leave the main thread waiting for it.
+ * worker spends some samples' time per step on receiving weights and sending gradients (about two with
+ * the mnist preset), so an even split would leave the main thread waiting for it.
  */
 export function shardRanges(N: number, parts: number, mainExtra = 0): [number, number][] {
   if (parts === 1) return [[0, N]];

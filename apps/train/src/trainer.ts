@@ -54,6 +54,11 @@ export function emaDecayAt(config: Pick<TrainConfig, 'emaDecay' | 'emaWarmup'>, 
   return config.emaWarmup ? Math.min(config.emaDecay, (1 + updates) / (10 + updates)) : config.emaDecay;
 }
 
+/** ema = decay * ema + (1 - decay) * model, for each (EMA variable, model variable) pair. */
+export function updateEma(pairs: ReadonlyArray<readonly [tf.Variable, tf.Variable]>, decay: number): void {
+  tf.tidy(() => pairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+}
+
 export interface TrainOptions extends TrainCommand {
   /** The command line that started the run (recorded in meta.json). */
   commandLine?: string;
@@ -186,15 +191,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     optimizer.lr = lrAt(config, k);
     optimizer.step(grads);
     const decay = emaDecayAt(config, k + 1);
-    tf.tidy(() => emaPairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+    updateEma(emaPairs, decay);
     return { loss, gradNorm, lr: optimizer.lr, emaDecay: decay };
   };
 
   let result: LoopResult;
   try {
     result = await runTrainingLoop({
-      out: config.out, checkpointDir: ckptDir, steps: config.steps, startStep: step, wallBefore, logEvery: config.logEvery, checkpointEvery: config.checkpointEvery,
-      rows, banner, tty: options.tty ?? Boolean(process.stdout.isTTY), write,
+      run: config, checkpointDir: ckptDir, startStep: step, wallBefore, rows, banner, tty: options.tty, write,
       step: oneStep,
       save: (stepsDone, wallSeconds) =>
         writeCheckpoint(ckptDir, {

@@ -30,6 +30,7 @@ export interface SamplingFlags {
   runtime?: string;
   device?: string;
   threads?: string;
+  workers?: string;
   backend?: string;
   tokenizer?: string;
   /** false with --no-clip. */
@@ -62,7 +63,8 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--zoom <n>', 'enlarge the written images n times (nearest neighbour; default 1, or enough to reach 28 pixels)')
     .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
     .option('--device <name>', 'ort device: cpu or cuda (needs an onnxruntime-node with the CUDA provider)', 'cpu')
-    .option('--threads <n>', 'ort intra-op threads (default: the cores, at most 4)')
+    .option('--threads <n>', 'ort: CPU threads (default: the cores, at most 4)')
+    .option('--workers <n>', 'ort: worker threads the batch rows are split over, each with its own single-threaded onnxruntime (default: --threads on the CPU, 1 with cuda; 1 = one onnxruntime on the main thread with --threads intra-op threads)')
     .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 

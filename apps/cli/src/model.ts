@@ -292,6 +292,7 @@ export interface RuntimeFlags {
   runtime?: string;
   device?: string;
   threads?: string;
+  workers?: string;
   backend?: string;
 }
 
@@ -299,6 +300,8 @@ export interface RuntimeSettings {
   runtime: Runtime;
   device: 'cpu' | 'cuda';
   threads: number;
+  /** ORT engines the rows are split over (worker_threads; 1 = on the main thread). */
+  workers: number;
   backend: BackendName | undefined;
 }
 
@@ -309,13 +312,17 @@ export function parseRuntimeFlags(flags: RuntimeFlags): RuntimeSettings {
   const device = (flags.device ?? 'cpu') as 'cpu' | 'cuda';
   if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device: expected cpu or cuda, got '${flags.device}'`);
   if (device === 'cuda' && runtime !== 'ort') throw new UsageError('--device cuda needs --runtime ort (tfjs runs on its backend; see --backend)');
-  let threads = Math.min(os.availableParallelism(), 4);
-  if (flags.threads !== undefined) {
-    threads = Number(flags.threads);
-    if (!/^\d+$/.test(flags.threads.trim()) || threads < 1) throw new UsageError(`--threads: expected a positive integer, got '${flags.threads}'`);
-  }
+  const count = (value: string | undefined, flag: string, fallback: number): number => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got '${value}'`);
+    return n;
+  };
+  const threads = count(flags.threads, '--threads', Math.min(os.availableParallelism(), 4));
+  const workers = count(flags.workers, '--workers', device === 'cuda' ? 1 : threads);
+  if (flags.workers !== undefined && runtime !== 'ort') throw new UsageError('--workers splits the rows over onnxruntime workers; it needs --runtime ort');
   if (flags.backend !== undefined && runtime !== 'tfjs') throw new UsageError('--backend picks the tfjs backend; add --runtime tfjs');
-  return { runtime, device, threads, backend: parseBackend(flags.backend) };
+  return { runtime, device, threads, workers, backend: parseBackend(flags.backend) };
 }
 
 /** A model ready to sample: the Denoiser, a line saying where it runs, and how to free it. */
@@ -335,10 +342,14 @@ export async function openModel(folder: ModelFolder, settings: RuntimeSettings):
   const { OrtDenoiser } = await import('@causalfusion/onnx');
   let denoiser;
   try {
-    denoiser = await OrtDenoiser.load(folder.dir, { device: settings.device, threads: settings.threads });
+    denoiser = await OrtDenoiser.load(folder.dir, { device: settings.device, threads: settings.threads, workers: settings.workers });
   } catch (e) {
     throw new UsageError(`${folder.dir}: ${(e as Error).message.split('\n')[0]}`);
   }
-  const where = `onnxruntime ${settings.device}, ${settings.threads} thread(s)`;
+  const perWorker = Math.max(1, Math.floor(settings.threads / settings.workers));
+  const where =
+    settings.workers === 1
+      ? `onnxruntime ${settings.device}, ${settings.threads} thread(s)`
+      : `onnxruntime ${settings.device}, rows split over ${settings.workers} workers x ${perWorker} thread(s)`;
   return { denoiser, where, close: () => denoiser.release() };
 }

@@ -73,8 +73,12 @@ describe('causalfusion sample', () => {
 
   it('--runtime ort (the default) and --runtime tfjs draw the same images; export onnx writes the graphs', async () => {
     const args = [...base, '--model', model, '--order', 'random', '--seed', '4'];
-    const files = { ort: path.join(tmp, 'ort.png'), tfjs: path.join(tmp, 'tfjs.png') };
+    const files = { ort: path.join(tmp, 'ort.png'), tfjs: path.join(tmp, 'tfjs.png'), workers: path.join(tmp, 'workers.png') };
     const ort = runCli([...args, '--threads', '1', '--out', files.ort]);
+    const workers = runCli([...args, '--threads', '2', '--out', files.workers]);
+    expect({ status: workers.status, error: workers.status ? workers.stderr : '' }).toEqual({ status: 0, error: '' });
+    expect(workers.stderr).toMatch(/on onnxruntime cpu, rows split over 2 workers x 1 thread\(s\)/);
+    expect((await readGray(files.workers)).data.equals((await readGray(files.ort)).data)).toBe(true);
     const tfjs = runCli([...args, '--runtime', 'tfjs', '--out', files.tfjs]);
     expect({ status: ort.status, error: ort.status ? ort.stderr : '' }).toEqual({ status: 0, error: '' });
     expect(tfjs.status).toBe(0);
@@ -111,6 +115,8 @@ describe('causalfusion sample', () => {
       [['--runtime', 'torch'], /^error: --runtime: unknown runtime 'torch'; use ort \(onnxruntime-node, fast\) or tfjs$/],
       [['--device', 'tpu'], /^error: --device: expected cpu or cuda, got 'tpu'$/],
       [['--threads', '0'], /^error: --threads: expected a positive integer, got '0'$/],
+      [['--workers', 'two'], /^error: --workers: expected a positive integer, got 'two'$/],
+      [['--workers', '2', '--runtime', 'tfjs'], /^error: --workers splits the rows over onnxruntime workers; it needs --runtime ort$/],
       [['--zoom', '1.5'], /^error: --zoom: expected a positive integer, got '1.5'$/],
       [['--backend', 'wasm'], /^error: --backend picks the tfjs backend; add --runtime tfjs$/],
       [['--device', 'cuda'], /^error: .*(no CUDA execution provider|cannot use CUDA).*Use --device cpu|^error: --device cuda/],

@@ -1,33 +1,35 @@
 /**
- * The ONNX graphs as a `Denoiser` for @causalfusion/sampler, run by onnxruntime-node. A session keeps
- * the KV cache (per block, keys and values [rows, heads, tokens, headDim]) as Float32Arrays: the cond
- * graph fills it at start, each pushClean appends the clean tokens' keys/values, and predictEps feeds
- * it to the eps graph without changing it. The sampler does CFG itself (conditions, then `null` rows).
+ * The ONNX graphs as a `Denoiser` for @causalfusion/sampler, run by onnxruntime-node. A batch's rows are
+ * split over the engines (./engine): on the CPU by default one single-threaded ORT engine per thread,
+ * each in a worker_thread holding the KV cache (per block, keys and values [rows, heads, tokens, headDim])
+ * of its rows; with `workers: 1` one engine on this thread with `threads` intra-op threads. The cond graph
+ * fills a cache at start, each pushClean appends the clean tokens' keys/values, and predictEps feeds it
+ * to the eps graph without changing it. The sampler does CFG itself (conditions, then `null` rows).
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type { Denoiser, DenoiserSession } from '@causalfusion/sampler';
 import { derived, type ModelConfig } from '@causalfusion/transformer/config';
-import { buildOnnxGraphs, IO_NAMES, type OnnxGraphs } from './graph';
+import { LocalEngine, type Engine, type EngineOptions, type GraphSources, type KVLayer } from './engine';
+import { buildOnnxGraphs, type OnnxGraphs } from './graph';
 import { MANIFEST_FILE, readManifest } from './export';
 import { readModelFolder, type Weights } from './weights';
+import { WorkerEngine } from './worker-engine';
 
-type Ort = typeof import('onnxruntime-node');
-type InferenceSession = import('onnxruntime-node').InferenceSession;
-type OrtTensor = import('onnxruntime-node').Tensor;
+export type { KVLayer } from './engine';
 
 export interface OrtOptions {
-  /** Threads of each ORT session (intraOpNumThreads); default: ORT's choice (one per core). */
+  /** CPU threads in all (default: the cores, os.availableParallelism()). */
   threads?: number;
+  /**
+   * Engines the batch rows are split over, each with its own ORT sessions in a worker_thread and
+   * threads / workers intra-op threads. Default on the CPU: `threads` (single-threaded engines, the
+   * fastest here for sampling's many small calls); with CUDA: 1. `1` runs one engine on this thread.
+   */
+  workers?: number;
   /** 'cpu' (default) or 'cuda' (onnxruntime-node's CUDA execution provider, when its libraries are installed). */
   device?: 'cpu' | 'cuda';
-}
-
-/** One layer of the cache in the official layout: k (after k_norm) and v, [rows, heads, tokens, headDim]. */
-export interface KVLayer {
-  k: Float32Array;
-  v: Float32Array;
-  shape: [number, number, number, number];
 }
 
 export interface OrtDenoiserSession extends DenoiserSession {
@@ -36,78 +38,56 @@ export interface OrtDenoiserSession extends DenoiserSession {
   readonly rows: number;
   pushClean(tokens: Float32Array, positions: Int32Array, count: number): Promise<void>;
   predictEps(noised: Float32Array, positions: Int32Array, count: number, timestep: number): Promise<Float32Array>;
-  /** The cache, per block (copies; for inspection and tests). */
-  kvCache(): KVLayer[];
+  /** The cache, per block, all rows (copies; for inspection and tests). */
+  kvCache(): Promise<KVLayer[]>;
   dispose(): void;
 }
 
-type Sessions = { cond: InferenceSession; push: InferenceSession; eps: InferenceSession };
-
-async function loadOrt(): Promise<Ort> {
-  // loaded lazily (building and exporting graphs never touches native code), with require rather than
-  // import(): a CommonJS consumer under a test runner's VM may not support dynamic import
-  return require('onnxruntime-node') as Ort;
-}
-
-async function createSessions(ort: Ort, sources: Record<keyof Sessions, string | Uint8Array>, options: OrtOptions): Promise<Sessions> {
+/** Check the options and decide the engines: how many, and the intra-op threads of each. */
+function resolveOptions(options: OrtOptions): { device: 'cpu' | 'cuda'; workers: number; threadsPerEngine: number | undefined } {
   const device = options.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new Error(`device "${String(device)}" is not supported; use 'cpu' or 'cuda'`);
-  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
-    throw new Error(`threads must be a positive integer, got ${options.threads}`);
+  for (const key of ['threads', 'workers'] as const) {
+    const v = options[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new Error(`${key} must be a positive integer, got ${v}`);
   }
-  const sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions = {
-    executionProviders: [device],
-    graphOptimizationLevel: 'all',
-    ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    // no spin-waiting: between calls the sampler's JavaScript needs the cores that idle ORT threads would spin on
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  };
-  if (device === 'cuda') checkCudaProvider();
-  const create = (src: string | Uint8Array) => ort.InferenceSession.create(src as Uint8Array, sessionOptions);
-  const created: Partial<Sessions> = {};
-  try {
-    for (const name of ['cond', 'push', 'eps'] as const) created[name] = await create(sources[name]);
-  } catch (err) {
-    await Promise.all(Object.values(created).map((s) => s.release()));
-    const message = (err as Error).message;
-    if (device === 'cuda') {
-      throw new Error(
-        `onnxruntime-node ${ort.env.versions.node ?? ''} cannot use CUDA here (${message.split('\n')[0]}). Its CUDA execution ` +
-          `provider needs libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so beside its binding (onnxruntime-node's ` +
-          `install script downloads them; this workspace does not run it), plus CUDA 12 and cuDNN 9 on the machine. ` +
-          `Use --device cpu (device: 'cpu') to run on the CPU.`,
-      );
-    }
-    throw err;
-  }
-  return created as Sessions;
+  const threads = options.threads ?? os.availableParallelism();
+  const workers = options.workers ?? (device === 'cuda' ? 1 : threads);
+  // one engine on this thread: `threads` for ORT, or ORT's own choice when the caller named none
+  if (workers === 1) return { device, workers, threadsPerEngine: options.threads };
+  return { device, workers, threadsPerEngine: Math.max(1, Math.floor(threads / workers)) };
 }
 
-/**
- * The CUDA provider is a shared library beside onnxruntime-node's binding; without it ORT fails deep
- * inside and prints a native error line. Look first, and say what is missing.
- */
-function checkCudaProvider(): void {
-  let bindingDir: string;
-  try {
-    const main = require.resolve('onnxruntime-node');
-    bindingDir = path.join(path.dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
-  } catch {
-    return; // an unusual install: let ORT itself report
+async function createEngines(config: ModelConfig, sources: GraphSources, options: OrtOptions): Promise<Engine[]> {
+  const { device, workers, threadsPerEngine } = resolveOptions(options);
+  const engineOptions: EngineOptions = { device, threads: threadsPerEngine };
+  if (workers === 1) return [await LocalEngine.create(config, sources, engineOptions)];
+  const settled = await Promise.allSettled(Array.from({ length: workers }, () => WorkerEngine.create(config, sources, engineOptions)));
+  const engines = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(engines.map((e) => e.release()));
+    throw failed.reason;
   }
-  const missing = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter((f) => !fs.existsSync(path.join(bindingDir, f)));
-  if (process.platform === 'linux' && missing.length) {
-    throw new Error(
-      `this onnxruntime-node has no CUDA execution provider (${missing.join(' and ')} missing in ${bindingDir}; its install script ` +
-        `downloads them, and this workspace does not run it). Use --device cpu (device: 'cpu') to run on the CPU.`,
-    );
-  }
+  return engines;
 }
 
 function checkLength(name: string, values: ArrayLike<number>, expected: number, layout: string): void {
   if (values == null || values.length !== expected) {
     throw new Error(`${name} has ${values == null ? 'no' : values.length} values, expected ${expected} (${layout})`);
   }
+}
+
+/** Split rows 0..R-1 into at most `parts` contiguous, near-equal ranges [start, end). */
+function rowRanges(R: number, parts: number): [number, number][] {
+  const k = Math.min(parts, R);
+  const ranges: [number, number][] = [];
+  for (let i = 0, start = 0; i < k; i++) {
+    const size = Math.floor(R / k) + (i < R % k ? 1 : 0);
+    ranges.push([start, start + size]);
+    start += size;
+  }
+  return ranges;
 }
 
 export class OrtDenoiser implements Denoiser<number> {
@@ -119,8 +99,7 @@ export class OrtDenoiser implements Denoiser<number> {
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly ort: Ort,
-    private readonly sessions: Sessions,
+    private readonly engines: Engine[],
   ) {
     const d = derived(config);
     this.numTokens = d.numTokens;
@@ -143,8 +122,7 @@ export class OrtDenoiser implements Denoiser<number> {
         files[name] = path.join(location, manifest.graphs[name].file);
         if (!fs.existsSync(files[name])) throw new Error(`${location}: ${manifest.graphs[name].file} is missing (named by ${MANIFEST_FILE}); export the model again`);
       }
-      const ort = await loadOrt();
-      return new OrtDenoiser(manifest.modelConfig, ort, await createSessions(ort, files, options));
+      return new OrtDenoiser(manifest.modelConfig, await createEngines(manifest.modelConfig, files, options));
     }
     if (fs.statSync(location).isDirectory() && !fs.existsSync(path.join(location, 'model.safetensors'))) {
       throw new Error(`${location} is neither an exported ONNX folder (no ${MANIFEST_FILE}) nor a model folder (no model.safetensors)`);
@@ -161,8 +139,7 @@ export class OrtDenoiser implements Denoiser<number> {
   /** Sessions for graphs from buildOnnxGraphs (with the weights inside the graphs). */
   static async fromGraphs(graphs: OnnxGraphs, options: OrtOptions = {}): Promise<OrtDenoiser> {
     if (graphs.externalWeights) throw new Error('fromGraphs: these graphs keep their weights in an external file; write them with exportOnnx and use OrtDenoiser.load(folder)');
-    const ort = await loadOrt();
-    return new OrtDenoiser(graphs.config, ort, await createSessions(ort, graphs, options));
+    return new OrtDenoiser(graphs.config, await createEngines(graphs.config, { cond: graphs.cond, push: graphs.push, eps: graphs.eps }, options));
   }
 
   /** Start a batch: one row per condition (class label; `null` = the null class), cond tokens into the cache. */
@@ -186,19 +163,28 @@ export class OrtDenoiser implements Denoiser<number> {
       }
       labels[i] = BigInt(y);
     });
-    const out = await this.sessions.cond.run({ [IO_NAMES.labels]: new this.ort.Tensor('int64', labels, [R]) });
-    const cache = new Cache(this.ort, R, this.config);
-    cache.append(out);
-    return this.session(cache);
+    const ranges = rowRanges(R, this.engines.length);
+    const shards = ranges.map(([start, end], i) => ({ engine: this.engines[i], start, end, batch: -1 }));
+    const started = await Promise.allSettled(shards.map((sh) => sh.engine.start(labels.slice(sh.start, sh.end))));
+    started.forEach((r, i) => {
+      if (r.status === 'fulfilled') shards[i].batch = r.value;
+    });
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      shards.forEach((sh) => sh.batch >= 0 && sh.engine.dispose(sh.batch));
+      throw failed.reason;
+    }
+    return this.session(R, shards);
   }
 
-  private session(cache: Cache): OrtDenoiserSession {
+  private session(R: number, shards: { engine: Engine; start: number; end: number; batch: number }[]): OrtDenoiserSession {
     const { numTokens: L, tokenDim: d } = this;
-    const ort = this.ort;
-    const sessions = this.sessions;
-    const R = cache.rows;
-    const inputs = (name: string, tokens: Float32Array, positions: Int32Array, n: number): Record<string, OrtTensor> => {
-      if (cache.disposed) throw new Error('the denoiser session was disposed');
+    let length = this.config.numCondTokens;
+    let disposed = false;
+    const single = shards.length === 1 && this.engines[0] instanceof LocalEngine;
+    /** Check a call's inputs; per shard, its rows' values and positions (int64), in arrays of their own unless one engine runs here. */
+    const split = (name: string, tokens: Float32Array, positions: Int32Array, n: number) => {
+      if (disposed) throw new Error('the denoiser session was disposed');
       checkLength(name, tokens, R * n * d, `[rows=${R}, tokens=${n}, tokenDim=${d}]`);
       checkLength(`${name} positions`, positions, R * n, `[rows=${R}, tokens=${n}] raster indices`);
       const pos = new BigInt64Array(R * n);
@@ -207,30 +193,55 @@ export class OrtDenoiser implements Denoiser<number> {
         if (!Number.isInteger(q) || q < 0 || q >= L) throw new Error(`${name} positions: entry ${i} is ${q}; positions are raster indices 0..${L - 1}`);
         pos[i] = BigInt(q);
       }
-      return {
-        [name]: new ort.Tensor('float32', tokens instanceof Float32Array ? tokens : Float32Array.from(tokens), [R, n, d]),
-        [IO_NAMES.positions]: new ort.Tensor('int64', pos, [R, n]),
-        ...cache.feeds(),
-      };
+      const values = tokens instanceof Float32Array ? tokens : Float32Array.from(tokens);
+      if (single) return [{ values, positions: pos }];
+      return shards.map((sh) => ({
+        values: values.slice(sh.start * n * d, sh.end * n * d),
+        positions: pos.slice(sh.start * n, sh.end * n),
+      }));
     };
     return {
       rows: R,
       get length() {
-        return cache.length;
+        return length;
       },
       async pushClean(tokens, positions, count) {
         if (count === 0) return;
-        cache.append(await sessions.push.run(inputs(IO_NAMES.tokens, tokens, positions, count)));
+        const parts = split('tokens', tokens, positions, count);
+        await Promise.all(shards.map((sh, i) => sh.engine.push(sh.batch, parts[i].values, parts[i].positions, count)));
+        length += count;
       },
       async predictEps(noised, positions, count, timestep) {
         if (!Number.isFinite(timestep) || timestep < 0) throw new Error(`timestep ${timestep} is invalid; use an original diffusion timestep (0..999)`);
-        const feeds = inputs(IO_NAMES.noised, noised, positions, count);
-        feeds[IO_NAMES.timestep] = new ort.Tensor('float32', Float32Array.of(timestep), [1]);
-        const out = await sessions.eps.run(feeds);
-        return out[IO_NAMES.eps].data as Float32Array;
+        const parts = split('noised', noised, positions, count);
+        const outs = await Promise.all(shards.map((sh, i) => sh.engine.eps(sh.batch, parts[i].values, parts[i].positions, count, timestep)));
+        if (outs.length === 1) return outs[0];
+        const eps = new Float32Array(R * count * d);
+        outs.forEach((o, i) => eps.set(o, shards[i].start * count * d));
+        return eps;
       },
-      kvCache: () => cache.layers.map((l) => ({ k: l.k.slice(), v: l.v.slice(), shape: [R, cache.heads, cache.length, cache.headDim] })),
-      dispose: () => cache.dispose(),
+      async kvCache() {
+        const perShard = await Promise.all(shards.map((sh) => sh.engine.kvCache(sh.batch)));
+        if (perShard.length === 1) return perShard[0];
+        // the layout is row-major, so the shards' caches stack along the rows
+        return perShard[0].map((l0, layer) => {
+          const join = (key: 'k' | 'v') => {
+            const out = new Float32Array(perShard.reduce((sum, s) => sum + s[layer][key].length, 0));
+            let offset = 0;
+            for (const s of perShard) {
+              out.set(s[layer][key], offset);
+              offset += s[layer][key].length;
+            }
+            return out;
+          };
+          return { k: join('k'), v: join('v'), shape: [R, l0.shape[1], l0.shape[2], l0.shape[3]] as KVLayer['shape'] };
+        });
+      },
+      dispose: () => {
+        if (disposed) return;
+        disposed = true;
+        shards.forEach((sh) => sh.engine.dispose(sh.batch));
+      },
     };
   }
 
@@ -238,66 +249,11 @@ export class OrtDenoiser implements Denoiser<number> {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await Promise.all([this.sessions.cond.release(), this.sessions.push.release(), this.sessions.eps.release()]);
-  }
-}
-
-/** The KV cache of a batch: per block k and v [rows, heads, length, headDim], and their ORT input tensors. */
-class Cache {
-  layers: { k: Float32Array; v: Float32Array }[];
-  length = 0;
-  disposed = false;
-  readonly heads: number;
-  readonly headDim: number;
-  private inputs: Record<string, OrtTensor> = {};
-
-  constructor(
-    private readonly ort: Ort,
-    readonly rows: number,
-    private readonly config: ModelConfig,
-  ) {
-    this.heads = config.numHeads;
-    this.headDim = derived(config).headDim;
-    this.layers = Array.from({ length: config.depth }, () => ({ k: new Float32Array(0), v: new Float32Array(0) }));
+    await Promise.all(this.engines.map((e) => e.release()));
   }
 
-  /** Append the new tokens' keys/values (graph outputs key.l / value.l) along the token axis. */
-  append(out: Record<string, OrtTensor>): void {
-    const n = out[IO_NAMES.key(0)].dims[2];
-    const R = this.rows;
-    const H = this.heads;
-    const hd = this.headDim;
-    const P = this.length;
-    const concat = (old: Float32Array, add: Float32Array): Float32Array => {
-      if (P === 0) return add;
-      const joined = new Float32Array(R * H * (P + n) * hd);
-      for (let rh = 0; rh < R * H; rh++) {
-        joined.set(old.subarray(rh * P * hd, (rh + 1) * P * hd), rh * (P + n) * hd);
-        joined.set(add.subarray(rh * n * hd, (rh + 1) * n * hd), (rh * (P + n) + P) * hd);
-      }
-      return joined;
-    };
-    this.layers = this.layers.map((l, i) => ({
-      k: concat(l.k, out[IO_NAMES.key(i)].data as Float32Array),
-      v: concat(l.v, out[IO_NAMES.value(i)].data as Float32Array),
-    }));
-    this.length = P + n;
-    const dims = [R, H, this.length, hd];
-    this.inputs = {};
-    this.layers.forEach((l, i) => {
-      this.inputs[IO_NAMES.pastKey(i)] = new this.ort.Tensor('float32', l.k, dims);
-      this.inputs[IO_NAMES.pastValue(i)] = new this.ort.Tensor('float32', l.v, dims);
-    });
-  }
-
-  /** The cache as graph inputs past_key.l / past_value.l. */
-  feeds(): Record<string, OrtTensor> {
-    return { ...this.inputs };
-  }
-
-  dispose(): void {
-    this.disposed = true;
-    this.layers = [];
-    this.inputs = {};
+  /** The engines the rows are split over (worker_threads, or 1 on this thread). */
+  get workers(): number {
+    return this.engines.length;
   }
 }

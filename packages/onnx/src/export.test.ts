@@ -66,7 +66,7 @@ describe('graphs', () => {
     const eps = await ort.InferenceSession.create(graphs.eps);
     try {
       const past: Record<string, import('onnxruntime-node').Tensor> = {};
-      session.kvCache().forEach((l, i) => {
+      (await session.kvCache()).forEach((l, i) => {
         past[`past_key.${i}`] = new ort.Tensor('float32', l.k, l.shape);
         past[`past_value.${i}`] = new ort.Tensor('float32', l.v, l.shape);
       });

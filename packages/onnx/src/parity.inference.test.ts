@@ -22,8 +22,8 @@ afterAll(async () => {
   printMeasured('inference.json max abs errors (ORT)');
 });
 
-function expectCache(s: OrtDenoiserSession, expected: any, name: string): void {
-  s.kvCache().forEach((l, i) => {
+async function expectCache(s: OrtDenoiserSession, expected: any, name: string): Promise<void> {
+  (await s.kvCache()).forEach((l, i) => {
     const e = expected[`layer${i}`];
     expect(l.shape).toEqual(e.k.shape);
     expect(record(`${name}.layer${i}.k`, maxAbsDiff(l.k, e.k.data))).toBeLessThan(TOL);
@@ -52,9 +52,9 @@ const repeat = (ids: ArrayLike<number>, rows: number) => Int32Array.from({ lengt
 const raster = (rows: number) => repeat(Int32Array.from({ length: 16 }, (_, i) => i), rows);
 
 describe('KV-cache inference through ONNX Runtime (sample.py path)', () => {
-  it('the cache after the cond tokens matches (k after k_norm, before the scale)', () => {
+  it('the cache after the cond tokens matches (k after k_norm, before the scale)', async () => {
     expect(session.length).toBe(4);
-    expectCache(session, ref.kv_cache_after_cond, 'kv_cache_after_cond');
+    await expectCache(session, ref.kv_cache_after_cond, 'kv_cache_after_cond');
   });
 
   it.each(Object.keys(ref.cases).filter((k) => ref.cases[k].cfg_scale > 1))('forward_inference case %s (CFG rows batched)', async (name) => {
@@ -88,7 +88,7 @@ describe('KV-cache inference through ONNX Runtime (sample.py path)', () => {
 
       await branch.pushClean(twice(a.x_first_clean.data), repeat(a.ids_first.data, 4), 6);
       expect(branch.length).toBe(10);
-      expectCache(branch, a.kv_cache_after_clean, 'ar.kv_cache_after_clean');
+      await expectCache(branch, a.kv_cache_after_clean, 'ar.kv_cache_after_clean');
       for (const key of ['step2_rest10_t500', 'step2_rest10_t5']) {
         const c = a[key];
         const g = guide(await branch.predictEps(twice(a.xn_rest.data), repeat(a.ids_rest.data, 4), 10, c.t), c.cfg_scale, true);

@@ -9,7 +9,9 @@
 //       fixed_large variance, x0 clipped to [-1, 1]). Debian's python3-torch on the CPU,
 //       torch.set_num_threads(2), OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE.
 //   (b) ours, ORT: `sample()` of @causalfusion/sampler over @causalfusion/onnx's OrtDenoiser
-//       (onnxruntime-node, CPU, 2 intra-op threads).
+//       (onnxruntime-node, CPU, its default for 2 threads: the batch rows split over 2 worker_threads,
+//       each with a single-threaded ORT); and, for reference, the same with one ORT on the main thread
+//       with 2 intra-op threads (`workers: 1`).
 //   (c) ours, tfjs: `sample()` over @causalfusion/transformer's TransformerDenoiser (the backend that
 //       initBackend picks: tfjs-node if installed, else wasm, which runs on one thread).
 // All three: the same weights, BENCH_BATCH images (default 16; with CFG 3 that is 2x as many rows: the
@@ -258,9 +260,10 @@ else:
 async function ourDenoiser(job) {
   if (job.impl === 'ort') {
     const { OrtDenoiser } = loadOnnx();
-    const denoiser = await OrtDenoiser.load(job.modelDir, { threads: job.threads });
+    const denoiser = await OrtDenoiser.load(job.modelDir, { threads: job.threads, workers: job.workers });
     const ortVersion = onnxRequire('onnxruntime-node/package.json').version;
-    return { denoiser, label: `ORT ${ortVersion}`, release: () => denoiser.release() };
+    const how = denoiser.workers === 1 ? `one ORT, ${job.threads} intra-op threads` : `rows over ${denoiser.workers} workers, 1 thread each`;
+    return { denoiser, label: `ORT ${ortVersion} (OrtDenoiser, ${how})`, release: () => denoiser.release() };
   }
   const tRequire = requireFrom('packages/transformer');
   const { loadModel, TransformerDenoiser, initBackend } = tRequire(join(root, 'packages/transformer/dist/index.js'));
@@ -436,22 +439,24 @@ async function main() {
 
     // 2. timing rounds
     const job = { batch: BATCH, steps: STEPS, warmupSteps: WARMUP_STEPS, reps: REPS };
-    const runs = { torch: [], ort: [], tfjs: [] };
+    const runs = { torch: [], ort: [], ort1: [], tfjs: [] };
     const sides = {
       torch: () => runChild(python, [script, pyJob({ mode: 'time', arSteps: [1, arB], ...job })], torchEnv),
       ort: () => runChild(process.execPath, [self, '--child', ourJob({ impl: 'ort', mode: 'time', arSteps: [1, arB], ...job })]),
+      ort1: () => runChild(process.execPath, [self, '--child', ourJob({ impl: 'ort', workers: 1, mode: 'time', arSteps: [1, arB], ...job })]),
       tfjs: () => runChild(process.execPath, [self, '--child', ourJob({ impl: 'tfjs', mode: 'time', arSteps: [1], ...job })]),
     };
-    const names = ['torch', 'ort', 'tfjs'];
+    const names = ['torch', 'ort', 'ort1', 'tfjs'];
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < names.length; i++) {
         const name = names[(r + i) % names.length];
         runs[name].push(sides[name]());
       }
-      const [t, o, j] = [runs.torch[r], runs.ort[r], runs.tfjs[r]];
+      const [t, o, o1, j] = [runs.torch[r], runs.ort[r], runs.ort1[r], runs.tfjs[r]];
       console.log(
         `round ${r + 1}: PyTorch ${t.seconds[1].toFixed(3)} s (S_eval=${arB}: ${t.seconds[arB].toFixed(3)} s), ` +
-          `ORT ${o.seconds[1].toFixed(3)} s (S_eval=${arB}: ${o.seconds[arB].toFixed(3)} s), tfjs ${j.seconds[1].toFixed(3)} s  [per sample of ${BATCH} images]`,
+          `ORT ${o.seconds[1].toFixed(3)} s (S_eval=${arB}: ${o.seconds[arB].toFixed(3)} s), ` +
+          `ORT one engine ${o1.seconds[1].toFixed(3)} s (S_eval=${arB}: ${o1.seconds[arB].toFixed(3)} s), tfjs ${j.seconds[1].toFixed(3)} s  [per sample of ${BATCH} images]`,
       );
     }
     for (const [name, rs] of Object.entries(runs)) {
@@ -467,11 +472,14 @@ async function main() {
     const best = (rs, s = 1) => Math.min(...rs.map((x) => x.seconds[s]));
     const torchBest = best(runs.torch);
     const ortBest = best(runs.ort);
+    const ort1Best = best(runs.ort1);
+    const ort18Best = best(runs.ort1, arB);
     const tfjsBest = best(runs.tfjs);
     const ort8Best = best(runs.ort, arB);
     const torch8Best = best(runs.torch, arB);
     const torchInfo = runs.torch[0];
     const ortLabel = runs.ort[0].label;
+    const ort1Label = runs.ort1[0].label;
     const tfjsLabel = runs.tfjs[0].label;
     const rows = 2 * BATCH;
     const ips = (s) => BATCH / s;
@@ -486,25 +494,26 @@ async function main() {
     console.log('| runtime | images/s | time per sample (s) | images/s vs PyTorch |');
     console.log('|---|---:|---:|---:|');
     console.log(`| PyTorch ${torchInfo.torch} (this benchmark's implementation, ${torchInfo.threads} threads, OpenBLAS 2) | ${fmt(ips(torchBest))} | ${fmt(torchBest, 3)} | 1.00 |`);
-    console.log(`| ours, ${ortLabel} (OrtDenoiser, ${THREADS} intra-op threads) | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | ${fmt(torchBest / ortBest)} |`);
+    console.log(`| ours, ${ortLabel} | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | ${fmt(torchBest / ortBest)} |`);
+    console.log(`| ours, ${ort1Label} | ${fmt(ips(ort1Best))} | ${fmt(ort1Best, 3)} | ${fmt(torchBest / ort1Best)} |`);
     console.log(`| ours, ${tfjsLabel} (TransformerDenoiser) | ${fmt(ips(tfjsBest))} | ${fmt(tfjsBest, 3)} | ${fmt(torchBest / tfjsBest)} |`);
     console.log('');
     const st1 = runs.ort[0].stats[1];
     const st8 = runs.ort[0].stats[arB];
     console.log(`S_eval = 1 vs ${arB} (${STEPS} DDPM steps per AR step, so the same noised-token evaluations; PyTorch for reference):`);
     console.log('');
-    console.log('| S_eval | eps calls | clean pushes | noised-token evals | ORT images/s | ORT time (s) | ORT time vs S_eval=1 | PyTorch time (s) | PyTorch time vs S_eval=1 |');
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    console.log(`| 1 | ${st1.predictCalls} | ${st1.pushCalls} | ${st1.noisedTokenEvals} | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | 1.00 | ${fmt(torchBest, 3)} | 1.00 |`);
+    console.log('| S_eval | eps calls | clean pushes | noised-token evals | ORT images/s | ORT time (s) | ORT time vs S_eval=1 | one-engine ORT vs S_eval=1 | PyTorch time (s) | PyTorch time vs S_eval=1 |');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log(`| 1 | ${st1.predictCalls} | ${st1.pushCalls} | ${st1.noisedTokenEvals} | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | 1.00 | 1.00 | ${fmt(torchBest, 3)} | 1.00 |`);
     console.log(
       `| ${arB} | ${st8.predictCalls} | ${st8.pushCalls} | ${st8.noisedTokenEvals} | ${fmt(ips(ort8Best))} | ${fmt(ort8Best, 3)} | ${fmt(ort8Best / ortBest)} | ` +
-        `${fmt(torch8Best, 3)} | ${fmt(torch8Best / torchBest)} |`,
+        `${fmt(ort18Best / ort1Best)} | ${fmt(torch8Best, 3)} | ${fmt(torch8Best / torchBest)} |`,
     );
     const big1 = best(big);
     const big8 = best(big, arB);
     console.log(
       `| ${arB} (${SEVAL_BATCH} images) | ${big[0].stats[arB].predictCalls} | ${big[0].stats[arB].pushCalls} | ${big[0].stats[arB].noisedTokenEvals} | ` +
-        `${fmt(SEVAL_BATCH / big8)} | ${fmt(big8, 3)} | ${fmt(big8 / big1)} (S_eval=1: ${fmt(big1, 3)} s) | | |`,
+        `${fmt(SEVAL_BATCH / big8)} | ${fmt(big8, 3)} | ${fmt(big8 / big1)} (S_eval=1: ${fmt(big1, 3)} s) | | | |`,
     );
     console.log('');
     const speedup = torchBest / ortBest;

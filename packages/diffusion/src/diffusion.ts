@@ -266,10 +266,9 @@ export class GaussianDiffusion {
       const { mean, predXStart, logVariance } = this.pMeanVariance(eps, t, x, options.clipDenoised);
       const noise = this.stepNoise(x.length, rng, options.noise);
       const prevSample = new Float64Array(x.length);
-      for (let i = 0; i < x.length; i++) {
-        const b = Math.floor(i / perSample);
-        const nonzero = ts[b] !== 0 ? 1 : 0;
-        prevSample[i] = mean[i] + nonzero * Math.exp(0.5 * logVariance[b]) * noise[i];
+      for (let b = 0, i = 0; b < ts.length; b++) {
+        const scale = (ts[b] !== 0 ? 1 : 0) * Math.exp(0.5 * logVariance[b]); // once per batch element, not per value
+        for (const end = i + perSample; i < end; i++) prevSample[i] = mean[i] + scale * noise[i];
       }
       return { prevSample, predXStart };
     }

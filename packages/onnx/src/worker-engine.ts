@@ -40,9 +40,13 @@ export class WorkerEngine implements Engine {
   private failure: Error | null = null;
 
   private constructor(private readonly worker: Worker) {
+    // an idle worker does not keep the process alive (a caller that forgets release() still exits);
+    // it is ref'd while a request is pending, so awaiting its reply does
+    worker.unref();
     worker.on('message', (reply: WorkerReply) => {
       const p = this.pending.get(reply.id);
       this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
       if (reply.ok) p?.resolve(reply.value);
       else p?.reject(new Error(reply.message));
     });
@@ -71,6 +75,7 @@ export class WorkerEngine implements Engine {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.worker.ref();
       this.worker.postMessage({ id, ...msg }, transfer);
     });
   }

@@ -77,20 +77,16 @@ function stateFromWords(words: number[]): [number, number, number, number] {
 
 /** A seeded random number generator (xoshiro128**). Create one with {@link createRng}. */
 export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  // the four state words as int32 in a typed array: plain fields would hold values beyond V8's small
+  // integers as boxed numbers, and every draw would pay for it
+  private readonly s = new Int32Array(4);
   // the polar method's second draw; a number field and a flag (not number | null) keep V8 on its fast path
   private spare = 0;
   private hasSpare = false;
 
   constructor(seed: Seed = 0) {
     const s = stateFromWords(seedWords(seed));
-    this.s0 = s[0];
-    this.s1 = s[1];
-    this.s2 = s[2];
-    this.s3 = s[3];
+    this.s.set(s);
   }
 
   /** Build a generator from a state saved by {@link Rng.getState}. */
@@ -102,14 +98,15 @@ export class Rng {
 
   /** The next raw 32-bit unsigned integer. */
   nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
+    const s = this.s;
+    const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+    const t = s[1] << 9;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 11);
     return result;
   }
 
@@ -231,7 +228,7 @@ export class Rng {
 
   /** A copy of the state, e.g. to store in a checkpoint. */
   getState(): RngState {
-    return { s: [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0], spare: this.hasSpare ? this.spare : null };
+    return { s: [this.s[0] >>> 0, this.s[1] >>> 0, this.s[2] >>> 0, this.s[3] >>> 0], spare: this.hasSpare ? this.spare : null };
   }
 
   /** Restore a state saved by {@link getState}. */
@@ -241,10 +238,7 @@ export class Rng {
       throw new TypeError('setState: expected { s: [four unsigned 32-bit integers], spare: number | null }');
     }
     if ((s[0] | s[1] | s[2] | s[3]) === 0) throw new RangeError('setState: the all-zero state is invalid for xoshiro128**');
-    this.s0 = s[0] | 0;
-    this.s1 = s[1] | 0;
-    this.s2 = s[2] | 0;
-    this.s3 = s[3] | 0;
+    this.s.set(s.map((w) => w | 0));
     this.hasSpare = typeof state.spare === 'number';
     this.spare = this.hasSpare ? (state.spare as number) : 0;
   }
@@ -261,7 +255,7 @@ export class Rng {
   fork(stream: number): Rng {
     if (!Number.isSafeInteger(stream) || stream < 0) throw new RangeError(`fork: stream must be a non-negative integer, got ${stream}`);
     const r = new Rng(0);
-    const s = stateFromWords([this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0, 0x5eed, ...seedWords(stream)]);
+    const s = stateFromWords([this.s[0] >>> 0, this.s[1] >>> 0, this.s[2] >>> 0, this.s[3] >>> 0, 0x5eed, ...seedWords(stream)]);
     r.setState({ s, spare: null });
     return r;
   }

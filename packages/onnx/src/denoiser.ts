@@ -1,8 +1,9 @@
 /**
  * The ONNX graphs as a `Denoiser` for @causalfusion/sampler, run by onnxruntime-node. A batch's rows are
- * split over the engines (./engine): on the CPU by default one single-threaded ORT engine per thread,
- * each in a worker_thread holding the KV cache (per block, keys and values [rows, heads, tokens, headDim])
- * of its rows; with `workers: 1` one engine on this thread with `threads` intra-op threads. The cond graph
+ * split over the engines (./engine): on the CPU by default one single-threaded ORT engine per thread, one
+ * on this thread and the others in worker_threads, each holding the KV cache (per block, keys and values
+ * [rows, heads, tokens, headDim]) of its rows; with `workers: 1` one engine on this thread with `threads`
+ * intra-op threads. The cond graph
  * fills a cache at start, each pushClean appends the clean tokens' keys/values, and predictEps feeds it
  * to the eps graph without changing it. The sampler does CFG itself (conditions, then `null` rows).
  */
@@ -23,9 +24,10 @@ export interface OrtOptions {
   /** CPU threads in all (default: the cores, os.availableParallelism()). */
   threads?: number;
   /**
-   * Engines the batch rows are split over, each with its own ORT sessions in a worker_thread and
-   * threads / workers intra-op threads. Default on the CPU: `threads` (single-threaded engines, the
-   * fastest here for sampling's many small calls); with CUDA: 1. `1` runs one engine on this thread.
+   * Engines the batch rows are split over, each with its own ORT sessions and threads / workers intra-op
+   * threads: one on this thread, the others in worker_threads. Default on the CPU: `threads`
+   * (single-threaded engines, the fastest here for sampling's many small calls); with CUDA: 1 (one
+   * engine, on this thread).
    */
   workers?: number;
   /** 'cpu' (default) or 'cuda' (onnxruntime-node's CUDA execution provider, when its libraries are installed). */
@@ -62,7 +64,11 @@ async function createEngines(config: ModelConfig, sources: GraphSources, options
   const { device, workers, threadsPerEngine } = resolveOptions(options);
   const engineOptions: EngineOptions = { device, threads: threadsPerEngine };
   if (workers === 1) return [await LocalEngine.create(config, sources, engineOptions)];
-  const settled = await Promise.allSettled(Array.from({ length: workers }, () => WorkerEngine.create(config, sources, engineOptions)));
+  // this thread runs one engine itself (it waits for the workers anyway), so k engines use k threads
+  const settled = await Promise.allSettled([
+    ...Array.from({ length: workers - 1 }, () => WorkerEngine.create(config, sources, engineOptions)),
+    LocalEngine.create(config, sources, engineOptions),
+  ]);
   const engines = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {

@@ -64,7 +64,7 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
     .option('--device <name>', 'ort device: cpu or cuda (needs an onnxruntime-node with the CUDA provider)', 'cpu')
     .option('--threads <n>', 'ort: CPU threads (default: the cores, at most 4)')
-    .option('--workers <n>', 'ort: worker threads the batch rows are split over, each with its own single-threaded onnxruntime (default: --threads on the CPU, 1 with cuda; 1 = one onnxruntime on the main thread with --threads intra-op threads)')
+    .option('--workers <n>', 'ort: onnxruntimes the batch rows are split over, one on the main thread and the others in worker threads, --threads/n threads each (default: --threads on the CPU, 1 with cuda; 1 = one onnxruntime with --threads intra-op threads)')
     .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 

@@ -300,7 +300,7 @@ export interface RuntimeSettings {
   runtime: Runtime;
   device: 'cpu' | 'cuda';
   threads: number;
-  /** ORT engines the rows are split over (worker_threads; 1 = on the main thread). */
+  /** ORT engines the rows are split over (one on the main thread, the others in worker_threads). */
   workers: number;
   backend: BackendName | undefined;
 }
@@ -320,7 +320,7 @@ export function parseRuntimeFlags(flags: RuntimeFlags): RuntimeSettings {
   };
   const threads = count(flags.threads, '--threads', Math.min(os.availableParallelism(), 4));
   const workers = count(flags.workers, '--workers', device === 'cuda' ? 1 : threads);
-  if (flags.workers !== undefined && runtime !== 'ort') throw new UsageError('--workers splits the rows over onnxruntime workers; it needs --runtime ort');
+  if (flags.workers !== undefined && runtime !== 'ort') throw new UsageError('--workers splits the rows over onnxruntimes; it needs --runtime ort');
   if (flags.backend !== undefined && runtime !== 'tfjs') throw new UsageError('--backend picks the tfjs backend; add --runtime tfjs');
   return { runtime, device, threads, workers, backend: parseBackend(flags.backend) };
 }
@@ -350,6 +350,6 @@ export async function openModel(folder: ModelFolder, settings: RuntimeSettings):
   const where =
     settings.workers === 1
       ? `onnxruntime ${settings.device}, ${settings.threads} thread(s)`
-      : `onnxruntime ${settings.device}, rows split over ${settings.workers} workers x ${perWorker} thread(s)`;
+      : `onnxruntime ${settings.device}, rows split over ${settings.workers} onnxruntimes x ${perWorker} thread(s)`;
   return { denoiser, where, close: () => denoiser.release() };
 }

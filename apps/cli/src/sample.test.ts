@@ -77,7 +77,7 @@ describe('causalfusion sample', () => {
     const ort = runCli([...args, '--threads', '1', '--out', files.ort]);
     const workers = runCli([...args, '--threads', '2', '--out', files.workers]);
     expect({ status: workers.status, error: workers.status ? workers.stderr : '' }).toEqual({ status: 0, error: '' });
-    expect(workers.stderr).toMatch(/on onnxruntime cpu, rows split over 2 workers x 1 thread\(s\)/);
+    expect(workers.stderr).toMatch(/on onnxruntime cpu, rows split over 2 onnxruntimes x 1 thread\(s\)/);
     expect((await readGray(files.workers)).data.equals((await readGray(files.ort)).data)).toBe(true);
     const tfjs = runCli([...args, '--runtime', 'tfjs', '--out', files.tfjs]);
     expect({ status: ort.status, error: ort.status ? ort.stderr : '' }).toEqual({ status: 0, error: '' });
@@ -116,7 +116,7 @@ describe('causalfusion sample', () => {
       [['--device', 'tpu'], /^error: --device: expected cpu or cuda, got 'tpu'$/],
       [['--threads', '0'], /^error: --threads: expected a positive integer, got '0'$/],
       [['--workers', 'two'], /^error: --workers: expected a positive integer, got 'two'$/],
-      [['--workers', '2', '--runtime', 'tfjs'], /^error: --workers splits the rows over onnxruntime workers; it needs --runtime ort$/],
+      [['--workers', '2', '--runtime', 'tfjs'], /^error: --workers splits the rows over onnxruntimes; it needs --runtime ort$/],
       [['--zoom', '1.5'], /^error: --zoom: expected a positive integer, got '1.5'$/],
       [['--backend', 'wasm'], /^error: --backend picks the tfjs backend; add --runtime tfjs$/],
       [['--device', 'cuda'], /^error: .*(no CUDA execution provider|cannot use CUDA).*Use --device cpu|^error: --device cuda/],

@@ -3,9 +3,9 @@
  * split over the engines (./engine): on the CPU by default one single-threaded ORT engine per thread, one
  * on this thread and the others in worker_threads, each holding the KV cache (per block, keys and values
  * [rows, heads, tokens, headDim]) of its rows; with `workers: 1` one engine on this thread with `threads`
- * intra-op threads. The cond graph
- * fills a cache at start, each pushClean appends the clean tokens' keys/values, and predictEps feeds it
- * to the eps graph without changing it. The sampler does CFG itself (conditions, then `null` rows).
+ * intra-op threads. The cond graph fills a cache at start, each pushClean appends the clean tokens'
+ * keys/values, and predictEps feeds it to the eps graph without changing it. The sampler does CFG itself
+ * (conditions, then `null` rows).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -64,10 +64,11 @@ async function createEngines(config: ModelConfig, sources: GraphSources, options
   const { device, workers, threadsPerEngine } = resolveOptions(options);
   const engineOptions: EngineOptions = { device, threads: threadsPerEngine };
   if (workers === 1) return [await LocalEngine.create(config, sources, engineOptions)];
-  // this thread runs one engine itself (it waits for the workers anyway), so k engines use k threads
+  // this thread runs one engine itself (it waits for the workers anyway), so k engines use k threads;
+  // it comes first, so a batch with fewer rows than engines skips the workers' messages
   const settled = await Promise.allSettled([
-    ...Array.from({ length: workers - 1 }, () => WorkerEngine.create(config, sources, engineOptions)),
     LocalEngine.create(config, sources, engineOptions),
+    ...Array.from({ length: workers - 1 }, () => WorkerEngine.create(config, sources, engineOptions)),
   ]);
   const engines = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -187,7 +188,8 @@ export class OrtDenoiser implements Denoiser<number> {
     const { numTokens: L, tokenDim: d } = this;
     let length = this.config.numCondTokens;
     let disposed = false;
-    const single = shards.length === 1 && this.engines[0] instanceof LocalEngine;
+    // (the local engine's ORT call starts from a setImmediate, after the workers' requests are posted)
+    const single = shards.length === 1 && shards[0].engine instanceof LocalEngine;
     /** Check a call's inputs; per shard, its rows' values and positions (int64), in arrays of their own unless one engine runs here. */
     const split = (name: string, tokens: Float32Array, positions: Int32Array, n: number) => {
       if (disposed) throw new Error('the denoiser session was disposed');

@@ -19,7 +19,7 @@ import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './check
 import { FlagKind, parseFlags, resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
 import { LogRow, readCsv, writeCsv } from './report';
-import { emaDecayAt, lrAt, updateEma } from './trainer';
+import { applyUpdate } from './trainer';
 
 export interface MultimodalTrainConfig {
   task: 'multimodal';
@@ -303,12 +303,9 @@ export async function trainMultimodal(
       throw new Error(`training stopped: the loss is ${loss} at step ${k + 1}; the weights of that step were not applied. Resume from ${ckptDir} with a lower --lr`);
     }
     const clipped = clipGradNorm(grads, config.clipNorm);
-    optimizer.lr = lrAt(config, k);
-    optimizer.step(clipped.grads);
+    const update = applyUpdate(optimizer, clipped.grads, emaPairs, config, k);
     tf.dispose(clipped.grads);
-    const decay = emaDecayAt(config, k + 1);
-    updateEma(emaPairs, decay);
-    return { loss, gradNorm: clipped.norm, lr: optimizer.lr, emaDecay: decay, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
+    return { loss, gradNorm: clipped.norm, ...update, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
   };
 
   let result: LoopResult;

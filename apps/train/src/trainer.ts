@@ -12,7 +12,7 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import { createRng, Rng } from '@causalfusion/rng';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { AdamW, CausalDiffusionModel, clipGradArrays, configToJson, CONFIG_FILE, createDenoiser, derived, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
+import { AdamW, CausalDiffusionModel, clipGradArrays, type GradientArrays, configToJson, CONFIG_FILE, createDenoiser, derived, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
 import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
@@ -57,6 +57,24 @@ export function emaDecayAt(config: Pick<TrainConfig, 'emaDecay' | 'emaWarmup'>, 
 /** ema = decay * ema + (1 - decay) * model, for each (EMA variable, model variable) pair. */
 export function updateEma(pairs: ReadonlyArray<readonly [tf.Variable, tf.Variable]>, decay: number): void {
   tf.tidy(() => pairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
+}
+
+/**
+ * The end of a training step k, the same for every task: the warmup learning rate, AdamW on the (clipped)
+ * gradients, then the EMA at its decay for k + 1 updates.
+ */
+export function applyUpdate(
+  optimizer: AdamW,
+  grads: tf.NamedTensorMap | GradientArrays,
+  emaPairs: ReadonlyArray<readonly [tf.Variable, tf.Variable]>,
+  config: Pick<TrainConfig, 'lr' | 'warmupSteps' | 'emaDecay' | 'emaWarmup'>,
+  k: number,
+): { lr: number; emaDecay: number } {
+  optimizer.lr = lrAt(config, k);
+  optimizer.step(grads);
+  const emaDecay = emaDecayAt(config, k + 1);
+  updateEma(emaPairs, emaDecay);
+  return { lr: optimizer.lr, emaDecay };
 }
 
 export interface TrainOptions extends TrainCommand {
@@ -188,11 +206,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       });
     }
     const gradNorm = clipGradArrays(grads, config.clipNorm);
-    optimizer.lr = lrAt(config, k);
-    optimizer.step(grads);
-    const decay = emaDecayAt(config, k + 1);
-    updateEma(emaPairs, decay);
-    return { loss, gradNorm, lr: optimizer.lr, emaDecay: decay };
+    return { loss, gradNorm, ...applyUpdate(optimizer, grads, emaPairs, config, k) };
   };
 
   let result: LoopResult;

@@ -23,8 +23,8 @@ import { checkWeights, type Weights } from './weights';
 export const OPSET = 17;
 const IR_VERSION = 8; // the IR version of opset 17
 
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const INT64 = onnx.TensorProto.DataType.INT64;
+export const FLOAT = onnx.TensorProto.DataType.FLOAT;
+export const INT64 = onnx.TensorProto.DataType.INT64;
 
 /** Input and output names of the three graphs. */
 export const IO_NAMES = {
@@ -109,7 +109,7 @@ function weightTable(config: ModelConfig, weights: Weights): Map<string, { dims:
 
 // ------------------------------------------------------------------ a small graph builder
 
-const attr = {
+export const attr = {
   int: (name: string, i: number): onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.INT, i }),
   float: (name: string, f: number): onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.FLOAT, f }),
   ints: (name: string, ints: number[]): onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints }),
@@ -120,14 +120,14 @@ function bytesOf(data: Float32Array | BigInt64Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-type Dim = number | string;
+export type Dim = number | string;
 
-function valueInfo(name: string, elemType: number, dims: Dim[] | null): onnx.IValueInfoProto {
+export function valueInfo(name: string, elemType: number, dims: Dim[] | null): onnx.IValueInfoProto {
   const shape = dims ? { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } : undefined;
   return { name, type: { tensorType: { elemType, shape } } };
 }
 
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: onnx.INodeProto[] = [];
   /** Declared shapes of intermediate tensors (graph.value_info). */
   readonly valueInfo: onnx.IValueInfoProto[] = [];
@@ -144,10 +144,10 @@ class GraphBuilder {
     return this.opN(opType, inputs, 1, attributes, output ? [output] : undefined)[0];
   }
 
-  opN(opType: string, inputs: string[], outputs: number, attributes: onnx.IAttributeProto[] = [], names?: string[]): string[] {
+  opN(opType: string, inputs: string[], outputs: number, attributes: onnx.IAttributeProto[] = [], names?: string[], domain?: string): string[] {
     const id = this.count++;
     const out = names ?? Array.from({ length: outputs }, (_, i) => `${opType.toLowerCase()}_${id}${outputs > 1 ? `_${i}` : ''}`);
-    this.nodes.push({ opType, input: inputs, output: out, name: `${opType}_${id}`, attribute: attributes });
+    this.nodes.push({ opType, input: inputs, output: out, name: `${opType}_${id}`, attribute: attributes, ...(domain ? { domain } : {}) });
     return out;
   }
 
@@ -185,11 +185,12 @@ class GraphBuilder {
     return this.constant(name, [value], 'float', []);
   }
 
-  finish(name: string, inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[]): Uint8Array {
+  /** The serialized model; `microsoft`: the graph uses com.microsoft contrib ops (onnxruntime only). */
+  finish(name: string, inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[], microsoft = false): Uint8Array {
     const graph = onnx.GraphProto.create({ name, node: this.nodes, initializer: [...this.initializers.values()], input: inputs, output: outputs, valueInfo: this.valueInfo });
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...(microsoft ? [{ domain: 'com.microsoft', version: 1 }] : [])],
       producerName: '@causalfusion/onnx',
       graph,
     });

@@ -15,6 +15,12 @@ export { exportOnnx, readManifest, MANIFEST_FILE, FORMAT, FORMAT_VERSION, GRAPH_
 export type { LoadedManifest, OnnxManifest } from './export';
 export { OrtDenoiser } from './denoiser';
 export type { KVLayer, OrtDenoiserSession, OrtOptions } from './denoiser';
+export { GradGraph } from './autodiff';
+export { buildTrainingGraph, TransformerLayers, TRAIN_IO } from './train-graph';
+export { OrtTrainingSession } from './trainer';
+export type { LossAndGrads, TrainingSessionOptions } from './trainer';
+export { trainStepParity, argsortRows, ROUNDOFF_GRADIENT, EPS_DOMINATED } from './train-parity';
+export type { TrainStepParity } from './train-parity';
 export { checkWeights, expectedShapes, readModelFolder, WEIGHTS_FILE, CONFIG_FILE } from './weights';
 export type { ModelFolder, Weights } from './weights';
 // the model config helpers of @causalfusion/transformer (its tfjs-free entry), for callers of this package

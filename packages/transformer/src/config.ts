@@ -242,3 +242,44 @@ export function readConfigFile(file: string): ModelConfig {
   }
   return configFromJson(json, file);
 }
+
+/**
+ * One parameter as a trainer holds it: the official key and shape, and the training layout (nn.Linear
+ * weights transposed to [in, out] so that y = x @ W + b; pos_embed and cond_pos_embed without their
+ * leading 1). The tfjs variables and the ONNX training graphs use this layout; checkpoints store the
+ * official one.
+ */
+export interface TrainingEntry {
+  key: string;
+  officialShape: number[];
+  shape: number[];
+  transposed: boolean;
+  /** pos_embed is fixed unless trainablePos. */
+  trainable: boolean;
+}
+
+/** The parameters of a config in state_dict order, in the training layout ({@link TrainingEntry}). */
+export function trainingEntries(config: ModelConfig): TrainingEntry[] {
+  return [...officialShapes(config)].map(([key, officialShape]) => {
+    const transposed = key.endsWith('.weight') && officialShape.length === 2 && key !== 'y_embedder.embedding_table.weight';
+    const shape = transposed ? [officialShape[1], officialShape[0]] : officialShape.length === 3 ? officialShape.slice(1) : [...officialShape];
+    return { key, officialShape, shape, transposed, trainable: key !== 'pos_embed' || config.trainablePos };
+  });
+}
+
+/** [rows, cols] -> [cols, rows]. */
+export function transpose2d(data: ArrayLike<number>, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+  return out;
+}
+
+/** An official tensor in the training layout of its entry (a copy). */
+export function toTrainingLayout(entry: TrainingEntry, official: ArrayLike<number>): Float32Array {
+  return entry.transposed ? transpose2d(official, entry.officialShape[0], entry.officialShape[1]) : Float32Array.from(official);
+}
+
+/** A training-layout tensor in the official layout of its entry (a copy). */
+export function toOfficialLayout(entry: TrainingEntry, data: ArrayLike<number>): Float32Array {
+  return entry.transposed ? transpose2d(data, entry.shape[0], entry.shape[1]) : Float32Array.from(data);
+}

@@ -8,8 +8,10 @@
  * const { eps } = model.forwardInference(xn, 500, cache, positions, 16, 4.0);
  * ```
  */
-export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, officialShapes, checkStateDict } from './config';
-export type { ModelConfig, PresetName } from './config';
+export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, officialShapes, checkStateDict, trainingEntries, toTrainingLayout, toOfficialLayout, transpose2d } from './config';
+export type { ModelConfig, PresetName, TrainingEntry } from './config';
+export { prepareTrainingTokens } from './tokens';
+export type { PreparedTokens, TrainingShard } from './tokens';
 export { CausalDiffusionModel, KVCache, patchify, unpatchify, transformerBlock, embeddingRows } from './model';
 export type {
   BlockDims,
@@ -28,7 +30,9 @@ export { get2dSincosPosEmbed, timestepSinusoid } from './embeddings';
 export { loadModel, saveModel, WEIGHTS_FILE, CONFIG_FILE } from './checkpoint';
 export type { LoadModelOptions } from './checkpoint';
 export { TransformerDenoiser, createDenoiser } from './denoiser';
-export { AdamW, clipGradArrays, clipGradNorm, trainStep, trainingLosses } from './train';
-export type { AdamWOptions, GradientArrays, TrainStepOptions, TrainStepResult, TrainingLossInputs } from './train';
+export { AdamW, clipGradNorm, trainStep, trainingLosses } from './train';
+export type { TrainStepOptions, TrainStepResult, TrainingLossInputs } from './train';
+export { adamwUpdate, clipGradArrays, HostAdamW, updateEmaArrays } from './optim';
+export type { AdamWOptions, AdamWState, GradientArrays } from './optim';
 export { convBatchMatMul, geluTanh, layerNorm, linear, matMul } from './ops';
 export { initBackend, tf } from '@causalfusion/backend';

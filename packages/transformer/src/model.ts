@@ -18,9 +18,10 @@
 import { tf } from '@causalfusion/backend';
 import type { Rng } from '@causalfusion/rng';
 import { createRng } from '@causalfusion/rng';
-import { checkSplitSizes, getAttnMask } from '@causalfusion/sampler';
 import { checkStateDict, derived, ModelConfig, validateConfig } from './config';
 import { get2dSincosPosEmbed, timestepSinusoid } from './embeddings';
+import { prepareTrainingTokens, type TrainingInputs, type TrainingRandomness } from './tokens';
+export { patchify, unpatchify, type TrainingInputs, type TrainingRandomness } from './tokens';
 import { convBatchMatMul, geluTanh, layerNorm, linear, matMul, silu } from './ops';
 
 type Tensor = tf.Tensor;
@@ -115,34 +116,6 @@ export class KVCache {
     }
     this.layers = [];
   }
-}
-
-/** What the training forward needs. Latents are NCHW float32, [N, C, H, W] flattened. */
-export interface TrainingInputs {
-  /** The clean latent x0. */
-  x: ArrayLike<number>;
-  /** The noised latent x_t (q_sample of x at t with `noise`). */
-  xn: ArrayLike<number>;
-  /** The noise of x_t: the regression target. */
-  noise: ArrayLike<number>;
-  /** [N] original diffusion timesteps (0..999). */
-  t: ArrayLike<number>;
-  /** [N] class labels (numClasses = the null class). */
-  y: ArrayLike<number>;
-  /** AR step sizes, shared by the batch; the last step has no clean copy in the sequence. */
-  splitSizes: ArrayLike<number>;
-}
-
-/**
- * The random draws of the training forward. Give `rng` to draw them (a per-sample token permutation,
- * then one uniform per sample for label dropout, in the official order), or give them explicitly.
- */
-export interface TrainingRandomness {
-  rng?: Rng;
-  /** [N, L] flattened: shuffled position j of sample n holds raster token idsShuffle[n*L + j]. */
-  idsShuffle?: ArrayLike<number>;
-  /** [N] uniforms in [0, 1): a label is dropped to the null class when its value < classDropoutProb. */
-  labelDropRand?: ArrayLike<number>;
 }
 
 export interface TrainingForwardResult {
@@ -443,66 +416,8 @@ export class CausalDiffusionModel {
     const d = this.tokenDim;
     const D = c.hiddenSize;
     const T = c.numCondTokens;
-    if (N === 0) throw new Error('trainingForward: the batch is empty (t has no entries)');
-    checkLength('y', inputs.y, N, 'one label per sample, as t');
-    const latentSize = N * c.latentChannels * c.inputSize * c.inputSize;
-    const layout = `NCHW [${N}, ${c.latentChannels}, ${c.inputSize}, ${c.inputSize}]`;
-    checkLength('x', inputs.x, latentSize, layout);
-    checkLength('xn', inputs.xn, latentSize, layout);
-    checkLength('noise', inputs.noise, latentSize, layout);
-    const splitSizes = Array.from(inputs.splitSizes);
-    checkSplitSizes(splitSizes, L);
-    const lastSplit = splitSizes[splitSizes.length - 1];
-    const Lc = L - lastSplit; // clean tokens in the sequence
-    const S = T + Lc + L;
-
-    // The random draws, in the official order: the shuffle, then label dropout.
-    const ids = new Int32Array(N * L);
-    if (randomness.idsShuffle) {
-      checkLength('idsShuffle', randomness.idsShuffle, N * L, `[N=${N}, L=${L}] permutations`);
-      for (let n = 0; n < N; n++) {
-        const seen = new Uint8Array(L);
-        for (let j = 0; j < L; j++) {
-          const id = randomness.idsShuffle[n * L + j];
-          if (!Number.isInteger(id) || id < 0 || id >= L || seen[id]) {
-            throw new Error(`idsShuffle of sample ${n} is not a permutation of 0..${L - 1} (bad entry ${id} at ${j})`);
-          }
-          seen[id] = 1;
-          ids[n * L + j] = id;
-        }
-      }
-    } else {
-      if (!randomness.rng) throw new Error('trainingForward: give randomness.rng, or both idsShuffle and labelDropRand');
-      for (let n = 0; n < N; n++) ids.set(randomness.rng.permutation(L), n * L);
-    }
-    const labels = this.checkLabels(inputs.y, 'y');
-    if (this.nullClass !== null) {
-      let drop: ArrayLike<number>;
-      if (randomness.labelDropRand) {
-        checkLength('labelDropRand', randomness.labelDropRand, N, 'one uniform per sample');
-        drop = randomness.labelDropRand;
-      } else {
-        if (!randomness.rng) throw new Error('trainingForward: give randomness.rng, or both idsShuffle and labelDropRand');
-        drop = randomness.rng.uniformArray(N);
-      }
-      for (let n = 0; n < N; n++) if (drop[n] < c.classDropoutProb) labels[n] = this.nullClass;
-    }
-
-    // Patchify and shuffle on the CPU: shuffled position j holds raster token ids[j].
-    const xTok = patchify(inputs.x, N, c.latentChannels, c.inputSize, c.patchSize);
-    const xnTok = patchify(inputs.xn, N, c.latentChannels, c.inputSize, c.patchSize);
-    const noiseTok = patchify(inputs.noise, N, c.latentChannels, c.inputSize, c.patchSize);
-    const cleanShuf = new Float32Array(N * Lc * d);
-    const xnShuf = new Float32Array(N * L * d);
-    const noiseShuf = new Float32Array(N * L * d);
-    for (let n = 0; n < N; n++) {
-      for (let j = 0; j < L; j++) {
-        const src = (n * L + ids[n * L + j]) * d;
-        xnShuf.set(xnTok.subarray(src, src + d), (n * L + j) * d);
-        noiseShuf.set(noiseTok.subarray(src, src + d), (n * L + j) * d);
-        if (j < Lc) cleanShuf.set(xTok.subarray(src, src + d), (n * Lc + j) * d);
-      }
-    }
+    const prepared = prepareTrainingTokens(c, inputs, randomness);
+    const { Lc, S, splitSizes, ids, labels, cleanShuf, noisedShuf: xnShuf, noiseShuf } = prepared;
 
     const p = this.params;
     const inter: Record<string, Tensor> = {};
@@ -530,10 +445,7 @@ export class CausalDiffusionModel {
     record('sequence_into_block0', seq);
 
     // the generalized causal mask as an additive bias (-inf = masked)
-    const mask = getAttnMask(L, T, splitSizes);
-    const bias = new Float32Array(mask.length);
-    for (let i = 0; i < mask.length; i++) bias[i] = mask[i] ? -Infinity : 0;
-    const maskBias = tf.tensor3d(bias, [S, 1, S]); // broadcast over the (sample, head) axis of the scores
+    const maskBias = tf.tensor3d(prepared.maskBias, [S, 1, S]); // broadcast over the (sample, head) axis of the scores
 
     let x: Tensor = tf.reshape(seq, [N * S, D]);
     p.blocks.forEach((b, i) => {
@@ -689,36 +601,4 @@ export class CausalDiffusionModel {
     }
     return { eps, epsCond, epsUncond, guided };
   }
-}
-
-/** NCHW latents [N, C, H, W] -> tokens [N, (H/p)(W/p), p*p*C] in the official order (nchpwq -> nhwpqc). */
-export function patchify(latent: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
-  const g = size / p;
-  const d = p * p * C;
-  const out = new Float32Array(N * g * g * d);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) {
-          const token = Math.floor(y / p) * g + Math.floor(x / p);
-          const feat = ((y % p) * p + (x % p)) * C + c;
-          out[(n * g * g + token) * d + feat] = latent[((n * C + c) * size + y) * size + x];
-        }
-  return out;
-}
-
-/** The inverse of {@link patchify}: tokens [N, L, p*p*C] -> NCHW [N, C, H, W]. */
-export function unpatchify(tokens: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
-  const g = size / p;
-  const d = p * p * C;
-  const out = new Float32Array(N * C * size * size);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) {
-          const token = Math.floor(y / p) * g + Math.floor(x / p);
-          const feat = ((y % p) * p + (x % p)) * C + c;
-          out[((n * C + c) * size + y) * size + x] = tokens[(n * g * g + token) * d + feat];
-        }
-  return out;
 }

@@ -9,6 +9,9 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import type { Rng } from '@causalfusion/rng';
 import { ArWeightSchedule, getArWeights, splitIntegerExpDecay } from '@causalfusion/sampler';
 import type { CausalDiffusionModel, TrainingForwardResult, TrainingRandomness } from './model';
+import { HostAdamW, type AdamWOptions, type AdamWState, type GradientArrays } from './optim';
+export { clipGradArrays } from './optim';
+export type { AdamWOptions, GradientArrays } from './optim';
 
 export interface TrainingLossInputs {
   /** Clean latents NCHW [N, C, H, W]. */
@@ -42,42 +45,26 @@ export function trainingLosses(
   return { ...result, xt, noise };
 }
 
-export interface AdamWOptions {
-  /** train.py defaults: lr 8e-4, betas (0.9, 0.95), eps 1e-15, weight decay 0. */
-  lr?: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-}
-
-/** Gradients in `variables` order, one flat array per variable (null: the variable got no gradient). */
-export type GradientArrays = (Float32Array | null)[];
-
 /**
- * torch.optim.AdamW, one (m, v) pair per variable. The moments live in host Float32Arrays and the
- * update runs as one JS loop per variable: on wasm that is several times faster than ~10 small tensor
- * ops per variable, and the data-parallel trainer hands in summed gradients without making tensors.
+ * torch.optim.AdamW on tf.Variables: {@link HostAdamW} (moments in host Float32Arrays, one JS loop per
+ * variable: on wasm several times faster than ~10 small tensor ops per variable) applied to the
+ * variables' values, which are read and assigned back.
  */
 export class AdamW {
-  lr: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly eps: number;
-  readonly weightDecay: number;
-  /** Steps taken. */
-  stepCount = 0;
-  private readonly m: Float32Array[];
-  private readonly v: Float32Array[];
+  readonly host: HostAdamW;
 
   constructor(readonly variables: tf.Variable[], options: AdamWOptions = {}) {
-    this.lr = options.lr ?? 8e-4;
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.95;
-    this.eps = options.eps ?? 1e-15;
-    this.weightDecay = options.weightDecay ?? 0;
-    this.m = variables.map((x) => new Float32Array(x.size));
-    this.v = variables.map((x) => new Float32Array(x.size));
+    this.host = new HostAdamW(variables.map((x) => x.size), options);
+  }
+
+  get lr(): number {
+    return this.host.lr;
+  }
+  set lr(value: number) {
+    this.host.lr = value;
+  }
+  get stepCount(): number {
+    return this.host.stepCount;
   }
 
   /** Apply one update from gradients keyed by variable name, or given as arrays in `variables` order. */
@@ -88,63 +75,23 @@ export class AdamW {
     if (arrays.length !== this.variables.length) {
       throw new Error(`AdamW.step: ${arrays.length} gradients for ${this.variables.length} variables`);
     }
-    this.stepCount++;
-    const { beta1, beta2, eps } = this;
-    const stepSize = this.lr / (1 - beta1 ** this.stepCount);
-    const sqrtBc2 = Math.sqrt(1 - beta2 ** this.stepCount);
-    const decay = 1 - this.lr * this.weightDecay;
+    const params = this.variables.map((variable) => Float32Array.from(variable.dataSync() as Float32Array));
+    this.host.step(params, arrays);
     this.variables.forEach((variable, i) => {
-      const g = arrays[i];
-      if (!g) return;
-      if (g.length !== variable.size) throw new Error(`AdamW.step: gradient ${i} has ${g.length} values, variable ${variable.name} has ${variable.size}`);
-      const p = Float32Array.from(variable.dataSync() as Float32Array);
-      adamwUpdate(p, this.m[i], this.v[i], g, beta1, beta2, eps, decay, stepSize, 1 / sqrtBc2);
-      tf.tidy(() => variable.assign(tf.tensor(p, variable.shape)));
+      if (arrays[i]) tf.tidy(() => variable.assign(tf.tensor(params[i], variable.shape)));
     });
   }
 
-  /** The moments and step count, one (m, v) pair per variable in `variables` order (for checkpoints). */
-  getState(): { stepCount: number; m: Float32Array[]; v: Float32Array[] } {
-    return { stepCount: this.stepCount, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) };
+  getState(): AdamWState {
+    return this.host.getState();
   }
 
-  /** Restore a state from {@link getState}; the moments must match the variables in count and size. */
   setState(state: { stepCount: number; m: ArrayLike<number>[]; v: ArrayLike<number>[] }): void {
-    const n = this.variables.length;
-    if (state.m.length !== n || state.v.length !== n) {
-      throw new Error(`AdamW.setState: the state has ${state.m.length} moments for ${n} variables; it comes from another model`);
-    }
-    this.variables.forEach((x, i) => {
-      if (state.m[i].length !== x.size || state.v[i].length !== x.size) {
-        throw new Error(`AdamW.setState: moment ${i} has ${state.m[i].length} values, variable ${i} has ${x.size}; it comes from another model`);
-      }
-    });
-    this.variables.forEach((_, i) => {
-      this.m[i].set(state.m[i]);
-      this.v[i].set(state.v[i]);
-    });
-    this.stepCount = state.stepCount;
+    this.host.setState(state);
   }
 
   /** Nothing to free (the moments are host arrays); kept so callers can treat it as a resource. */
   dispose(): void {}
-}
-
-/** One AdamW update of p, m, v in place (a plain loop over typed arrays, which V8 compiles well). */
-function adamwUpdate(
-  p: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array,
-  beta1: number, beta2: number, eps: number, decay: number, stepSize: number, invSqrtBc2: number,
-): void {
-  const c1 = 1 - beta1;
-  const c2 = 1 - beta2;
-  for (let j = 0; j < p.length; j++) {
-    const gj = g[j];
-    const mj = beta1 * m[j] + c1 * gj;
-    const vj = beta2 * v[j] + c2 * gj * gj;
-    m[j] = mj;
-    v[j] = vj;
-    p[j] = p[j] * decay - (stepSize * mj) / (Math.sqrt(vj) * invSqrtBc2 + eps);
-  }
 }
 
 /**
@@ -162,16 +109,6 @@ export function clipGradNorm(grads: tf.NamedTensorMap, maxNorm: number): { grads
     grads[k].dispose();
   }
   return { grads: out, norm };
-}
-
-/** {@link clipGradNorm} on gradient arrays, scaling them in place; returns the norm before clipping. */
-export function clipGradArrays(grads: GradientArrays, maxNorm: number): number {
-  let sumSq = 0;
-  for (const g of grads) if (g) for (let j = 0; j < g.length; j++) sumSq += g[j] * g[j];
-  const norm = Math.sqrt(sumSq);
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) for (const g of grads) if (g) for (let j = 0; j < g.length; j++) g[j] *= coef;
-  return norm;
 }
 
 export interface TrainStepOptions {

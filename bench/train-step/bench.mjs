@@ -1,18 +1,28 @@
 #!/usr/bin/env node
-// Benchmark of one CausalFusion training step (forward + backward + grad clip + AdamW) of
-// @causalfusion/transformer on tfjs (one worker: the backend that initBackend picks, wasm here) against
-// the same model and step in plain PyTorch (Debian's python3-torch, CPU).
+// Benchmark of one CausalFusion training step (forward + backward + global-norm clip 1.0 + AdamW) in plain
+// PyTorch (Debian's python3-torch, CPU) against the same model and step in our two runtimes:
+//   - tfjs: @causalfusion/transformer's trainStep on one worker (the backend that initBackend picks, wasm here);
+//   - onnxruntime: @causalfusion/onnx's OrtTrainingSession (one session, 2 intra-op threads) for the loss and
+//     gradients, then clipGradArrays + HostAdamW on host arrays (what the ONNX trainer does).
 //
-// Config: 8x8x4 latents (L = 64 tokens, patch 1), 4 cond tokens, width 256, 4 blocks, 4 heads,
-// AR splits [6, 6, 52] => sequence 4 + 12 + 64 = 80 tokens, batch 16, 10 classes (+ null).
+// Two configs (10 classes + null, 4 cond tokens, 4 blocks, 4 heads, batch-shared fixed AR splits):
+//   mnist: the shipped MNIST preset: 16x16x1 images in 4x4 patches = 16 tokens of 16 values, width 128,
+//          batch 64, splits [2, 2, 12] => sequence 4 + 4 + 16 = 24 tokens. (The PyTorch script has no
+//          patchify, so it runs the same compute as 4x4 latents with 16 channels in patch 1.)
+//   s80:   8x8x4 latents (L = 64 tokens, patch 1), width 256, batch 16, splits [6, 6, 52]
+//          => sequence 4 + 12 + 64 = 80 tokens.
 // The PyTorch side is a small script written here (not the official repo's code) with the same
-// layers: x_proj, timestep MLP, label table, sin-cos/learned pos_embed, pre-LN blocks with qkv
-// (no bias) + per-head q/k LayerNorm + masked softmax attention, tanh-GELU MLP, final LN + linear.
+// layers: x_proj, timestep MLP, label table, learned pos_embed, pre-LN blocks with qkv (no bias)
+// + per-head q/k LayerNorm + masked softmax attention, tanh-GELU MLP, final LN + linear.
+// Every side draws its step's randomness (t, noise, token shuffles, label dropout) inside the timed step.
 //
-// Each side runs in its own process (so peak RSS is its own): 3 warm-up steps, then STEPS timed steps.
-// The machine may be shared, so the two sides alternate for ROUNDS rounds and each keeps its best
-// round (the least disturbed one); every round is printed.
-// Run from the repository root: `pnpm bench:train-step`. Last line: `train-step speedup=<PyTorch ms / our ms>`.
+// Rows per config: PyTorch with 2 threads (OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE; the reference),
+// PyTorch held to 1 thread (for reference), tfjs (1 worker), onnxruntime (1 session, 2 intra-op threads).
+// Each run is its own process (so peak RSS is its own): 3 warm-up steps, then BENCH_STEPS (default 8) timed
+// steps. The machine may be shared, so the runs alternate for BENCH_ROUNDS (default 3) rounds and each row
+// keeps its best round (the least disturbed one); every round is printed.
+// Run from the repository root: `pnpm bench:train-step`. Last line:
+//   `train-step speedup=<the smaller over the two configs of PyTorch (2 threads) ms / onnxruntime ms>`.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
@@ -23,32 +33,105 @@ const root = new URL('../..', import.meta.url).pathname;
 const WARMUP = 3;
 const STEPS = Number(process.env.BENCH_STEPS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CFG = { batch: 16, inputSize: 8, channels: 4, hidden: 256, depth: 4, heads: 4, condTokens: 4, classes: 10, splits: [6, 6, 52] };
+const ORT_THREADS = 2;
+const COMMON = { depth: 4, heads: 4, condTokens: 4, classes: 10 };
+const CONFIGS = {
+  mnist: { ...COMMON, batch: 64, inputSize: 16, patch: 4, channels: 1, hidden: 128, splits: [2, 2, 12] },
+  s80: { ...COMMON, batch: 16, inputSize: 8, patch: 1, channels: 4, hidden: 256, splits: [6, 6, 52] },
+};
 
-async function runOurs() {
+const geometry = (cfg) => {
+  const grid = cfg.inputSize / cfg.patch;
+  const L = grid * grid;
+  return { grid, L, tokenDim: cfg.patch * cfg.patch * cfg.channels, seq: cfg.condTokens + (L - cfg.splits[cfg.splits.length - 1]) + L };
+};
+
+/** The PyTorch script's view of a config: tokens of patch 1 (the same compute as patchify + patch p). */
+const torchCfg = (cfg) => {
+  const g = geometry(cfg);
+  return { batch: cfg.batch, inputSize: g.grid, channels: g.tokenDim, hidden: cfg.hidden, depth: cfg.depth, heads: cfg.heads, condTokens: cfg.condTokens, classes: cfg.classes, splits: cfg.splits };
+};
+
+function loadOurs() {
   const pkgDir = join(root, 'packages/transformer');
   const require = createRequire(join(pkgDir, 'package.json'));
-  const { CausalDiffusionModel, makeConfig, AdamW, trainStep, initBackend } = require(join(pkgDir, 'dist/index.js'));
+  const transformer = require(join(pkgDir, 'dist/index.js'));
   const { createRng } = require('@causalfusion/rng');
-  const backend = await initBackend({ quiet: true });
-  const config = makeConfig(null, {
-    inputSize: CFG.inputSize, patchSize: 1, latentChannels: CFG.channels, hiddenSize: CFG.hidden, depth: CFG.depth,
-    numHeads: CFG.heads, numCondTokens: CFG.condTokens, numClasses: CFG.classes, trainablePos: true,
+  return { require, transformer, createRng };
+}
+
+const modelConfig = (makeConfig, cfg) =>
+  makeConfig(null, {
+    inputSize: cfg.inputSize, patchSize: cfg.patch, latentChannels: cfg.channels, hiddenSize: cfg.hidden, depth: cfg.depth,
+    numHeads: cfg.heads, numCondTokens: cfg.condTokens, numClasses: cfg.classes, trainablePos: true,
   });
+
+/** Warm-up, then STEPS timed steps; prints the child's result line. */
+async function timeSteps(step, extra) {
+  for (let i = 0; i < WARMUP; i++) await step();
+  const t0 = performance.now();
+  let loss = 0;
+  for (let i = 0; i < STEPS; i++) loss = await step();
+  const ms = (performance.now() - t0) / STEPS;
+  const rssMb = process.resourceUsage().maxRSS / 1024;
+  console.log(JSON.stringify({ ms, rssMb, loss, ...extra }));
+}
+
+async function runTfjs(cfg) {
+  const { transformer, createRng } = loadOurs();
+  const { CausalDiffusionModel, makeConfig, AdamW, trainStep, initBackend } = transformer;
+  const backend = await initBackend({ quiet: true });
+  const config = modelConfig(makeConfig, cfg);
   const model = new CausalDiffusionModel(config, { seed: 0 });
   const opt = new AdamW(model.trainableVariables(), { lr: 1e-4 });
   const rng = createRng(0);
-  const x = new Float32Array(CFG.batch * CFG.channels * CFG.inputSize * CFG.inputSize);
+  const x = new Float32Array(cfg.batch * cfg.channels * cfg.inputSize * cfg.inputSize);
   rng.fillNormal(x);
-  const y = Array.from({ length: CFG.batch }, (_, i) => i % CFG.classes);
-  const step = () => trainStep(model, opt, { x, y }, rng, { splitSizes: CFG.splits });
-  for (let i = 0; i < WARMUP; i++) step();
-  const t0 = performance.now();
-  let loss = 0;
-  for (let i = 0; i < STEPS; i++) loss = step().loss;
-  const ms = (performance.now() - t0) / STEPS;
-  const rssMb = process.resourceUsage().maxRSS / 1024;
-  console.log(JSON.stringify({ ms, rssMb, loss, backend, params: model.numParams() }));
+  const y = Array.from({ length: cfg.batch }, (_, i) => i % cfg.classes);
+  // draws t, noise, the shuffles and label dropout from rng; fixed splits; clip 1.0; AdamW
+  const step = () => trainStep(model, opt, { x, y }, rng, { splitSizes: cfg.splits }).loss;
+  await timeSteps(step, { backend, params: model.numParams() });
+}
+
+async function runOrt(cfg) {
+  const { transformer, createRng } = loadOurs();
+  const { makeConfig, trainingEntries, HostAdamW, clipGradArrays } = transformer;
+  const { OrtTrainingSession } = createRequire(join(root, 'packages/onnx/package.json'))(join(root, 'packages/onnx/dist/index.js'));
+  const config = modelConfig(makeConfig, cfg);
+  const session = await OrtTrainingSession.create(config, { threads: ORT_THREADS });
+  const rng = createRng(0);
+  const entries = trainingEntries(config);
+  // normal(0, 0.02) weights, LayerNorm weights 1, biases 0
+  const params = entries.map((e) => {
+    const a = new Float32Array(e.shape.reduce((p, q) => p * q, 1));
+    if (e.key.endsWith('.bias')) return a;
+    if (e.key.endsWith('.weight') && e.shape.length === 1) return a.fill(1);
+    for (let i = 0; i < a.length; i++) a[i] = rng.normal() * 0.02;
+    return a;
+  });
+  const trainableIdx = entries.map((e, i) => (e.trainable ? i : -1)).filter((i) => i >= 0);
+  const trainableParams = trainableIdx.map((i) => params[i]);
+  const adam = new HostAdamW(trainableParams.map((p) => p.length), { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-15 });
+  const N = cfg.batch;
+  const { L } = geometry(cfg);
+  const x = new Float32Array(N * cfg.channels * cfg.inputSize * cfg.inputSize);
+  rng.fillNormal(x);
+  const y = Int32Array.from({ length: N }, (_, i) => i % cfg.classes);
+  const step = async () => {
+    const t = Int32Array.from({ length: N }, () => rng.uniformInt(1000));
+    const noise = rng.fillNormal(new Float32Array(x.length));
+    const idsShuffle = new Int32Array(N * L);
+    for (let n = 0; n < N; n++) idsShuffle.set(rng.permutation(L), n * L);
+    const labelDropRand = rng.uniformArray(N);
+    const { loss, grads } = await session.lossAndGrads(params, {
+      x, y, t, noise, idsShuffle, labelDropRand, splitSizes: cfg.splits, batchSize: N, maxArWeight: 2, minArWeight: 1,
+    });
+    clipGradArrays(grads, 1);
+    adam.step(trainableParams, grads);
+    return loss;
+  };
+  await timeSteps(step, { threads: ORT_THREADS, params: params.reduce((s, p) => s + p.length, 0) });
+  await session.release();
 }
 
 const PY = String.raw`
@@ -144,42 +227,65 @@ function runChild(cmd, args, env) {
   return JSON.parse(lines[lines.length - 1]);
 }
 
-if (process.argv.includes('--ours')) {
-  await runOurs();
+const ourIdx = process.argv.indexOf('--ours');
+if (ourIdx >= 0) {
+  const [impl, name] = process.argv.slice(ourIdx + 1);
+  const cfg = CONFIGS[name];
+  if (!cfg || (impl !== 'tfjs' && impl !== 'ort')) throw new Error(`--ours tfjs|ort ${Object.keys(CONFIGS).join('|')}`);
+  await (impl === 'tfjs' ? runTfjs(cfg) : runOrt(cfg));
 } else {
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   const dir = mkdtempSync(join(tmpdir(), 'train-step-'));
   const script = join(dir, 'train_step.py');
   writeFileSync(script, PY);
+  const self = new URL(import.meta.url).pathname;
   const torchEnv = { OPENBLAS_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE' };
-  const torchRuns = [];
-  const torch1Runs = [];
-  const ourRuns = [];
+  const torch1Env = { OPENBLAS_NUM_THREADS: '1', OMP_WAIT_POLICY: 'PASSIVE' };
+  const names = Object.keys(CONFIGS);
+  const runs = Object.fromEntries(names.map((n) => [n, { torch: [], torch1: [], tfjs: [], ort: [] }]));
   for (let r = 0; r < ROUNDS; r++) {
-    try {
-      torchRuns.push(runChild(python, [script, JSON.stringify(CFG), String(WARMUP), String(STEPS)], torchEnv));
-    } catch (err) {
-      console.error(String(err.message));
-      console.error('PyTorch is needed for the comparison: apt-get install -y python3-torch libopenblas0-pthread');
-      process.exit(1);
+    for (const name of names) {
+      const pyArgs = [script, JSON.stringify(torchCfg(CONFIGS[name])), String(WARMUP), String(STEPS)];
+      const rr = runs[name];
+      try {
+        rr.torch.push(runChild(python, pyArgs, torchEnv));
+      } catch (err) {
+        console.error(String(err.message));
+        console.error('PyTorch is needed for the comparison: apt-get install -y python3-torch libopenblas0-pthread');
+        process.exit(1);
+      }
+      rr.tfjs.push(runChild(process.execPath, [self, '--ours', 'tfjs', name], {}));
+      rr.ort.push(runChild(process.execPath, [self, '--ours', 'ort', name], {}));
+      // for reference: PyTorch held to one thread, like tfjs's one worker
+      rr.torch1.push(runChild(python, [...pyArgs, '1'], torch1Env));
+      const f = (k) => rr[k][r].ms.toFixed(1);
+      console.log(`round ${r + 1} ${name}: PyTorch ${f('torch')}, PyTorch 1 thread ${f('torch1')}, tfjs ${f('tfjs')}, onnxruntime ${f('ort')} ms/step`);
     }
-    ourRuns.push(runChild(process.execPath, [new URL(import.meta.url).pathname, '--ours'], {}));
-    // for reference: PyTorch held to one thread, like our one worker
-    torch1Runs.push(runChild(python, [script, JSON.stringify(CFG), String(WARMUP), String(STEPS), '1'], { OPENBLAS_NUM_THREADS: '1', OMP_WAIT_POLICY: 'PASSIVE' }));
-    console.log(`round ${r + 1}: PyTorch ${torchRuns[r].ms.toFixed(1)} ms/step, ours ${ourRuns[r].ms.toFixed(1)} ms/step, PyTorch 1 thread ${torch1Runs[r].ms.toFixed(1)} ms/step`);
   }
-  const best = (runs) => ({ ...runs.reduce((a, b) => (b.ms < a.ms ? b : a)), rssMb: Math.max(...runs.map((x) => x.rssMb)) });
-  const torchRes = best(torchRuns);
-  const ours = best(ourRuns);
-  const torch1 = best(torch1Runs);
-  const ratio = ours.ms / torchRes.ms;
-  const seq = CFG.condTokens + (CFG.inputSize ** 2 - CFG.splits[CFG.splits.length - 1]) + CFG.inputSize ** 2;
-  console.log(`train step: batch ${CFG.batch}, width ${CFG.hidden}, ${CFG.depth} blocks, ${CFG.heads} heads, sequence ${seq} tokens, AR splits [${CFG.splits}]`);
-  console.log(`best of ${ROUNDS} rounds x ${STEPS} steps:`);
-  console.log(`${'impl'.padEnd(34)} ${'ms/step'.padStart(9)} ${'x PyTorch'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'params'.padStart(9)}`);
-  console.log(`${`PyTorch ${torchRes.torch} CPU (${torchRes.threads} thr, BLAS 2)`.padEnd(34)} ${torchRes.ms.toFixed(1).padStart(9)} ${'1.00'.padStart(10)} ${torchRes.rssMb.toFixed(0).padStart(12)} ${String(torchRes.params).padStart(9)}`);
-  console.log(`${`ours, tfjs ${ours.backend} (1 worker)`.padEnd(34)} ${ours.ms.toFixed(1).padStart(9)} ${ratio.toFixed(2).padStart(10)} ${ours.rssMb.toFixed(0).padStart(12)} ${String(ours.params).padStart(9)}`);
-  console.log(`${`(ref.) PyTorch, 1 thread, BLAS 1`.padEnd(34)} ${torch1.ms.toFixed(1).padStart(9)} ${(torch1.ms / torchRes.ms).toFixed(2).padStart(10)} ${torch1.rssMb.toFixed(0).padStart(12)} ${String(torch1.params).padStart(9)}`);
-  console.log(`ours vs PyTorch on one thread: ${(ours.ms / torch1.ms).toFixed(2)}x its time`);
-  console.log(`train-step speedup=${(torchRes.ms / ours.ms).toFixed(3)}`);
+  const best = (list) => ({ ...list.reduce((a, b) => (b.ms < a.ms ? b : a)), rssMb: Math.max(...list.map((x) => x.rssMb)) });
+  console.log(`best of ${ROUNDS} rounds x ${STEPS} steps (peak RSS: the largest over the rounds):`);
+  const speedups = [];
+  for (const name of names) {
+    const cfg = CONFIGS[name];
+    const g = geometry(cfg);
+    const rr = runs[name];
+    const torch = best(rr.torch);
+    const torch1 = best(rr.torch1);
+    const tfjs = best(rr.tfjs);
+    const ort = best(rr.ort);
+    console.log('');
+    console.log(`${name}: ${cfg.inputSize}x${cfg.inputSize}x${cfg.channels} in ${cfg.patch}x${cfg.patch} patches = ${g.L} tokens of ${g.tokenDim} values, ` +
+      `batch ${cfg.batch}, width ${cfg.hidden}, ${cfg.depth} blocks, ${cfg.heads} heads, ${cfg.condTokens} cond tokens, AR splits [${cfg.splits.join(', ')}] => sequence ${g.seq} tokens`);
+    console.log(`${'impl'.padEnd(38)} ${'ms/step'.padStart(9)} ${'x PyTorch'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'params'.padStart(9)}`);
+    const row = (label, res) =>
+      console.log(`${label.padEnd(38)} ${res.ms.toFixed(1).padStart(9)} ${(res.ms / torch.ms).toFixed(2).padStart(10)} ${res.rssMb.toFixed(0).padStart(12)} ${String(res.params).padStart(9)}`);
+    row(`PyTorch ${torch.torch} CPU (${torch.threads} thr, BLAS 2)`, torch);
+    row('(ref.) PyTorch, 1 thread, BLAS 1', torch1);
+    row(`ours, tfjs ${tfjs.backend} (1 worker)`, tfjs);
+    row(`ours, onnxruntime (1 session, ${ort.threads} thr)`, ort);
+    const speedup = torch.ms / ort.ms;
+    speedups.push(speedup);
+    console.log(`${name}: onnxruntime speedup over PyTorch ${speedup.toFixed(3)} (tfjs ${(torch.ms / tfjs.ms).toFixed(3)}; tfjs vs PyTorch on one thread: ${(tfjs.ms / torch1.ms).toFixed(2)}x its time)`);
+  }
+  console.log(`train-step speedup=${Math.min(...speedups).toFixed(3)}`);
 }

@@ -1,6 +1,6 @@
 /**
- * Training checkpoints: `<out>/checkpoint/` holds the model (model.safetensors + config.json, as
- * `saveModel` writes them), the EMA (ema.safetensors), the AdamW moments (optimizer.safetensors),
+ * Training checkpoints: `<out>/checkpoint/` holds the model (model.safetensors + config.json, a model
+ * folder as `saveModel` writes it), the EMA (ema.safetensors), the AdamW moments (optimizer.safetensors),
  * and state.json (step, AdamW step count, RNG state, training config, wall time).
  *
  * Atomic as a whole: everything is written into `checkpoint.tmp/`, then the old folder is moved
@@ -11,7 +11,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import type { RngState } from '@causalfusion/rng';
-import { AdamW, CausalDiffusionModel, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
+import { checkStateDict, configToJson, toOfficialLayout, toTrainingLayout, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
+import type { AdamWState } from '@causalfusion/transformer/optim';
+
+export const WEIGHTS_FILE = 'model.safetensors';
+export const CONFIG_FILE = 'config.json';
 import type { TrainConfig } from './config';
 
 export const CHECKPOINT_FORMAT = 'causalfusion-train-checkpoint';
@@ -30,14 +34,32 @@ export interface CheckpointState {
 
 export interface CheckpointContent {
   state: CheckpointState;
-  model: Map<string, { shape: number[]; data: Float32Array }>;
-  ema: Map<string, { shape: number[]; data: Float32Array }>;
-  optimizer: { stepCount: number; m: Float32Array[]; v: Float32Array[] };
+  /** The model and the EMA in trainingEntries order and training layout. */
+  model: Float32Array[];
+  ema: Float32Array[];
+  /** AdamW's moments, one pair per trainable parameter (training layout). */
+  optimizer: AdamWState;
 }
 
-/** The trainable variables' official keys, in `trainableVariables()` order. */
-function trainableKeys(model: CausalDiffusionModel): string[] {
-  return model.stateEntries().filter((e) => e.variable.trainable).map((e) => e.key);
+/** What a class-model checkpoint holds, as the trainer keeps it (host arrays, training layout). */
+export interface CheckpointParts {
+  config: ModelConfig;
+  model: Float32Array[];
+  ema: Float32Array[];
+  optimizer: AdamWState;
+  state: CheckpointState;
+}
+
+/** The official state_dict of parameters held in the training layout. */
+export function officialState(config: ModelConfig, arrays: Float32Array[]): Map<string, { shape: number[]; data: Float32Array }> {
+  return new Map(trainingEntries(config).map((e, i) => [e.key, { shape: e.officialShape, data: toOfficialLayout(e, arrays[i]) }]));
+}
+
+/** A model folder's weights: model.safetensors (official keys and layout, config in its metadata) and config.json. */
+export function writeModelFiles(dir: string, config: ModelConfig, arrays: Float32Array[]): void {
+  const configJson = configToJson(config);
+  writeSafetensors(path.join(dir, WEIGHTS_FILE), officialState(config, arrays), { format: 'pt', config: JSON.stringify(configJson) });
+  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
 }
 
 /**
@@ -68,17 +90,13 @@ export function optimizerTensors(keys: string[], shapes: number[][], opt: { m: F
   return tensors;
 }
 
-export async function writeCheckpoint(
-  dir: string,
-  parts: { model: CausalDiffusionModel; ema: CausalDiffusionModel; optimizer: AdamW; state: CheckpointState },
-): Promise<void> {
+export async function writeCheckpoint(dir: string, parts: CheckpointParts): Promise<void> {
   await writeCheckpointFolder(dir, async (tmp) => {
-    await saveModel(parts.model, tmp);
-    writeSafetensors(path.join(tmp, 'ema.safetensors'), parts.ema.stateDict(), { format: 'pt' });
-    const opt = parts.optimizer.getState();
-    const shapes = parts.optimizer.variables.map((v) => [...v.shape]);
-    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trainableKeys(parts.model), shapes, opt));
-    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...parts.state, adamStepCount: opt.stepCount }, null, 2) + '\n');
+    writeModelFiles(tmp, parts.config, parts.model);
+    writeSafetensors(path.join(tmp, 'ema.safetensors'), officialState(parts.config, parts.ema), { format: 'pt' });
+    const trainable = trainingEntries(parts.config).filter((e) => e.trainable);
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trainable.map((e) => e.key), trainable.map((e) => e.shape), parts.optimizer));
+    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...parts.state, adamStepCount: parts.optimizer.stepCount }, null, 2) + '\n');
   });
 }
 
@@ -88,22 +106,29 @@ export function findCheckpoint(dir: string): string | null {
   return null;
 }
 
-export function readCheckpoint(dir: string, model: CausalDiffusionModel): CheckpointContent {
+/** Read a checkpoint of a model of `config` (written by either runtime: one format). */
+export function readCheckpoint(dir: string, config: ModelConfig): CheckpointContent {
   const found = findCheckpoint(dir);
   if (!found) throw new Error(`no checkpoint in ${dir}; start the run without --resume`);
   const state = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as CheckpointState;
   if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${found}/state.json is not a causalfusion training checkpoint`);
+  const entries = trainingEntries(config);
+  const weights = (file: string) => {
+    const tensors = readSafetensors(path.join(found, file)).tensors;
+    checkStateDict(config, tensors, `${found}/${file}`);
+    return entries.map((e) => toTrainingLayout(e, tensors.get(e.key)!.data));
+  };
   const opt = readSafetensors(path.join(found, 'optimizer.safetensors')).tensors;
-  const keys = trainableKeys(model);
   const get = (k: string) => {
     const t = opt.get(k);
     if (!t) throw new Error(`${found}/optimizer.safetensors lacks ${k}; the checkpoint does not match the model`);
     return t.data;
   };
+  const keys = entries.filter((e) => e.trainable).map((e) => e.key);
   return {
     state,
-    model: readSafetensors(path.join(found, WEIGHTS_FILE)).tensors,
-    ema: readSafetensors(path.join(found, 'ema.safetensors')).tensors,
+    model: weights(WEIGHTS_FILE),
+    ema: weights('ema.safetensors'),
     optimizer: { stepCount: state.adamStepCount, m: keys.map((k) => get(`m.${k}`)), v: keys.map((k) => get(`v.${k}`)) },
   };
 }

@@ -2,6 +2,7 @@
  * Training configuration: every knob of the official recipe, the presets, and the command-line flags
  * (shared by `causalfusion-train` and `causalfusion train`).
  */
+import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
@@ -55,7 +56,15 @@ export interface TrainConfig {
   order: 'random' | 'raster';
   seed: number;
 
-  /** Data-parallel replicas (the main thread computes one shard, workers the others). */
+  /**
+   * Where the loss and gradients are computed: `ort` (the training step as ONNX graphs on
+   * onnxruntime-node, with `threads` intra-op threads) or `tfjs` (the tfjs model, data-parallel over
+   * `workers` replicas). One checkpoint format: a run resumes on either.
+   */
+  runtime: 'ort' | 'tfjs';
+  /** ort: intra-op threads (default: the cores). */
+  threads: number;
+  /** tfjs: data-parallel replicas (the main thread computes one shard, workers the others). */
   workers: number;
   /** tfjs backend; default: the fastest installed. */
   backend?: 'tensorflow' | 'wasm' | 'cpu';
@@ -99,7 +108,7 @@ const BASE: Omit<TrainConfig, 'out'> = {
   patchSize: 7, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4, mlpRatio: 4, trainablePos: true,
   batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1,
   emaDecay: 0.999, emaWarmup: true, classDropout: 0.1, arStepDecay: 0.9, maxArWeight: 2, minArWeight: 1, order: 'random',
-  seed: 0, workers: 1, checkpointEvery: 500, sampleEvery: 2000, logEvery: 50,
+  seed: 0, runtime: 'ort', threads: Math.max(1, os.availableParallelism()), workers: 1, checkpointEvery: 500, sampleEvery: 2000, logEvery: 50,
   samplePerClass: 8, sampleArSteps: 4, sampleSteps: 50, sampleCfg: 2,
 };
 
@@ -162,6 +171,9 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (inputSize % c.patchSize !== 0) {
     throw new Error(c.tokenizer === 'pixel' ? `patch size ${c.patchSize} does not divide image size ${c.imageSize}` : `patch size ${c.patchSize} does not divide the latent side ${inputSize} (--tokenizer ${c.tokenizer})`);
   }
+  if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`runtime must be ort or tfjs, got ${String(c.runtime)}`);
+  if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`threads must be a positive integer, got ${String(c.threads)}`);
+  if (c.runtime === 'ort' && c.workers > 1) throw new Error(`--workers ${c.workers} is for --runtime tfjs (data-parallel replicas); onnxruntime uses --threads N`);
   if (c.workers > c.batchSize) throw new Error(`${c.workers} workers need a batch of at least ${c.workers} (got --batch ${c.batchSize})`);
   if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
   if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
@@ -202,7 +214,7 @@ export interface TrainCommand {
 
 /** What --resume may change; everything else stays as the run was started. */
 export const RESUMABLE_KEYS: readonly (keyof TrainConfig)[] = [
-  'steps', 'workers', 'backend', 'out', 'checkpointEvery', 'sampleEvery', 'logEvery',
+  'steps', 'runtime', 'threads', 'workers', 'backend', 'out', 'checkpointEvery', 'sampleEvery', 'logEvery',
   'samplePerClass', 'sampleArSteps', 'sampleSteps', 'sampleCfg',
 ];
 
@@ -215,7 +227,7 @@ const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
   beta1: ['beta1', 'float'], beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'],
   'ema-decay': ['emaDecay', 'float'], 'class-dropout': ['classDropout', 'float'], 'ar-decay': ['arStepDecay', 'float'],
   'ar-weight-max': ['maxArWeight', 'float'], 'ar-weight-min': ['minArWeight', 'float'], order: ['order', 'string'],
-  seed: ['seed', 'int'], workers: ['workers', 'int'], backend: ['backend', 'string'], out: ['out', 'string'],
+  seed: ['seed', 'int'], runtime: ['runtime', 'string'], threads: ['threads', 'int'], workers: ['workers', 'int'], backend: ['backend', 'string'], out: ['out', 'string'],
   'checkpoint-every': ['checkpointEvery', 'int'], 'sample-every': ['sampleEvery', 'int'], 'log-every': ['logEvery', 'int'],
   'sample-per-class': ['samplePerClass', 'int'], 'sample-ar-steps': ['sampleArSteps', 'int'], 'sample-steps': ['sampleSteps', 'int'],
   'sample-cfg': ['sampleCfg', 'float'],
@@ -227,7 +239,10 @@ export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset 
   --out DIR              run folder: checkpoint/, log.csv, loss.png, samples/step-<N>.png
   --resume               continue the run in --out from its checkpoint (exactly; --steps may be raised)
   --export DIR           at the end, write a model folder (EMA weights + config.json + meta.json)
-  --workers N            data-parallel replicas on worker_threads (default 1)
+  --runtime ort|tfjs     where gradients are computed: ort (default; the training step as ONNX graphs on
+                         onnxruntime-node, faster here) or tfjs (wasm, or tensorflow where tfjs-node is installed)
+  --threads N            ort: intra-op threads (default: the cores)
+  --workers N            tfjs: data-parallel replicas on worker_threads (default 1)
   --data mnist|fashion-mnist|DIR   DIR: one sub-folder per class of PNG/JPEG (--channels 1|3, --flip)
   --tokenizer pixel|vae:DIR  pixel (default) or the latents of a VAE folder; with vae:DIR, --data is a latent
                          cache from \`causalfusion encode --vae DIR\` (flipped latents used half the time if cached)

@@ -11,7 +11,11 @@ export { makeTrainConfig, modelConfigOf, parseTrainArgs, validateTrainConfig, TR
 export type { PresetName, TrainCommand, TrainConfig } from './config';
 export { BatchSampler, loadTrainingData } from './dataset';
 export type { TrainingData } from './dataset';
-export { drawStepRandomness, shardGradients, shardOf, shardRanges } from './step';
+export { batchShard, drawStepRandomness, shardGradients, shardRanges, sliceShard } from './step';
+export { createRuntime } from './runtime';
+export type { RuntimeName, RuntimeOptions, TrainingRuntime } from './runtime';
+export { applyUpdate, checkLoss } from './update';
+export type { UpdateConfig } from './update';
 export type { RecipeOptions, ShardInput, ShardResult, StepRandomness } from './step';
 export { ReplicaPool } from './parallel';
 export { readCheckpoint, readCheckpointState, writeCheckpoint, findCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';

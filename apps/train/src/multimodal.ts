@@ -19,7 +19,7 @@ import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './check
 import { FlagKind, parseFlags, resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
 import { LogRow, readCsv, writeCsv } from './report';
-import { applyUpdate } from './trainer';
+import { applyUpdate, checkLoss } from './update';
 
 export interface MultimodalTrainConfig {
   task: 'multimodal';
@@ -280,7 +280,7 @@ export async function trainMultimodal(
   };
 
   const variables = model.trainableVariables();
-  const emaPairs = ema.trainableVariables().map((e, i) => [e, variables[i]] as const);
+  const emaVariables = ema.trainableVariables();
   const numParams = model.numParams();
   const banner =
     `${saved ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
@@ -298,14 +298,22 @@ export async function trainMultimodal(
     }, variables);
     const loss = value.dataSync()[0];
     value.dispose();
-    if (!Number.isFinite(loss)) {
+    try {
+      checkLoss(loss, config, k, ckptDir);
+    } catch (e) {
       tf.dispose(Object.values(grads));
-      throw new Error(`training stopped: the loss is ${loss} at step ${k + 1}; the weights of that step were not applied. Resume from ${ckptDir} with a lower --lr`);
+      throw e;
     }
-    const clipped = clipGradNorm(grads, config.clipNorm);
-    const update = applyUpdate(optimizer, clipped.grads, emaPairs, config, k);
-    tf.dispose(clipped.grads);
-    return { loss, gradNorm: clipped.norm, ...update, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
+    const arrays = variables.map((v) => (grads[v.name] ? Float32Array.from(grads[v.name].dataSync() as Float32Array) : null));
+    tf.dispose(Object.values(grads));
+    const params = variables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
+    const emaParams = emaVariables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
+    const update = applyUpdate(optimizer.host, params, arrays, { ema: emaParams, model: params }, config, k);
+    tf.tidy(() => {
+      variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape)));
+      emaVariables.forEach((v, i) => v.assign(tf.tensor(emaParams[i], v.shape)));
+    });
+    return { loss, ...update, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
   };
 
   let result: LoopResult;

@@ -7,14 +7,14 @@
  *   2. `shardGradients` (any replica): the gradient of the batch-mean loss restricted to samples
  *      [from, to). The shards' gradients add up to the full-batch gradient.
  *
- * The main thread then sums the shards, clips the global norm and applies AdamW (`clipGradNorm`,
- * `AdamW` of the transformer package), as `trainStep` does.
+ * The tfjs runtime (./tfjs-runtime) sums the shards; the trainer then clips the global norm and applies
+ * AdamW and the EMA on host arrays, as for the ORT runtime.
  */
 import { tf } from '@causalfusion/backend';
 import type { GaussianDiffusion } from '@causalfusion/diffusion';
 import type { Rng } from '@causalfusion/rng';
 import { getArWeights, splitIntegerExpDecay } from '@causalfusion/sampler';
-import type { CausalDiffusionModel } from '@causalfusion/transformer';
+import type { CausalDiffusionModel, TrainingShard } from '@causalfusion/transformer';
 
 export interface StepRandomness {
   /** [N] timesteps 0..T-1. */
@@ -53,21 +53,8 @@ export function drawStepRandomness(rng: Rng, N: number, valuesPerSample: number,
   return { t, splitSizes, noise, idsShuffle, labelDropRand };
 }
 
-/** What one replica computes for its shard. */
-export interface ShardInput {
-  /** The shard's clean samples NCHW, labels, and its slice of the step's randomness. */
-  x: Float32Array;
-  y: Int32Array;
-  t: Int32Array;
-  noise: Float32Array;
-  idsShuffle: Int32Array;
-  labelDropRand: Float64Array;
-  splitSizes: number[];
-  /** Samples in the whole batch: the loss is a sum over the shard divided by the batch's element count. */
-  batchSize: number;
-  maxArWeight: number;
-  minArWeight: number;
-}
+/** What one replica computes: a batch or a contiguous shard of one, with its randomness. */
+export type ShardInput = TrainingShard;
 
 export interface ShardResult {
   /** The shard's share of the batch-mean loss (shares add up to the loss). */
@@ -76,28 +63,24 @@ export interface ShardResult {
   grads: (Float32Array | null)[];
 }
 
-/** Cut samples [from, to) out of a batch and its randomness. */
-export function shardOf(
-  batch: { x: Float32Array; y: Int32Array },
-  rnd: StepRandomness,
-  from: number,
-  to: number,
-  L: number,
-  recipe: RecipeOptions,
-): ShardInput {
-  const N = batch.y.length;
-  const per = batch.x.length / N;
+/** The whole batch with its randomness, as a runtime takes it. */
+export function batchShard(batch: { x: Float32Array; y: Int32Array }, rnd: StepRandomness, recipe: RecipeOptions): TrainingShard {
+  return { x: batch.x, y: batch.y, ...rnd, batchSize: batch.y.length, maxArWeight: recipe.maxArWeight, minArWeight: recipe.minArWeight };
+}
+
+/** Samples [from, to) of a shard (the loss stays averaged over the whole batch). */
+export function sliceShard(shard: TrainingShard, from: number, to: number): TrainingShard {
+  const N = shard.y.length;
+  const per = shard.x.length / N;
+  const L = shard.idsShuffle.length / N;
   return {
-    x: batch.x.slice(from * per, to * per),
-    y: batch.y.slice(from, to),
-    t: rnd.t.slice(from, to),
-    noise: rnd.noise.slice(from * per, to * per),
-    idsShuffle: rnd.idsShuffle.slice(from * L, to * L),
-    labelDropRand: rnd.labelDropRand.slice(from, to),
-    splitSizes: rnd.splitSizes,
-    batchSize: N,
-    maxArWeight: recipe.maxArWeight,
-    minArWeight: recipe.minArWeight,
+    ...shard,
+    x: shard.x.slice(from * per, to * per),
+    y: shard.y.slice(from, to),
+    t: shard.t.slice(from, to),
+    noise: shard.noise.slice(from * per, to * per),
+    idsShuffle: shard.idsShuffle.slice(from * L, to * L),
+    labelDropRand: shard.labelDropRand.slice(from, to),
   };
 }
 
@@ -105,7 +88,7 @@ export function shardOf(
 export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianDiffusion, shard: ShardInput): ShardResult {
   const variables = model.trainableVariables();
   const L = model.numTokens;
-  const weights = getArWeights(shard.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear');
+  const weights = shard.arWeights ? Array.from(shard.arWeights) : getArWeights(shard.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear');
   const xt = Float32Array.from(diffusion.qSample(shard.x, shard.t, shard.noise));
   const denominator = shard.batchSize * L * model.tokenDim;
   const { value, grads } = tf.variableGrads(() => {

@@ -50,7 +50,7 @@ function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): nu
 
 describe('one step of the app is trainStep of the transformer package', () => {
   it('gives the weights trainStep gives from the same seed and batch', async () => {
-    const config = tiny('a', { steps: 1, warmupSteps: 0 });
+    const config = tiny('a', { steps: 1, warmupSteps: 0, runtime: 'tfjs' });
     await run(config);
     // the same step by hand: batch 0, the run's RNG, trainStep's default recipe
     const data = await loadTrainingData(config);
@@ -136,28 +136,55 @@ describe('checkpoints and --resume', () => {
   });
 });
 
-describe('data-parallel workers', () => {
-  it('2 workers give the weights of 1 worker up to float rounding', async () => {
-    const one = tiny('w1', { steps: 3 });
-    const two = tiny('w2', { steps: 3, workers: 2 });
+/**
+ * Two runs' weights agree up to float rounding. k_norm.bias has a zero gradient in exact arithmetic (a
+ * bias on every key shifts each query's logits by one constant, which softmax ignores), so its gradient is
+ * rounding noise that AdamW (eps 1e-15) turns into full +-lr steps; each run moves it by about the sum of
+ * the learning rates, in its own direction.
+ */
+function expectSameTraining(a: Map<string, Float32Array>, b: Map<string, Float32Array>, config: TrainConfig, steps: number, moved = 1e-3): void {
+  const zeroGrad = (k: string) => /k_norm\.bias$/.test(k);
+  const lrSum = Array.from({ length: steps }, (_, i) => lrAt(config, i)).reduce((x, y) => x + y, 0);
+  for (const [k, x] of a) {
+    const y = b.get(k)!;
+    const diff = Math.max(...x.map((v, i) => Math.abs(v - y[i])));
+    expect([k, diff <= (zeroGrad(k) ? 2 * lrSum : 1e-5)]).toEqual([k, true]);
+  }
+  // and training moved the weights far more than that
+  const init = new CausalDiffusionModel(modelConfigOf(config, 10), { seed: config.seed });
+  expect(maxDiff(a, new Map([...init.stateDict()].map(([k, t]) => [k, t.data])))).toBeGreaterThan(1e-3);
+  init.dispose();
+}
+
+describe('runtimes', () => {
+  it('tfjs: 2 workers give the weights of 1 worker up to float rounding', async () => {
+    const one = tiny('w1', { steps: 3, runtime: 'tfjs' });
+    const two = tiny('w2', { steps: 3, runtime: 'tfjs', workers: 2 });
     await run(one);
     await run(two);
-    const a = weights(one.out);
-    const b = weights(two.out);
-    // k_norm.bias has a zero gradient in exact arithmetic (a bias on every key shifts each query's
-    // logits by one constant, which softmax ignores), so its gradient is rounding noise that AdamW
-    // (eps 1e-15) turns into full +-lr steps; each run moves it by about the sum of the learning rates, in its own direction.
-    const zeroGrad = (k: string) => /k_norm\.bias$/.test(k);
-    const lrSum = [0, 1, 2].reduce((s, i) => s + lrAt(one, i), 0);
-    for (const [k, x] of a) {
-      const y = b.get(k)!;
-      const diff = Math.max(...x.map((v, i) => Math.abs(v - y[i])));
-      expect([k, diff <= (zeroGrad(k) ? 2 * lrSum : 1e-5)]).toEqual([k, true]);
-    }
-    // and training moved the weights far more than that
-    const init = new CausalDiffusionModel(modelConfigOf(one, 10), { seed: one.seed });
-    expect(maxDiff(a, new Map([...init.stateDict()].map(([k, t]) => [k, t.data])))).toBeGreaterThan(1e-3);
-    init.dispose();
+    expectSameTraining(weights(one.out), weights(two.out), one, 3);
+  });
+
+  it('ort gives the weights of tfjs up to float rounding', async () => {
+    const ort = tiny('ort', { steps: 3, runtime: 'ort', threads: 2 });
+    const tfjs = tiny('tfjs', { steps: 3, runtime: 'tfjs' });
+    const r = await run(ort);
+    expect(r.backend).toMatch(/^ort: onnxruntime-node, 2 threads$/);
+    await run(tfjs);
+    expectSameTraining(weights(ort.out), weights(tfjs.out), ort, 3);
+    expectSameTraining(weights(ort.out, 'ema.safetensors'), weights(tfjs.out, 'ema.safetensors'), ort, 3, 1e-4);
+  });
+
+  it('a run resumes on the other runtime (one checkpoint format)', async () => {
+    const straight = tiny('straight', { steps: 4, runtime: 'ort' });
+    await run(straight);
+    const first = tiny('switch', { steps: 2, runtime: 'ort' });
+    await run(first);
+    const resumed = { ...first, steps: 4, runtime: 'tfjs' as const };
+    const r = await run(resumed, { resume: true, explicit: { steps: 4, runtime: 'tfjs' } });
+    expect(r.step).toBe(4);
+    expect(r.backend).toMatch(/^tfjs: /);
+    expectSameTraining(weights(straight.out), weights(first.out), straight, 4);
   });
 });
 
@@ -227,7 +254,7 @@ describe('what a run writes', () => {
     expect(meta).toMatchObject({
       format: 'causalfusion-model', dataset: 'mnist', classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
       tokenizer: { kind: 'pixel', imageSize: 28, channels: 1, patchSize: 7, range: [-1, 1] },
-      training: { command: 'causalfusion train --preset tiny', steps: 4, backend: 'wasm', workers: 1 },
+      training: { command: 'causalfusion train --preset tiny', steps: 4, backend: expect.stringMatching(/^ort: onnxruntime-node, \d+ threads?$/), workers: 1 },
     });
     const model = await loadModel(exportDir);
     expect([model.config.inputSize, model.config.patchSize, model.config.latentChannels, model.numTokens, model.tokenDim]).toEqual([28, 7, 1, 16, 49]);
@@ -296,10 +323,10 @@ describe('Progress', () => {
 
 describe('parseTrainArgs', () => {
   it('reads flags over the preset', () => {
-    const cmd = parseTrainArgs(['--out', 'runs/x', '--steps', '100', '--workers', '2', '--lr', '3e-4', '--no-ema-warmup', '--export', 'm']);
-    expect(cmd.config).toMatchObject({ out: 'runs/x', steps: 100, workers: 2, lr: 3e-4, emaWarmup: false, patchSize: 4, batchSize: 64 });
+    const cmd = parseTrainArgs(['--out', 'runs/x', '--steps', '100', '--runtime', 'tfjs', '--workers', '2', '--lr', '3e-4', '--no-ema-warmup', '--export', 'm']);
+    expect(cmd.config).toMatchObject({ out: 'runs/x', steps: 100, runtime: 'tfjs', workers: 2, lr: 3e-4, emaWarmup: false, patchSize: 4, batchSize: 64 });
     expect(cmd.exportDir).toBe('m');
-    expect(cmd.explicit).toEqual({ out: 'runs/x', steps: 100, workers: 2, lr: 3e-4, emaWarmup: false });
+    expect(cmd.explicit).toEqual({ out: 'runs/x', steps: 100, runtime: 'tfjs', workers: 2, lr: 3e-4, emaWarmup: false });
     expect(parseTrainArgs(['--preset', 'tiny', '--out', 'o']).config.hiddenSize).toBe(32);
   });
 
@@ -309,7 +336,10 @@ describe('parseTrainArgs', () => {
     expect(() => parseTrainArgs(['--steps', '10'])).toThrow(/--out/);
     expect(() => parseTrainArgs(['--out', 'o', '--patch-size', '5'])).toThrow(/patch size 5 does not divide image size 16/);
     expect(() => parseTrainArgs(['--out', 'o', '--preset', 'huge'])).toThrow(/unknown preset "huge"/);
-    expect(() => parseTrainArgs(['--out', 'o', '--workers', '100'])).toThrow(/100 workers need a batch of at least 100/);
+    expect(() => parseTrainArgs(['--out', 'o', '--runtime', 'tfjs', '--workers', '100'])).toThrow(/100 workers need a batch of at least 100/);
+    expect(() => parseTrainArgs(['--out', 'o', '--workers', '2'])).toThrow(/--workers 2 is for --runtime tfjs.*--threads/);
+    expect(() => parseTrainArgs(['--out', 'o', '--runtime', 'gpu'])).toThrow(/runtime must be ort or tfjs/);
+    expect(() => parseTrainArgs(['--out', 'o', '--threads', '0'])).toThrow(/threads must be a positive integer/);
     expect(() => parseTrainArgs(['--out', 'o', '--backend', 'gpu'])).toThrow(/--backend must be/);
   });
 });

@@ -1,81 +1,33 @@
 /**
  * The training loop. Per step: batch k (epoch-shuffled), every random draw of the step from the run's
- * RNG, shard gradients on the main thread and the workers, their sum, global-norm clip, AdamW at the
- * warmed-up learning rate, then the EMA. Checkpoints, the log, the loss curve and sample grids come
- * every N steps; a NaN loss stops the run before it touches the weights.
+ * RNG, the loss and gradients from the runtime (onnxruntime or tfjs: ./runtime), then one update on host
+ * arrays (clip, AdamW at the warmed-up learning rate, EMA: ./update). Checkpoints (one format for both
+ * runtimes), the log, the loss curve and sample grids come every N steps; a NaN loss stops the run
+ * before it touches the weights. Nothing here loads tfjs: the tfjs runtime is loaded only when chosen.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { initBackend, tf } from '@causalfusion/backend';
 import { pixelTokenizer } from '@causalfusion/data';
 import { createDiffusion } from '@causalfusion/diffusion';
+import { OrtDenoiser } from '@causalfusion/onnx';
 import { createRng, Rng } from '@causalfusion/rng';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { AdamW, CausalDiffusionModel, clipGradArrays, type GradientArrays, configToJson, CONFIG_FILE, createDenoiser, derived, saveModel, WEIGHTS_FILE } from '@causalfusion/transformer';
+import { configToJson, derived, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
+import { initialWeights } from '@causalfusion/transformer/init';
+import { HostAdamW } from '@causalfusion/transformer/optim';
 import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
-import { findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint } from './checkpoint';
+import { CONFIG_FILE, findCheckpoint, officialState, readCheckpoint, readCheckpointState, writeCheckpoint, WEIGHTS_FILE, writeModelFiles } from './checkpoint';
 import { resumedConfig } from './flags';
-import { ReplicaPool } from './parallel';
 import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
-import { drawStepRandomness, RecipeOptions, shardGradients, shardOf, shardRanges, ShardResult } from './step';
+import { createRuntime } from './runtime';
+import { batchShard, drawStepRandomness, RecipeOptions } from './step';
+import { applyUpdate, checkLoss } from './update';
 
-/** The loss became NaN or infinite: the weights of that step were not applied. */
-export class NanLossError extends Error {
-  override name = 'NanLossError';
-}
-
-/**
- * Samples the main thread takes beyond an even share when there are workers: a worker loses about two
- * samples' time per step to receiving weights and sending gradients (measured with the mnist preset:
- * the main thread waited ~45 ms per step with an even split, ~8 ms with two samples more).
- */
-const MAIN_EXTRA_SAMPLES = 2;
-
-/** sum += part, elementwise; returns sum. */
-function addInto(sum: Float32Array, part: Float32Array): Float32Array {
-  for (let j = 0; j < sum.length; j++) sum[j] += part[j];
-  return sum;
-}
-
-/** Learning rate at 0-based step `step`: linear warmup to `lr`, then constant. */
-export function lrAt(config: Pick<TrainConfig, 'lr' | 'warmupSteps'>, step: number): number {
-  return config.warmupSteps > 0 ? config.lr * Math.min(1, (step + 1) / config.warmupSteps) : config.lr;
-}
-
-/**
- * EMA decay of update number `updates` (1-based). With warmup, min(decay, (1 + n) / (10 + n)): the
- * EMA follows the model closely at first, so a short run's EMA is not stuck at the initial weights.
- */
-export function emaDecayAt(config: Pick<TrainConfig, 'emaDecay' | 'emaWarmup'>, updates: number): number {
-  return config.emaWarmup ? Math.min(config.emaDecay, (1 + updates) / (10 + updates)) : config.emaDecay;
-}
-
-/** ema = decay * ema + (1 - decay) * model, for each (EMA variable, model variable) pair. */
-export function updateEma(pairs: ReadonlyArray<readonly [tf.Variable, tf.Variable]>, decay: number): void {
-  tf.tidy(() => pairs.forEach(([e, m]) => e.assign(tf.add(tf.mul(e, decay), tf.mul(m, 1 - decay)))));
-}
-
-/**
- * The end of a training step k, the same for every task: the warmup learning rate, AdamW on the (clipped)
- * gradients, then the EMA at its decay for k + 1 updates.
- */
-export function applyUpdate(
-  optimizer: AdamW,
-  grads: tf.NamedTensorMap | GradientArrays,
-  emaPairs: ReadonlyArray<readonly [tf.Variable, tf.Variable]>,
-  config: Pick<TrainConfig, 'lr' | 'warmupSteps' | 'emaDecay' | 'emaWarmup'>,
-  k: number,
-): { lr: number; emaDecay: number } {
-  optimizer.lr = lrAt(config, k);
-  optimizer.step(grads);
-  const emaDecay = emaDecayAt(config, k + 1);
-  updateEma(emaPairs, emaDecay);
-  return { lr: optimizer.lr, emaDecay };
-}
+export { applyUpdate, emaDecayAt, lrAt, NanLossError } from './update';
 
 export interface TrainOptions extends TrainCommand {
   /** The command line that started the run (recorded in meta.json). */
@@ -95,6 +47,7 @@ export interface TrainResult {
   /** Steps per second of this session. */
   stepsPerSec: number;
   wallSeconds: number;
+  /** The runtime that computed the gradients and its setup (e.g. "ort: onnxruntime-node, 2 threads"). */
   backend: string;
   numParams: number;
   /** True when a SIGINT / SIGTERM stopped the run early (after saving a checkpoint). */
@@ -111,7 +64,11 @@ function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFro
     return { config: options.config, resumedFrom: null };
   }
   const saved = readCheckpointState(dir);
-  const config = resumedConfig(saved.config, options.explicit, RESUMABLE_KEYS);
+  // runs saved before the ORT runtime existed have no runtime / threads: the defaults, one ORT session
+  const base = { ...saved.config, runtime: saved.config.runtime ?? options.config.runtime, threads: saved.config.threads ?? options.config.threads };
+  if (!base.runtime || (base.runtime === 'ort' && options.explicit.workers === undefined)) base.workers = 1;
+  const config = resumedConfig(base, options.explicit, RESUMABLE_KEYS);
+  if (config.runtime === 'ort' && options.explicit.workers === undefined) config.workers = 1;
   validateTrainConfig(config);
   return { config, resumedFrom: saved };
 }
@@ -119,7 +76,6 @@ function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFro
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const write = options.write ?? ((s: string) => process.stdout.write(s));
   const { config, resumedFrom } = sessionConfig(options);
-  const backend = await initBackend({ backend: config.backend, quiet: true });
   const vaeFolder = vaeOf(config);
   const data: TrainingData | LatentTrainingData = vaeFolder ? loadLatentData(config) : await loadTrainingData(config);
   if (resumedFrom && JSON.stringify(resumedFrom.classNames) !== JSON.stringify(data.classNames)) {
@@ -130,10 +86,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const valuesPerSample = modelConfig.latentChannels * modelConfig.inputSize * modelConfig.inputSize;
   // sample grids decode latents through the VAE (one ORT thread: the cores are training)
   const vaeTokenizer = vaeFolder ? new VaeTokenizer(await loadVae(vaeFolder.dir, { threads: 1 }), config.patchSize) : null;
-  const model = new CausalDiffusionModel(modelConfig, { seed: config.seed });
-  // The EMA starts from the same initial weights.
-  const ema = new CausalDiffusionModel(modelConfig, { seed: config.seed });
-  const optimizer = new AdamW(model.trainableVariables(), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
+
+  // The model, its EMA (from the same initial weights) and AdamW's moments, as host arrays in the
+  // training layout; every runtime reads and the one update writes them.
+  const entries = trainingEntries(modelConfig);
+  const model = initialWeights(modelConfig, config.seed);
+  let ema: Float32Array[] = model.map((a) => a.slice());
+  const trainableIndex = entries.map((e, i) => (e.trainable ? i : -1)).filter((i) => i >= 0);
+  const trainable = () => trainableIndex.map((i) => model[i]);
+  const optimizer = new HostAdamW(trainableIndex.map((i) => model[i].length), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
   const ckptDir = path.join(config.out, 'checkpoint');
   const csvFile = path.join(config.out, 'log.csv');
   let rng: Rng = createRng(config.seed);
@@ -141,9 +102,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let wallBefore = 0;
   let rows: LogRow[] = [];
   if (resumedFrom) {
-    const ckpt = readCheckpoint(ckptDir, model);
-    model.loadStateDict(ckpt.model, `${ckptDir}/model.safetensors`);
-    ema.loadStateDict(ckpt.ema, `${ckptDir}/ema.safetensors`);
+    const ckpt = readCheckpoint(ckptDir, modelConfig);
+    ckpt.model.forEach((a, i) => model[i].set(a));
+    ema = ckpt.ema;
     optimizer.setState(ckpt.optimizer);
     rng = Rng.fromState(ckpt.state.rng);
     step = ckpt.state.step;
@@ -167,46 +128,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       return { x: tokenizer.toNchw(batch.images), labels: batch.labels };
     };
   }
-  const variables = model.trainableVariables();
-  const modelEntries = model.stateEntries();
-  const emaPairs = ema.stateEntries().map((e, i) => [e.variable, modelEntries[i].variable] as const);
-  const numParams = model.numParams();
-  const ranges = shardRanges(config.batchSize, config.workers, MAIN_EXTRA_SAMPLES);
-  const pool = await ReplicaPool.start(config.workers - 1, modelConfig, config.backend);
+  const numParams = entries.reduce((a, e) => a + e.shape.reduce((x, y) => x * y, 1), 0);
+  const runtime = await createRuntime(config.runtime, modelConfig, { threads: config.threads, workers: config.workers, backend: config.backend });
+  const backend = `${runtime.name}: ${runtime.description}`;
+  const why = config.runtime === 'ort' ? 'the default: 2-4x faster than tfjs-wasm here (bench:train-step)' : 'as asked (--runtime tfjs)';
   const banner =
     `${resumedFrom ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
-      `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}, ${config.workers} worker(s), backend ${backend}\n`;
+      `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}\n` +
+      `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
 
-  /** One step: shard gradients (main thread + workers), their sum, clip, AdamW, EMA. */
+  /** One step: the runtime's loss and gradients of the batch, then the update. */
   const oneStep = async (k: number): Promise<StepOutcome> => {
     const batch = nextBatch(k);
     const rnd = drawStepRandomness(rng, config.batchSize, valuesPerSample, geometry.numTokens, diffusion.numTimesteps, recipe);
-    const shards = ranges.map(([from, to]) => shardOf({ x: batch.x, y: batch.labels }, rnd, from, to, geometry.numTokens, recipe));
-    let results: ShardResult[];
-    if (pool.size > 0) {
-      const weights = variables.map((v) => v.dataSync() as Float32Array);
-      const remote = shards.slice(1).map((sh, i) => pool.run(i, weights.map((w) => w.slice()), sh));
-      const local = shardGradients(model, diffusion, shards[0]);
-      results = [local, ...(await Promise.all(remote))];
-    } else results = [shardGradients(model, diffusion, shards[0])];
-
-    const loss = results.reduce((a, r) => a + r.loss, 0);
-    if (!Number.isFinite(loss)) {
-      throw new NanLossError(
-        `training stopped: the loss is ${loss} at step ${k + 1} (lr ${lrAt(config, k).toPrecision(3)}); the weights of that step were not applied. ` +
-          `Resume from the last checkpoint in ${ckptDir} with a lower --lr or a longer --warmup (start a new run if there is none).`,
-      );
-    }
-    // Sum the shards into shard 0's arrays in a fixed order (shard 0 first), so the result does not
-    // depend on timing; clip and AdamW then work on these arrays, no tensors needed.
-    const grads = results[0].grads;
-    for (const r of results.slice(1)) {
-      r.grads.forEach((part, i) => {
-        if (part) grads[i] = grads[i] ? addInto(grads[i]!, part) : part;
-      });
-    }
-    const gradNorm = clipGradArrays(grads, config.clipNorm);
-    return { loss, gradNorm, ...applyUpdate(optimizer, grads, emaPairs, config, k) };
+    const { loss, grads } = await runtime.lossAndGrads(model, batchShard({ x: batch.x, y: batch.labels }, rnd, recipe));
+    checkLoss(loss, config, k, ckptDir);
+    return { loss, ...applyUpdate(optimizer, trainable(), grads, { ema, model }, config, k) };
   };
 
   let result: LoopResult;
@@ -216,28 +153,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       step: oneStep,
       save: (stepsDone, wallSeconds) =>
         writeCheckpoint(ckptDir, {
-          model, ema, optimizer,
+          config: modelConfig, model, ema, optimizer: optimizer.getState(),
           state: { format: 'causalfusion-train-checkpoint', step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds },
         }),
       after: async (stepsDone) => {
         if (stepsDone % config.sampleEvery === 0 || stepsDone === config.steps) {
-          await writeSamples(ema, config, data, path.join(config.out, 'samples', `step-${stepsDone}.png`), vaeTokenizer);
+          await writeSamples(modelConfig, ema, config, data, path.join(config.out, 'samples', `step-${stepsDone}.png`), vaeTokenizer);
         }
       },
     });
     if (options.exportDir && !result.interrupted) {
-      await exportModel(ema, options.exportDir, config, data, {
+      exportModel(modelConfig, ema, options.exportDir, config, data, {
         command: options.commandLine ?? '', steps: result.step, wallSeconds: Math.round(result.wallSeconds), backend, workers: config.workers,
       });
       write(`exported the EMA model to ${options.exportDir}\n`);
     }
   } finally {
-    await pool.close();
+    await runtime.close();
     await vaeTokenizer?.vae.release();
     if ('cache' in data) data.cache.close();
-    optimizer.dispose();
-    model.dispose();
-    ema.dispose();
   }
   return {
     config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
@@ -250,7 +184,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
  * samples are decoded by `vae` (no clamping: latents are not in [-1, 1]).
  */
 export async function writeSamples(
-  ema: CausalDiffusionModel,
+  modelConfig: ModelConfig,
+  ema: Float32Array[],
   config: TrainConfig,
   data: Pick<TrainingData, 'classNames'>,
   file: string,
@@ -259,16 +194,22 @@ export async function writeSamples(
   const tokenizer = vae ?? pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
   const classes = Math.min(10, data.classNames.length);
   const conditions = Array.from({ length: classes * config.samplePerClass }, (_, i) => Math.floor(i / config.samplePerClass));
-  const { tokens } = await sample(createDenoiser(ema), {
-    conditions,
-    arSteps: Math.min(config.sampleArSteps, tokenizer.numTokens),
-    diffusion: createDiffusion({ respacing: String(config.sampleSteps) }),
-    cfgScale: config.classDropout > 0 ? config.sampleCfg : 1,
-    seed: config.seed,
-    clipDenoised: vae === null, // pixels are in [-1, 1]
-  });
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  await writeGridPng(file, await tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
+  // onnxruntime on the calling thread only (the training runtime holds the cores between steps anyway)
+  const denoiser = await OrtDenoiser.fromWeights(modelConfig, officialState(modelConfig, ema), { threads: 1, workers: 1 });
+  try {
+    const { tokens } = await sample(denoiser, {
+      conditions,
+      arSteps: Math.min(config.sampleArSteps, tokenizer.numTokens),
+      diffusion: createDiffusion({ respacing: String(config.sampleSteps) }),
+      cfgScale: config.classDropout > 0 ? config.sampleCfg : 1,
+      seed: config.seed,
+      clipDenoised: vae === null, // pixels are in [-1, 1]
+    });
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    await writeGridPng(file, await tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
+  } finally {
+    await denoiser.release();
+  }
 }
 
 /** How a model was made, for meta.json's `training` (command, steps, wall time, backend, workers). */
@@ -305,20 +246,22 @@ export function modelMeta(config: TrainConfig, classNames: readonly string[], tr
   };
 }
 
-/** A model folder (the CLI's `--model`): model.safetensors + config.json (EMA weights) + meta.json. */
-export async function exportModel(
-  ema: CausalDiffusionModel,
+/** A model folder (the CLI's `--model`): model.safetensors + config.json (the given weights, the EMA) + meta.json. */
+export function exportModel(
+  modelConfig: ModelConfig,
+  weights: Float32Array[],
   dir: string,
   config: TrainConfig,
   data: Pick<TrainingData, 'classNames'>,
   training: TrainingProvenance,
-): Promise<void> {
-  await saveModel(ema, dir);
+): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeModelFiles(dir, modelConfig, weights);
   writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(modelMeta(config, data.classNames, training), null, 2) + '\n');
 }
 
 /**
- * The EMA weights of a run's latest checkpoint as a model folder, without a backend (no tfjs): for a run
+ * The EMA weights of a run's latest checkpoint as a model folder, without a runtime: for a run
  * still in progress, or one stopped early. Returns the checkpoint's step.
  */
 export function exportCheckpoint(runDir: string, exportDir: string): { step: number; wallSeconds: number } {

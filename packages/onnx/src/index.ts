@@ -26,3 +26,13 @@ export type { ModelFolder, Weights } from './weights';
 // the model config helpers of @causalfusion/transformer (its tfjs-free entry), for callers of this package
 export { configFromJson, configToJson, makeConfig } from '@causalfusion/transformer/config';
 export type { ModelConfig } from '@causalfusion/transformer/config';
+// the multimodal model (@causalfusion/multimodal) on onnxruntime: its training graph and step, tfjs-free
+export { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO } from './multimodal-train-graph';
+export type { MultimodalGraphVariant } from './multimodal-train-graph';
+export { OrtMultimodalTrainingSession } from './multimodal-trainer';
+export type { MultimodalLossAndGrads, MultimodalStepInputs, MultimodalTrainingSessionOptions } from './multimodal-trainer';
+export {
+  multimodalParamEntries, multimodalShapeOf, multimodalTextToImageMask, multimodalCaptionMask, multimodalTextLossMask, multimodalTextTargets,
+  maskToBias, MULTIMODAL_PAD_ID, MULTIMODAL_BOS_ID, MULTIMODAL_EOS_ID,
+} from './multimodal-layout';
+export type { MultimodalModelShape, MultimodalParamEntry } from './multimodal-layout';

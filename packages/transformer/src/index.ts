@@ -11,6 +11,7 @@
 export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, officialShapes, checkStateDict, trainingEntries, toTrainingLayout, toOfficialLayout, transpose2d } from './config';
 export type { ModelConfig, PresetName, TrainingEntry } from './config';
 export { prepareTrainingTokens } from './tokens';
+export { initialWeights } from './init';
 export type { PreparedTokens, TrainingShard } from './tokens';
 export { CausalDiffusionModel, KVCache, patchify, unpatchify, transformerBlock, embeddingRows } from './model';
 export type {

@@ -18,7 +18,8 @@
 import { tf } from '@causalfusion/backend';
 import type { Rng } from '@causalfusion/rng';
 import { createRng } from '@causalfusion/rng';
-import { checkStateDict, derived, ModelConfig, validateConfig } from './config';
+import { checkStateDict, derived, ModelConfig, trainingEntries, validateConfig } from './config';
+import { initialWeights } from './init';
 import { get2dSincosPosEmbed, timestepSinusoid } from './embeddings';
 import { prepareTrainingTokens, type TrainingInputs, type TrainingRandomness } from './tokens';
 export { patchify, unpatchify, type TrainingInputs, type TrainingRandomness } from './tokens';
@@ -243,42 +244,40 @@ export class CausalDiffusionModel {
     this.tokenDim = d.tokenDim;
     this.headDim = d.headDim;
     this.nullClass = d.nullClass;
-    const rng = createRng(options.seed ?? 0);
-    const D = config.hiddenSize;
-    const T = config.numCondTokens;
-    const v = (data: Float32Array, shape: number[], trainable = true) => {
+    // the same initial values on every runtime (see ./init), placed by key
+    const entries = trainingEntries(config);
+    const init = initialWeights(config, options.seed ?? 0);
+    const byKey = new Map(entries.map((e, i) => [e.key, { data: init[i], shape: e.shape, trainable: e.trainable }]));
+    const v = (key: string) => {
+      const e = byKey.get(key)!;
       // tf.variable keeps its own reference to the data: free the initial tensor so dispose() frees all
-      const init = tf.tensor(data, shape);
-      const variable = tf.variable(init, trainable);
-      init.dispose();
+      const t = tf.tensor(e.data, e.shape);
+      const variable = tf.variable(t, e.trainable);
+      t.dispose();
       return variable;
     };
-    const lin = (fanIn: number, fanOut: number, bias = true, zero = false): LinearParams => ({
-      weight: v(zero ? new Float32Array(fanIn * fanOut) : xavierUniform(rng, fanIn, fanOut), [fanIn, fanOut]),
-      bias: bias ? v(new Float32Array(fanOut), [fanOut]) : null,
-    });
-    const ln = (n: number): LayerNormParams => ({ weight: v(new Float32Array(n).fill(1), [n]), bias: v(new Float32Array(n), [n]) });
+    const lin = (prefix: string, bias = true): LinearParams => ({ weight: v(`${prefix}.weight`), bias: bias ? v(`${prefix}.bias`) : null });
+    const ln = (prefix: string): LayerNormParams => ({ weight: v(`${prefix}.weight`), bias: v(`${prefix}.bias`) });
 
     this.params = {
-      posEmbed: v(get2dSincosPosEmbed(D, d.grid), [d.numTokens, D], config.trainablePos),
-      condPosEmbed: v(normalArray(rng, T * D, 0.02), [T, D]),
-      xProj: lin(d.tokenDim, D),
-      tMlp0: lin(256, D),
-      tMlp2: lin(D, D),
-      labelTable: v(normalArray(rng, d.labelRows * T * D, 0.02), [d.labelRows, T * D]),
-      blocks: Array.from({ length: config.depth }, () => ({
-        norm1: ln(D),
-        qkv: lin(D, 3 * D, false),
-        qNorm: ln(d.headDim),
-        kNorm: ln(d.headDim),
-        proj: lin(D, D),
-        norm2: ln(D),
-        fc1: lin(D, d.mlpHidden),
-        fc2: lin(d.mlpHidden, D),
+      posEmbed: v('pos_embed'),
+      condPosEmbed: v('cond_pos_embed'),
+      xProj: lin('x_proj'),
+      tMlp0: lin('t_embedder.mlp.0'),
+      tMlp2: lin('t_embedder.mlp.2'),
+      labelTable: v('y_embedder.embedding_table.weight'),
+      blocks: Array.from({ length: config.depth }, (_, i) => ({
+        norm1: ln(`blocks.${i}.norm1`),
+        qkv: lin(`blocks.${i}.attn.qkv`, false),
+        qNorm: ln(`blocks.${i}.attn.q_norm`),
+        kNorm: ln(`blocks.${i}.attn.k_norm`),
+        proj: lin(`blocks.${i}.attn.proj`),
+        norm2: ln(`blocks.${i}.norm2`),
+        fc1: lin(`blocks.${i}.mlp.fc1`),
+        fc2: lin(`blocks.${i}.mlp.fc2`),
       })),
-      finalNorm: ln(D),
-      // The official init zeroes the final linear layer.
-      finalLinear: lin(D, d.tokenDim, true, true),
+      finalNorm: ln('final_layer.0'),
+      finalLinear: lin('final_layer.1'),
     };
   }
 

@@ -1,0 +1,192 @@
+/**
+ * The multimodal training step on onnxruntime (@causalfusion/onnx's OrtMultimodalTrainingSession) against
+ * the tfjs one (multimodalLosses under tf.variableGrads): a tiny model with random weights, a batch with
+ * both orders, a CFG-dropped caption, and AR splits with and without a clean context. The loss (and its
+ * text / image parts) and every parameter's gradient must agree; so must the tfjs-free copies of the
+ * parameter layout, the masks and the text-loss rules that the ONNX side uses.
+ */
+// first: onnxruntime's typed arrays and this test realm's must be the same constructors
+import './ort-realm.test-util';
+import { createDiffusion } from '@causalfusion/diffusion';
+import {
+  multimodalCaptionMask, multimodalParamEntries, multimodalTextLossMask, multimodalTextTargets, multimodalTextToImageMask,
+  OrtMultimodalTrainingSession, type MultimodalLossAndGrads,
+} from '@causalfusion/onnx';
+import { createRng } from '@causalfusion/rng';
+import {
+  BOS_ID, captionMask, EOS_ID, initBackend, MultimodalConfig, MultimodalModel, multimodalLosses, PAD_ID, textLossMask, textTargets,
+  textToImageMask, tf, type MultimodalBatch, type MultimodalRandomness,
+} from './index';
+
+jest.setTimeout(60_000);
+
+const CONFIG: MultimodalConfig = {
+  imageHeight: 8, imageWidth: 8, channels: 1, patchSize: 2, textLength: 8, vocabSize: 24,
+  hiddenSize: 32, depth: 2, numHeads: 2, mlpRatio: 2, captionDropoutProb: 0.1,
+};
+const RECIPE = { lossLambda: 5, maxArWeight: 2, minArWeight: 1 };
+const diffusion = createDiffusion({ respacing: '' });
+let model: MultimodalModel;
+let session: OrtMultimodalTrainingSession;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', quiet: true });
+  model = new MultimodalModel(CONFIG, { seed: 3 });
+  // random weights everywhere (the init has zero biases, unit LayerNorms and a zero eps head)
+  const rng = createRng(11);
+  for (const e of model.stateEntries()) {
+    const v = e.variable;
+    const noise = Float32Array.from({ length: v.size }, () => 0.15 * rng.normal());
+    tf.tidy(() => v.assign(tf.add(v, tf.tensor(noise, v.shape))));
+  }
+  session = await OrtMultimodalTrainingSession.create(CONFIG, { threads: 1 });
+});
+afterAll(async () => {
+  await session?.release();
+  model?.dispose();
+});
+
+const N = 6;
+const L = 16;
+const d = 4;
+const T = CONFIG.textLength;
+const NULL_CAPTION = Int32Array.from({ length: T }, (_, j) => (j === 0 ? BOS_ID : j === 1 ? EOS_ID : PAD_ID));
+
+/** Caption rows [bos, ids..., eos, pads] with `lengths` caption tokens (T - 2: no pad at all). */
+function captionRows(lengths: number[], seed: number): Int32Array {
+  const rng = createRng(seed);
+  const text = new Int32Array(lengths.length * T);
+  lengths.forEach((k, n) => {
+    text[n * T] = BOS_ID;
+    for (let j = 1; j <= k; j++) text[n * T + j] = 3 + rng.uniformInt(CONFIG.vocabSize - 3);
+    text[n * T + k + 1] = EOS_ID;
+  });
+  return text;
+}
+
+function makeStep(caption: number[], dropped: number[], splitSizes: number[], seed: number): { batch: MultimodalBatch; rnd: MultimodalRandomness } {
+  const rng = createRng(seed);
+  const batch = { tokens: Float32Array.from({ length: N * L * d }, () => rng.uniform(-1, 1)), text: captionRows([3, 6, 1, 4, 2, 5], seed + 1) };
+  const noise = new Float32Array(N * L * d);
+  rng.fillNormal(noise);
+  const idsShuffle = new Int32Array(N * L);
+  for (let n = 0; n < N; n++) idsShuffle.set(rng.permutation(L), n * L);
+  const rnd = {
+    caption: Uint8Array.from(caption), dropped: Uint8Array.from(dropped), t: Int32Array.from({ length: N }, () => rng.uniformInt(1000)),
+    splitSizes, noise, idsShuffle,
+  };
+  return { batch, rnd };
+}
+
+const maxAbs = (a: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+};
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+/** The tfjs step: the three losses and every variable's gradient (zeros where the loss does not reach it). */
+function tfjsStep(batch: MultimodalBatch, rnd: MultimodalRandomness) {
+  const entries = model.stateEntries();
+  let parts = { text: NaN, image: NaN };
+  const { value, grads } = tf.variableGrads(() => {
+    const l = multimodalLosses(model, diffusion, batch, rnd, RECIPE, NULL_CAPTION);
+    parts = { text: l.text.dataSync()[0], image: l.image.dataSync()[0] };
+    return l.total;
+  }, entries.map((e) => e.variable));
+  const out = {
+    loss: value.dataSync()[0], textLoss: parts.text, imageLoss: parts.image,
+    grads: entries.map((e) => (grads[e.variable.name] ? Float32Array.from(grads[e.variable.name].dataSync()) : new Float32Array(e.variable.size))),
+  };
+  tf.dispose([value, ...Object.values(grads)]);
+  return out;
+}
+
+interface Comparison {
+  lossErr: number;
+  textErr: number;
+  imageErr: number;
+  /** Worst max |ort - tfjs| / max |tfjs| over the gradients (roundoff-only ones on the largest gradient's scale). */
+  gradErr: number;
+  worstKey: string;
+  roundoff: string[];
+}
+
+async function compare(batch: MultimodalBatch, rnd: MultimodalRandomness): Promise<Comparison> {
+  const ref = tfjsStep(batch, rnd);
+  const params = model.stateEntries().map((e) => Float32Array.from(e.variable.dataSync()));
+  const ort: MultimodalLossAndGrads = await session.lossAndGrads(params, { batch, rnd, recipe: RECIPE, nullCaption: NULL_CAPTION });
+  const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
+  const keys = model.stateEntries().map((e) => e.key);
+  const largest = Math.max(...ref.grads.map(maxAbs));
+  // zero in exact arithmetic (k_norm biases: softmax ignores a shift shared by all keys): compare on the largest scale
+  const roundoff = keys.filter((_, i) => maxAbs(ref.grads[i]) < 1e-6 * largest);
+  let gradErr = 0;
+  let worstKey = '';
+  keys.forEach((key, i) => {
+    const scale = roundoff.includes(key) ? largest : maxAbs(ref.grads[i]);
+    const err = maxDiff(ort.grads[i], ref.grads[i]) / scale;
+    if (!(err <= gradErr)) [gradErr, worstKey] = [err, key];
+  });
+  return { lossErr: rel(ort.loss, ref.loss), textErr: rel(ort.textLoss, ref.textLoss), imageErr: ref.imageLoss ? rel(ort.imageLoss, ref.imageLoss) : Math.abs(ort.imageLoss), gradErr, worstKey, roundoff };
+}
+
+const measured: Record<string, string> = {};
+afterAll(() => {
+  if (Object.keys(measured).length) process.stdout.write(`ORT vs tfjs multimodal step:\n${Object.entries(measured).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`);
+});
+
+function expectParity(name: string, c: Comparison, expectRoundoff = true): void {
+  measured[name] = `loss ${c.lossErr.toExponential(2)}, text ${c.textErr.toExponential(2)}, image ${c.imageErr.toExponential(2)}, worst grad ${c.gradErr.toExponential(2)} (${c.worstKey})`;
+  expect(c.lossErr).toBeLessThan(1e-5);
+  expect(c.textErr).toBeLessThan(1e-5);
+  expect(c.imageErr).toBeLessThan(1e-5);
+  expect(c.gradErr).toBeLessThan(1e-4);
+  if (expectRoundoff) expect(c.roundoff).toEqual(['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias']);
+}
+
+describe('the ONNX side restates the multimodal layout and rules exactly', () => {
+  it('parameter keys, order, training-layout shapes and transposition', () => {
+    const ours = multimodalParamEntries(CONFIG);
+    const theirs = model.stateEntries();
+    expect(ours.map((e) => [e.key, e.shape, e.transposed, e.trainable])).toEqual(theirs.map((e) => [e.key, [...e.variable.shape], e.transposed, e.variable.trainable]));
+  });
+
+  it('masks, text-loss mask and next-token targets', () => {
+    for (const split of [[16], [4, 7, 5], [1, 1, 14]]) expect(multimodalTextToImageMask(T, L, split)).toEqual(textToImageMask(T, L, split));
+    expect(multimodalCaptionMask(L, T)).toEqual(captionMask(L, T));
+    const text = captionRows([3, 6, 1, 4, 2, 5], 5);
+    const dropped = [0, 1, 0, 0, 1, 0];
+    expect(multimodalTextLossMask(text, T, dropped)).toEqual(textLossMask(text, T, dropped));
+    expect(multimodalTextLossMask(text, T)).toEqual(textLossMask(text, T));
+    expect(multimodalTextTargets(text, T)).toEqual(textTargets(text, T));
+  });
+});
+
+describe('ORT multimodal training step vs tfjs', () => {
+  const caption = [0, 1, 0, 1, 0, 0];
+  const dropped = [0, 0, 1, 0, 0, 0];
+
+  it('both orders, a dropped caption, a clean context (3 AR steps): loss, parts and every gradient', async () => {
+    const { batch, rnd } = makeStep(caption, dropped, [4, 7, 5], 21);
+    expectParity('both orders, splits [4, 7, 5]', await compare(batch, rnd));
+  });
+
+  it('both orders without a clean context (one AR step)', async () => {
+    const { batch, rnd } = makeStep(caption, dropped, [16], 22);
+    expectParity('both orders, splits [16]', await compare(batch, rnd));
+  });
+
+  it('one order only: text-to-image rows, then captioning rows (no image loss, zero image-head gradients)', async () => {
+    const t2i = makeStep([0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [2, 14], 23);
+    expectParity('text-to-image only, splits [2, 14]', await compare(t2i.batch, t2i.rnd));
+    const cap = makeStep([1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0], [16], 24);
+    // the eps head and the timestep embedder get no gradient here (zeros on both sides)
+    expectParity('captioning only', await compare(cap.batch, cap.rnd), false);
+  });
+});

@@ -1,0 +1,186 @@
+/**
+ * The training loss of @causalfusion/multimodal's model (one transformer for text-to-image and
+ * captioning) and the gradient of every parameter as ONE ONNX graph, emitted by {@link GradGraph}. It is
+ * `multimodalLosses` of that package, op for op:
+ *
+ *   text-to-image rows (G): [text T | clean Lc | noised L] under the generalized causal mask with causal
+ *     text; text = text_embed[id] + text_pos, clean = x_proj(x) + image_pos[q], noised = x_proj(x_t) +
+ *     image_pos[q] + t_embedder(t). lm_head on the text positions (next-token cross-entropy), final_layer
+ *     on the noised ones (AR-weighted eps-MSE against the shuffled noise).
+ *   captioning rows (M): [image L | text T]; the image sees itself, text the image and earlier text;
+ *     lm_head on the text positions.
+ *
+ *   text_loss  = sum over both groups of CE * text_weights     (weights: loss mask / masked-position count)
+ *   image_loss = sum of image_weights * (target - eps)^2       (weights: AR weight / (G * L * tokenDim))
+ *   loss       = text_loss + loss_lambda * image_loss
+ *
+ * The weights fold in the normalisations, so a step's loss is exactly the tfjs one. Inputs are the
+ * parameters (keys of `multimodalParamEntries`, training layout) and the host-prepared tensors of
+ * {@link MULTIMODAL_TRAIN_IO}; outputs `loss`, `text_loss`, `image_loss` (with text-to-image rows) and
+ * `grad.<key>` per parameter the variant's loss depends on. Rows, and the clean-context length, are
+ * dynamic. ORT has no empty tensors in Gemm, so a step's shape picks one of the variants: text-to-image
+ * rows with or without a clean context (one AR step has none), captioning rows or not.
+ */
+import { GradGraph } from './autodiff';
+import { attr, FLOAT, INT64, valueInfo } from './graph';
+import { maskToBias, multimodalCaptionMask, multimodalParamEntries, multimodalShapeOf, type MultimodalModelShape } from './multimodal-layout';
+import { TransformerLayers } from './train-graph';
+
+export const MULTIMODAL_TRAIN_IO = {
+  /** Text-to-image rows: caption rows as fed (null caption where dropped) [G, T] int64. */
+  t2iText: 't2i_text',
+  /** [G] original timesteps (float). */
+  t2iTimestep: 't2i_timestep',
+  /** [G, L, d] x_t in shuffled order, and its raster positions [G, L] int64. */
+  t2iNoised: 't2i_noised',
+  t2iPositions: 't2i_positions',
+  /** [G, Lc, d] clean tokens of the first Lc shuffled positions, and their positions [G, Lc] (withClean). */
+  t2iClean: 't2i_clean',
+  t2iCleanPositions: 't2i_clean_positions',
+  /** [S, S] additive mask (0 / -inf), S = T + Lc + L. */
+  t2iMask: 't2i_mask',
+  /** [G, L, d] the noise in shuffled order (eps target), and the per-token weights [1, L, 1]. */
+  t2iTarget: 't2i_target',
+  t2iImageWeights: 't2i_image_weights',
+  /** [G, T] next-token targets (int64) and their weights (loss mask / count). */
+  t2iLabels: 't2i_labels',
+  t2iTextWeights: 't2i_text_weights',
+  /** Captioning rows: [M, L, d] clean image tokens (raster), [M, T] caption rows, targets and weights. */
+  capImage: 'cap_image',
+  capText: 'cap_text',
+  capLabels: 'cap_labels',
+  capTextWeights: 'cap_text_weights',
+  /** [] lambda of loss = text_loss + lambda * image_loss. */
+  lossLambda: 'loss_lambda',
+  loss: 'loss',
+  textLoss: 'text_loss',
+  imageLoss: 'image_loss',
+  grad: (key: string) => `grad.${key}`,
+} as const;
+
+/** Which rows a step has: text-to-image rows (with or without a clean context) and/or captioning rows. */
+export interface MultimodalGraphVariant {
+  textToImage: boolean;
+  /** Text-to-image rows have a clean context (more than one AR step). Ignored without text-to-image rows. */
+  withClean: boolean;
+  caption: boolean;
+}
+
+/** Parameters a captioning-only step does not reach (their gradient is zero there). */
+const IMAGE_ONLY_PREFIXES = ['t_embedder.', 'final_layer.'];
+
+/** Build the training graph of a multimodal model for one step shape (serialized ModelProto). */
+export function buildMultimodalTrainingGraph(config: MultimodalModelShape, variant: MultimodalGraphVariant): Uint8Array {
+  if (!variant.textToImage && !variant.caption) throw new Error('buildMultimodalTrainingGraph: a step needs text-to-image or captioning rows');
+  const geo = multimodalShapeOf(config);
+  const D = config.hiddenSize;
+  const T = config.textLength;
+  const V = config.vocabSize;
+  const L = geo.numTokens;
+  const d = geo.tokenDim;
+  const withClean = variant.textToImage && variant.withClean;
+  const entries = multimodalParamEntries(config);
+  const gg = new GradGraph();
+  for (const e of entries) if (e.trainable) gg.param(e.key);
+  const io = MULTIMODAL_TRAIN_IO;
+  const c = (name: string, values: number[]) => gg.g.constant(name, values, 'int64');
+
+  /** text_embed[ids] + text_pos for ids [R, T] -> [R, T, D]. */
+  const embedText = (ids: string) => gg.addBroadcast(gg.gather('text_embed.weight', ids, V, D), 'text_pos_embed', [0], false);
+  /** x_proj of tokens [R, n, d] -> [R, n, D]. */
+  const project = (tokens: string, rowsTokens: string) => {
+    const projected = gg.linear(gg.op('Reshape', [tokens, c(`shape.tokens.${d}`, [-1, d])]), 'x_proj.weight', 'x_proj.bias');
+    return gg.reshape(projected, gg.op('Concat', [rowsTokens, c(`shape.D.${D}`, [D])], [attr.int('axis', 0)]));
+  };
+  /** lm_head on hidden states [R*T, D]: the weighted next-token cross-entropy against labels [R, T]. */
+  const textLoss = (h: string, labels: string, weights: string) => {
+    const logits = gg.linear(gg.layerNorm(h, 'lm_head.0.weight', 'lm_head.0.bias'), 'lm_head.1.weight', 'lm_head.1.bias');
+    const flat = c('shape.flat', [-1]);
+    return gg.weightedCrossEntropy(logits, gg.op('Reshape', [labels, flat]), gg.op('Reshape', [weights, flat]), V);
+  };
+  const runBlocks = (seq: string, layers: TransformerLayers, mask: string) => {
+    let x = gg.reshape(seq, [-1, D]);
+    for (let l = 0; l < config.depth; l++) x = layers.block(x, `blocks.${l}`, mask);
+    return gg.reshape(x, gg.op('Shape', [seq])); // [R, S, D]
+  };
+
+  const textLosses: string[] = [];
+  let imageLoss: string | null = null;
+  if (variant.textToImage) {
+    const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.t2iTimestep]));
+    const text = embedText(io.t2iText);
+    const tEmbed = gg.reshape(layers.timestepEmbed(io.t2iTimestep), [-1, 1, D]);
+    const imageRows = (tokens: string, positions: string) =>
+      gg.add(project(tokens, gg.op('Shape', [positions])), gg.gather('image_pos_embed', positions, L, D));
+    const noised = gg.addBroadcast(imageRows(io.t2iNoised, io.t2iPositions), tEmbed, [1], true);
+    const parts = withClean ? [text, imageRows(io.t2iClean, io.t2iCleanPositions), noised] : [text, noised];
+    const h = runBlocks(gg.concat(parts, 1), layers, io.t2iMask);
+    const sizes = withClean
+      ? gg.op('Concat', [c(`len.${T}`, [T]), gg.op('Shape', [io.t2iCleanPositions], [attr.int('start', 1), attr.int('end', 2)]), c(`len.${L}`, [L])], [attr.int('axis', 0)])
+      : [T, L];
+    const pieces = gg.split(h, 1, sizes, parts.length);
+    textLosses.push(textLoss(gg.reshape(pieces[0], [-1, D]), io.t2iLabels, io.t2iTextWeights));
+    const eps = gg.linear(gg.layerNorm(gg.reshape(pieces[pieces.length - 1], [-1, D]), 'final_layer.0.weight', 'final_layer.0.bias'), 'final_layer.1.weight', 'final_layer.1.bias');
+    imageLoss = gg.weightedSquaredError(gg.reshape(eps, [-1, L, d]), io.t2iTarget, io.t2iImageWeights);
+  }
+  if (variant.caption) {
+    const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.capText], [attr.int('start', 0), attr.int('end', 1)]));
+    const image = gg.addBroadcast(project(io.capImage, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])), 'image_pos_embed', [0], false);
+    const S = L + T;
+    const mask = gg.g.constant('cap_mask', maskToBias(multimodalCaptionMask(L, T)), 'float', [S, S]);
+    const h = runBlocks(gg.concat([image, embedText(io.capText)], 1), layers, mask);
+    const [, hText] = gg.split(h, 1, [L, T], 2);
+    textLosses.push(textLoss(gg.reshape(hText, [-1, D]), io.capLabels, io.capTextWeights));
+  }
+  const text = textLosses.length === 2 ? gg.add(textLosses[0], textLosses[1]) : textLosses[0];
+  const loss = imageLoss ? gg.add(text, gg.weightedSum(imageLoss, io.lossLambda)) : text;
+  gg.g.op('Identity', [loss], [], io.loss);
+  gg.g.op('Identity', [text], [], io.textLoss);
+  if (imageLoss) gg.g.op('Identity', [imageLoss], [], io.imageLoss);
+
+  const trainable = entries.filter((e) => e.trainable);
+  const grads = gg.gradients(loss, trainable.map((e) => e.key));
+  const gradOutputs: typeof trainable = [];
+  for (const e of trainable) {
+    const g = grads.get(e.key);
+    if (!g) {
+      // only a captioning-only step may miss the timestep embedder and the eps head; anything else is a wiring mistake
+      if (!variant.textToImage && IMAGE_ONLY_PREFIXES.some((p) => e.key.startsWith(p))) continue;
+      throw new Error(`internal: the loss does not depend on ${e.key}`);
+    }
+    gg.g.op('Identity', [g], [], io.grad(e.key));
+    gradOutputs.push(e);
+  }
+
+  const inputs = [...entries.map((e) => valueInfo(e.key, FLOAT, e.shape))];
+  if (variant.textToImage) {
+    inputs.push(
+      valueInfo(io.t2iText, INT64, ['G', T]),
+      valueInfo(io.t2iTimestep, FLOAT, ['G']),
+      valueInfo(io.t2iNoised, FLOAT, ['G', L, d]),
+      valueInfo(io.t2iPositions, INT64, ['G', L]),
+      ...(withClean ? [valueInfo(io.t2iClean, FLOAT, ['G', 'Lc', d]), valueInfo(io.t2iCleanPositions, INT64, ['G', 'Lc'])] : []),
+      valueInfo(io.t2iMask, FLOAT, ['S', 'S']),
+      valueInfo(io.t2iTarget, FLOAT, ['G', L, d]),
+      valueInfo(io.t2iImageWeights, FLOAT, [1, L, 1]),
+      valueInfo(io.t2iLabels, INT64, ['G', T]),
+      valueInfo(io.t2iTextWeights, FLOAT, ['G', T]),
+      valueInfo(io.lossLambda, FLOAT, []),
+    );
+  }
+  if (variant.caption) {
+    inputs.push(
+      valueInfo(io.capImage, FLOAT, ['M', L, d]),
+      valueInfo(io.capText, INT64, ['M', T]),
+      valueInfo(io.capLabels, INT64, ['M', T]),
+      valueInfo(io.capTextWeights, FLOAT, ['M', T]),
+    );
+  }
+  const outputs = [
+    valueInfo(io.loss, FLOAT, []),
+    valueInfo(io.textLoss, FLOAT, []),
+    ...(imageLoss ? [valueInfo(io.imageLoss, FLOAT, [])] : []),
+    ...gradOutputs.map((e) => valueInfo(io.grad(e.key), FLOAT, e.shape)),
+  ];
+  return gg.g.finish('causalfusion_multimodal_train', inputs, outputs, true);
+}

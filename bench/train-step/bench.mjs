@@ -16,8 +16,9 @@
 // + per-head q/k LayerNorm + masked softmax attention, tanh-GELU MLP, final LN + linear.
 // Every side draws its step's randomness (t, noise, token shuffles, label dropout) inside the timed step.
 //
-// Rows per config: PyTorch with 2 threads (OPENBLAS_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE; the reference),
-// PyTorch held to 1 thread (for reference), tfjs (1 worker), onnxruntime (1 session, 2 intra-op threads).
+// Rows per config: PyTorch on 2 threads (torch.set_num_threads(2), OPENBLAS_NUM_THREADS=2,
+// OMP_WAIT_POLICY=PASSIVE: the reference), PyTorch held to 1 thread (for reference), tfjs (1 worker),
+// onnxruntime (1 session, 2 intra-op threads).
 // Each run is its own process (so peak RSS is its own): 3 warm-up steps, then BENCH_STEPS (default 8) timed
 // steps. The machine may be shared, so the runs alternate for BENCH_ROUNDS (default 3) rounds and each row
 // keeps its best round (the least disturbed one); every round is printed.
@@ -248,7 +249,7 @@ if (ourIdx >= 0) {
       const pyArgs = [script, JSON.stringify(torchCfg(CONFIGS[name])), String(WARMUP), String(STEPS)];
       const rr = runs[name];
       try {
-        rr.torch.push(runChild(python, pyArgs, torchEnv));
+        rr.torch.push(runChild(python, [...pyArgs, '2'], torchEnv));
       } catch (err) {
         console.error(String(err.message));
         console.error('PyTorch is needed for the comparison: apt-get install -y python3-torch libopenblas0-pthread');

@@ -6,7 +6,6 @@
  * parameter layout, the masks and the text-loss rules that the ONNX side uses.
  */
 // first: onnxruntime's typed arrays and this test realm's must be the same constructors
-import './ort-realm.test-util';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
   multimodalCaptionMask, multimodalParamEntries, multimodalTextLossMask, multimodalTextTargets, multimodalTextToImageMask,

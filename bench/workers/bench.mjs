@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Data-parallel scaling of the training app: the `mnist` preset (the shipped model's recipe: 16 tokens
-// of 16 values, width 128, 4 blocks, batch 64) trained with `--workers 1` and `--workers 2`, runs
+// of 16 values, width 128, 4 blocks, batch 64) trained on the tfjs runtime with `--workers 1` and `--workers 2`, runs
 // alternating so that both see the same machine load. Each run is a fresh `causalfusion train` of
 // STEPS steps with sampling and checkpoints off; its speed is read from log.csv (wall time between
 // step 10 and the last step, so start-up and warm-up are left out). Each side keeps its median run.
@@ -19,7 +19,7 @@ const SKIP = 10;
 function run(workers) {
   const out = mkdtempSync(join(tmpdir(), `cf-bench-workers-${workers}-`));
   try {
-    const args = ['apps/cli/dist/cli.js', 'train', '--preset', 'mnist', '--out', out, '--workers', String(workers), '--steps', String(STEPS),
+    const args = ['apps/cli/dist/cli.js', 'train', '--preset', 'mnist', '--out', out, '--runtime', 'tfjs', '--workers', String(workers), '--steps', String(STEPS),
       '--sample-every', String(STEPS + 1), '--checkpoint-every', String(STEPS + 1), '--log-every', String(STEPS)];
     const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`causalfusion train --workers ${workers} failed:\n${r.stderr || r.stdout}`);

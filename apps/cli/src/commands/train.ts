@@ -9,7 +9,7 @@ import { UsageError } from '../errors';
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('train a CausalFusion model (apps/train): --out runs/<name> [--preset mnist] [--workers 2] [--resume] [--export dir]; see train --help')
+    .description('train a CausalFusion model (apps/train): --out runs/<name> [--preset mnist] [--runtime ort|tfjs] [--resume] [--export dir]; see train --help')
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()

@@ -7,14 +7,16 @@ import { createRng, type Rng } from '@causalfusion/rng';
 import { derived, trainingEntries, type ModelConfig } from './config';
 import { get2dSincosPosEmbed } from './embeddings';
 
-function xavierUniform(rng: Rng, fanIn: number, fanOut: number): Float32Array {
+/** xavier_uniform_ for a [fanIn, fanOut] (training layout) weight. */
+export function xavierUniform(rng: Rng, fanIn: number, fanOut: number): Float32Array {
   const bound = Math.sqrt(6 / (fanIn + fanOut));
   const out = new Float32Array(fanIn * fanOut);
   for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);
   return out;
 }
 
-function normalArray(rng: Rng, n: number, std: number): Float32Array {
+/** n draws of N(0, std^2). */
+export function normalArray(rng: Rng, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = std * rng.normal();
   return out;

@@ -16,8 +16,6 @@
  * every product is a plain matMul; checkpoints convert to and from the official [out, in].
  */
 import { tf } from '@causalfusion/backend';
-import type { Rng } from '@causalfusion/rng';
-import { createRng } from '@causalfusion/rng';
 import { checkStateDict, derived, ModelConfig, trainingEntries, validateConfig } from './config';
 import { initialWeights } from './init';
 import { get2dSincosPosEmbed, timestepSinusoid } from './embeddings';
@@ -139,19 +137,6 @@ export interface InferenceResult {
   epsUncond: Float32Array | null;
   /** Whether guidance was applied (cfgScale > 1 and lo <= t < hi). */
   guided: boolean;
-}
-
-function xavierUniform(rng: Rng, fanIn: number, fanOut: number): Float32Array {
-  const bound = Math.sqrt(6 / (fanIn + fanOut));
-  const out = new Float32Array(fanIn * fanOut);
-  for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);
-  return out;
-}
-
-function normalArray(rng: Rng, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * rng.normal();
-  return out;
 }
 
 function checkLength(name: string, values: ArrayLike<number>, expected: number, layout: string): void {

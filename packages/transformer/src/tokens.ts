@@ -141,35 +141,38 @@ export function prepareTrainingTokens(c: ModelConfig, inputs: TrainingInputs, ra
   return { N, L, Lc, S, splitSizes, ids, labels, cleanShuf, noisedShuf, noiseShuf, maskBias };
 }
 
-/** NCHW latents [N, C, H, W] -> tokens [N, (H/p)(W/p), p*p*C] in the official order (nchpwq -> nhwpqc). */
-export function patchify(latent: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
+/**
+ * Visit every value of N NCHW latents [N, C, size, size] with its place in the token layout [N, L, p*p*C]
+ * (the official nchpwq -> nhwpqc): `visit(latentIndex, tokenIndex)`.
+ */
+function forEachPatchValue(N: number, C: number, size: number, p: number, visit: (latentIndex: number, tokenIndex: number) => void): void {
   const g = size / p;
   const d = p * p * C;
-  const out = new Float32Array(N * g * g * d);
   for (let n = 0; n < N; n++)
     for (let c = 0; c < C; c++)
       for (let y = 0; y < size; y++)
         for (let x = 0; x < size; x++) {
           const token = Math.floor(y / p) * g + Math.floor(x / p);
           const feat = ((y % p) * p + (x % p)) * C + c;
-          out[(n * g * g + token) * d + feat] = latent[((n * C + c) * size + y) * size + x];
+          visit(((n * C + c) * size + y) * size + x, (n * g * g + token) * d + feat);
         }
+}
+
+/** NCHW latents [N, C, H, W] -> tokens [N, (H/p)(W/p), p*p*C] in the official order (nchpwq -> nhwpqc). */
+export function patchify(latent: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
+  const out = new Float32Array(N * C * size * size);
+  forEachPatchValue(N, C, size, p, (li, ti) => {
+    out[ti] = latent[li];
+  });
   return out;
 }
 
 /** The inverse of {@link patchify}: tokens [N, L, p*p*C] -> NCHW [N, C, H, W]. */
 export function unpatchify(tokens: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
-  const g = size / p;
-  const d = p * p * C;
   const out = new Float32Array(N * C * size * size);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let y = 0; y < size; y++)
-        for (let x = 0; x < size; x++) {
-          const token = Math.floor(y / p) * g + Math.floor(x / p);
-          const feat = ((y % p) * p + (x % p)) * C + c;
-          out[((n * C + c) * size + y) * size + x] = tokens[(n * g * g + token) * d + feat];
-        }
+  forEachPatchValue(N, C, size, p, (li, ti) => {
+    out[li] = tokens[ti];
+  });
   return out;
 }
 

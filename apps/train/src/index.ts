@@ -11,7 +11,7 @@ export { makeTrainConfig, modelConfigOf, parseTrainArgs, validateTrainConfig, TR
 export type { PresetName, TrainCommand, TrainConfig } from './config';
 export { BatchSampler, loadTrainingData } from './dataset';
 export type { TrainingData } from './dataset';
-export { batchShard, drawStepRandomness, shardGradients, shardRanges, sliceShard } from './step';
+export { batchShard, drawStepRandomness, shardRanges, sliceShard } from './step';
 export { createRuntime } from './runtime';
 export type { RuntimeName, RuntimeOptions, TrainingRuntime } from './runtime';
 export { applyUpdate, checkLoss } from './update';

@@ -7,21 +7,21 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { initBackend, tf } from '@causalfusion/backend';
 import { createDiffusion } from '@causalfusion/diffusion';
-import {
-  CANVAS_HEIGHT, CANVAS_WIDTH, CaptionCodec, CaptionedDataset, CanvasCodec, drawMultimodalRandomness, loadCaptionTokenizer, MultimodalConfig,
-  MultimodalModel, multimodalLosses, readImageTextFolder, saveMultimodalModel, type MultimodalRecipe,
-} from '@causalfusion/multimodal';
+import type { CaptionCodec, MultimodalConfig, MultimodalModel, MultimodalRecipe } from '@causalfusion/multimodal';
 import { createRng, Rng, type RngState } from '@causalfusion/rng';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { OrtMultimodalTrainingSession } from '@causalfusion/onnx';
-import { AdamW } from '@causalfusion/transformer';
+import type { AdamW } from '@causalfusion/transformer';
 import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
 import { FlagKind, parseFlags, resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
 import { LogRow, readCsv, writeCsv } from './report';
 import { applyUpdate, checkLoss } from './update';
+
+// @causalfusion/multimodal computes with tfjs: it is loaded when a multimodal run is parsed or started,
+// so that loading this app (and the class task on onnxruntime) never loads tfjs.
+const mm = () => require('@causalfusion/multimodal') as typeof import('@causalfusion/multimodal');
 
 export interface MultimodalTrainConfig {
   task: 'multimodal';
@@ -132,6 +132,7 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   if (c.workers !== 1) throw new Error('--task multimodal runs one replica for now; drop --workers');
   if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`runtime must be ort or tfjs, got ${String(c.runtime)}`);
   if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`threads must be a positive integer, got ${String(c.threads)}`);
+  const { CANVAS_HEIGHT, CANVAS_WIDTH } = mm();
   if (CANVAS_HEIGHT % c.patchSize || CANVAS_WIDTH % c.patchSize) throw new Error(`--patch-size ${c.patchSize} must divide the ${CANVAS_HEIGHT}x${CANVAS_WIDTH} canvas`);
   if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${k} must be in [0, 1), got ${c[k]}`);
@@ -160,6 +161,7 @@ export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand
 }
 
 export function multimodalModelConfig(c: MultimodalTrainConfig, vocabSize: number): MultimodalConfig {
+  const { CANVAS_HEIGHT, CANVAS_WIDTH } = mm();
   return {
     imageHeight: CANVAS_HEIGHT, imageWidth: CANVAS_WIDTH, channels: 1, patchSize: c.patchSize, textLength: c.textLength, vocabSize,
     hiddenSize: c.hiddenSize, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, captionDropoutProb: c.captionDropout,
@@ -182,6 +184,7 @@ interface CaptionSource {
 }
 
 async function loadSource(c: MultimodalTrainConfig): Promise<CaptionSource> {
+  const { CANVAS_HEIGHT, CANVAS_WIDTH, CaptionedDataset, readImageTextFolder } = mm();
   if (c.data === 'mnist-compositions') {
     const ds = new CaptionedDataset({ split: 'train', count: c.trainCount, seed: 0 });
     return { count: ds.count, get: (i) => ds.get(i) };
@@ -192,7 +195,7 @@ async function loadSource(c: MultimodalTrainConfig): Promise<CaptionSource> {
 
 async function writeMultimodalCheckpoint(dir: string, model: MultimodalModel, ema: MultimodalModel, optimizer: AdamW, codec: CaptionCodec, state: MultimodalState): Promise<void> {
   await writeCheckpointFolder(dir, (tmp) => {
-    saveMultimodalModel(model, tmp, codec);
+    mm().saveMultimodalModel(model, tmp, codec);
     writeSafetensors(path.join(tmp, 'ema.safetensors'), ema.stateDict(), { format: 'pt' });
     const opt = optimizer.getState();
     const entries = model.stateEntries();
@@ -231,6 +234,9 @@ export async function trainMultimodal(
   } else if (fs.existsSync(ckptDir)) {
     throw new Error(`${config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
   }
+  const { CANVAS_HEIGHT, CANVAS_WIDTH, CaptionCodec, CanvasCodec, drawMultimodalRandomness, loadCaptionTokenizer, MultimodalModel, multimodalLosses, saveMultimodalModel } = mm();
+  const { initBackend, tf } = require('@causalfusion/backend') as typeof import('@causalfusion/backend');
+  const { AdamW } = require('@causalfusion/transformer') as typeof import('@causalfusion/transformer');
   const backend = await initBackend({ backend: config.backend, quiet: true });
   const codec = new CaptionCodec(loadCaptionTokenizer(), config.textLength);
   const source = await loadSource(config);
@@ -298,7 +304,7 @@ export async function trainMultimodal(
   let parts = { text: NaN, image: NaN };
   // the ORT runtime: the whole multimodal loss and its gradients as ONNX graphs (weights stay in the model's variables between steps)
   const ortSession = config.runtime === 'ort' ? await OrtMultimodalTrainingSession.create(modelConfig, { threads: config.threads, diffusion }) : null;
-  const runtimeLine = ortSession ? `runtime ort (onnxruntime-node, ${config.threads} thread${config.threads > 1 ? 's' : ''}): the default, ~3.6x faster than tfjs-wasm here` : `runtime tfjs (${backend}): as asked (--runtime tfjs)`;
+  const runtimeLine = ortSession ? `runtime ort (onnxruntime-node, ${config.threads} thread${config.threads > 1 ? 's' : ''}): the default, ~3.6x faster than tfjs-wasm here (1 thread, multimodal preset)` : `runtime tfjs (${backend}): as asked (--runtime tfjs)`;
 
   /** The loss, its parts and the gradients of step k's batch, on the chosen runtime. */
   const lossAndGrads = async (batch: ReturnType<typeof batchOf>, rnd: ReturnType<typeof drawMultimodalRandomness>) => {

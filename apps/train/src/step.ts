@@ -1,20 +1,19 @@
 /**
- * One training step of the official recipe, split in two so that data-parallel replicas can share it:
+ * One training step's randomness and batch layout, without any tensor library (the ORT runtime and the
+ * tfjs runtime's replicas share them):
  *
  *   1. `drawStepRandomness` (main thread): every random draw of the step, in the order `trainStep` of
  *      @causalfusion/transformer draws them (timesteps, AR split sizes, noise, per-sample token
  *      permutations, label-dropout uniforms).
- *   2. `shardGradients` (any replica): the gradient of the batch-mean loss restricted to samples
- *      [from, to). The shards' gradients add up to the full-batch gradient.
+ *   2. `batchShard` / `sliceShard`: the batch, or samples [from, to) of it, with their share of the draws.
+ *      A shard's loss is averaged over the whole batch, so the shards' gradients add up to the batch's.
  *
  * The tfjs runtime (./tfjs-runtime) sums the shards; the trainer then clips the global norm and applies
  * AdamW and the EMA on host arrays, as for the ORT runtime.
  */
-import { tf } from '@causalfusion/backend';
-import type { GaussianDiffusion } from '@causalfusion/diffusion';
 import type { Rng } from '@causalfusion/rng';
-import { getArWeights, splitIntegerExpDecay } from '@causalfusion/sampler';
-import type { CausalDiffusionModel, TrainingShard } from '@causalfusion/transformer';
+import { splitIntegerExpDecay } from '@causalfusion/sampler';
+import type { TrainingShard } from '@causalfusion/transformer/tokens';
 
 export interface StepRandomness {
   /** [N] timesteps 0..T-1. */
@@ -82,26 +81,6 @@ export function sliceShard(shard: TrainingShard, from: number, to: number): Trai
     idsShuffle: shard.idsShuffle.slice(from * L, to * L),
     labelDropRand: shard.labelDropRand.slice(from, to),
   };
-}
-
-/** The shard's loss share and gradients (as `trainStep`: loss * AR weights, mean over the batch). */
-export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianDiffusion, shard: ShardInput): ShardResult {
-  const variables = model.trainableVariables();
-  const L = model.numTokens;
-  const weights = shard.arWeights ? Array.from(shard.arWeights) : getArWeights(shard.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear');
-  const xt = Float32Array.from(diffusion.qSample(shard.x, shard.t, shard.noise));
-  const denominator = shard.batchSize * L * model.tokenDim;
-  const { value, grads } = tf.variableGrads(() => {
-    const { loss } = model.trainingForward(
-      { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes },
-      { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand },
-    );
-    return tf.div(tf.sum(tf.mul(loss, tf.tensor3d(weights, [1, L, 1]))), denominator) as tf.Scalar;
-  }, variables);
-  const out = variables.map((v) => (grads[v.name] ? Float32Array.from(grads[v.name].dataSync() as Float32Array) : null));
-  const loss = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
-  return { loss, grads: out };
 }
 
 /**

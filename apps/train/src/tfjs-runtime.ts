@@ -9,7 +9,9 @@ import { CausalDiffusionModel, type ModelConfig, type TrainingShard } from '@cau
 import { tf } from '@causalfusion/backend';
 import { ReplicaPool } from './parallel';
 import type { RuntimeOptions, TrainingRuntime } from './runtime';
-import { shardGradients, shardRanges, sliceShard } from './step';
+import { getArWeights } from '@causalfusion/sampler';
+import type { GaussianDiffusion } from '@causalfusion/diffusion';
+import { shardRanges, sliceShard, type ShardInput, type ShardResult } from './step';
 
 /**
  * Samples the main thread takes beyond an even share when there are workers: a worker loses about two
@@ -22,6 +24,26 @@ const MAIN_EXTRA_SAMPLES = 2;
 function addInto(sum: Float32Array, part: Float32Array): Float32Array {
   for (let j = 0; j < sum.length; j++) sum[j] += part[j];
   return sum;
+}
+
+/** The shard's loss share and gradients (as `trainStep`: loss * AR weights, mean over the batch). */
+export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianDiffusion, shard: ShardInput): ShardResult {
+  const variables = model.trainableVariables();
+  const L = model.numTokens;
+  const weights = Float32Array.from(shard.arWeights ?? getArWeights(shard.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear'));
+  const xt = Float32Array.from(diffusion.qSample(shard.x, shard.t, shard.noise));
+  const denominator = shard.batchSize * L * model.tokenDim;
+  const { value, grads } = tf.variableGrads(() => {
+    const { loss } = model.trainingForward(
+      { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes },
+      { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand },
+    );
+    return tf.div(tf.sum(tf.mul(loss, tf.tensor3d(weights, [1, L, 1]))), denominator) as tf.Scalar;
+  }, variables);
+  const out = variables.map((v) => (grads[v.name] ? Float32Array.from(grads[v.name].dataSync() as Float32Array) : null));
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return { loss, grads: out };
 }
 
 export async function createTfjsRuntime(config: ModelConfig, options: RuntimeOptions): Promise<TrainingRuntime> {

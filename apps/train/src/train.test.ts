@@ -1,3 +1,4 @@
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -173,6 +174,22 @@ describe('runtimes', () => {
     await run(tfjs);
     expectSameTraining(weights(ort.out), weights(tfjs.out), ort, 3);
     expectSameTraining(weights(ort.out, 'ema.safetensors'), weights(tfjs.out, 'ema.safetensors'), ort, 3, 1e-4);
+  });
+
+  it('the ort runtime never loads tfjs (the app, a run, its checkpoint and sample grid)', () => {
+    // a fresh Node process: jest's module registry is not Node's
+    const script = `
+      const t = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
+      const tfjs = () => Object.keys(require.cache).filter((k) => k.includes('@tensorflow'));
+      (async () => {
+        const cmd = t.parseTrainArgs(['--preset', 'tiny', '--out', ${JSON.stringify(path.join(root, 'no-tfjs'))}, '--steps', '2', '--sample-every', '2', '--sample-steps', '2']);
+        await t.train({ ...cmd, write: () => {}, tty: false });
+        console.log(JSON.stringify(tfjs()));
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual([]);
+    expect(fs.existsSync(path.join(root, 'no-tfjs', 'samples', 'step-2.png'))).toBe(true);
   });
 
   it('a run resumes on the other runtime (one checkpoint format)', async () => {

@@ -6,7 +6,8 @@ import { parentPort } from 'worker_threads';
 import { initBackend, tf } from '@causalfusion/backend';
 import { createDiffusion } from '@causalfusion/diffusion';
 import { CausalDiffusionModel, ModelConfig } from '@causalfusion/transformer';
-import { ShardInput, shardGradients } from './step';
+import type { ShardInput } from './step';
+import { shardGradients } from './tfjs-runtime';
 
 export type WorkerRequest =
   | { type: 'init'; modelConfig: ModelConfig; backend?: 'tensorflow' | 'wasm' | 'cpu' }

@@ -1,6 +1,10 @@
-/** The multimodal model's configuration (config.json of a model folder). */
+/**
+ * The multimodal model's configuration (config.json of a model folder). No tfjs: part of the
+ * `@causalfusion/multimodal/layout` entry.
+ */
 
-export interface MultimodalConfig {
+/** The fields that fix the network and its parameters: a {@link MultimodalConfig} without the training-only caption dropout. */
+export interface MultimodalModelShape {
   /** Canvas in pixels (gray); patches of patchSize x patchSize become image tokens, raster order. */
   imageHeight: number;
   imageWidth: number;
@@ -13,6 +17,9 @@ export interface MultimodalConfig {
   depth: number;
   numHeads: number;
   mlpRatio: number;
+}
+
+export interface MultimodalConfig extends MultimodalModelShape {
   /** Probability that a text-to-image sample's caption is replaced by the null caption (for CFG). */
   captionDropoutProb: number;
 }
@@ -20,7 +27,7 @@ export interface MultimodalConfig {
 export const CONFIG_FORMAT = 'causalfusion-multimodal';
 
 /** Quantities that follow from a config. */
-export function multimodalGeometry(c: MultimodalConfig) {
+export function multimodalGeometry(c: MultimodalModelShape) {
   const gridH = c.imageHeight / c.patchSize;
   const gridW = c.imageWidth / c.patchSize;
   return {
@@ -34,7 +41,8 @@ export function multimodalGeometry(c: MultimodalConfig) {
   };
 }
 
-export function validateMultimodalConfig(c: MultimodalConfig): void {
+/** Throws an Error naming the first inconsistent field of the network's shape. */
+export function validateMultimodalShape(c: MultimodalModelShape): void {
   for (const k of ['imageHeight', 'imageWidth', 'channels', 'patchSize', 'textLength', 'vocabSize', 'hiddenSize', 'depth', 'numHeads'] as const) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`multimodal config: ${k} must be a positive integer, got ${String(v)}`);
@@ -46,6 +54,11 @@ export function validateMultimodalConfig(c: MultimodalConfig): void {
   if (c.hiddenSize % 4) throw new Error(`multimodal config: hiddenSize ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos positions)`);
   if (c.textLength < 3) throw new Error(`multimodal config: textLength must hold <|bos|>, a token and <|eos|>, got ${c.textLength}`);
   if (!(c.mlpRatio > 0)) throw new Error(`multimodal config: mlpRatio must be positive, got ${c.mlpRatio}`);
+}
+
+/** Throws an Error naming the first inconsistent field: the shape's rules, then the caption dropout's. */
+export function validateMultimodalConfig(c: MultimodalConfig): void {
+  validateMultimodalShape(c);
   if (!(c.captionDropoutProb >= 0 && c.captionDropoutProb < 1)) {
     throw new Error(`multimodal config: captionDropoutProb must be in [0, 1), got ${c.captionDropoutProb}`);
   }

@@ -10,7 +10,8 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import { createRng, type Rng } from '@causalfusion/rng';
 import { sample, type Denoiser, type DenoiserSession, type OrderName } from '@causalfusion/sampler';
 import type { MultimodalModel } from './model';
-import { BOS_ID, EOS_ID, PAD_ID, type CaptionCodec } from './text';
+import { BOS_ID, EOS_ID, PAD_ID } from './layout';
+import type { CaptionCodec } from './text';
 
 export interface DecodeOptions {
   /** Pick the most likely token (default when none of temperature / topK / topP is given). */

@@ -14,16 +14,17 @@ export {
 } from './scenes';
 export type { CaptionedItem, CaptionedDatasetOptions, DigitBank, DigitSize, Scene, SceneDigit, SceneSplit, Side, VerticalPos } from './scenes';
 export {
-  CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption,
-  DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, PAD_ID, BOS_ID, EOS_ID, SPECIAL_TOKENS,
+  CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption, DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, SPECIAL_TOKENS,
 } from './text';
-export { CONFIG_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, multimodalGeometry, validateMultimodalConfig } from './config';
-export type { MultimodalConfig } from './config';
-export { MultimodalModel, captionMask, textToImageMask, sincos2d } from './model';
-export type { CaptionInputs, MultimodalParams, MultimodalStateEntry, TextToImageInputs } from './model';
+// the tfjs-free rules (also the `@causalfusion/multimodal/layout` entry)
 export {
-  DEFAULT_RECIPE, capArSteps, crossEntropy, drawMultimodalRandomness, multimodalLosses, multimodalTrainStep, textLossMask, textTargets,
-} from './train';
+  CONFIG_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, multimodalGeometry, validateMultimodalConfig, validateMultimodalShape,
+  PAD_ID, BOS_ID, EOS_ID, multimodalParamEntries, captionMask, textToImageMask, maskToBias, textLossMask, textTargets,
+} from './layout';
+export type { MultimodalConfig, MultimodalModelShape, MultimodalParamEntry } from './layout';
+export { MultimodalModel, sincos2d } from './model';
+export type { CaptionInputs, MultimodalParams, MultimodalStateEntry, TextToImageInputs } from './model';
+export { DEFAULT_RECIPE, capArSteps, crossEntropy, drawMultimodalRandomness, multimodalLosses, multimodalTrainStep } from './train';
 export type { MultimodalBatch, MultimodalLosses, MultimodalRandomness, MultimodalRecipe, MultimodalStepResult } from './train';
 export { CaptionDenoiser, checkDecodeOptions, generateCaptions, generateImages, pickToken } from './generate';
 export type { CaptionOptions, DecodeOptions, GenerateImageOptions } from './generate';

@@ -18,10 +18,14 @@
  */
 import { tf } from '@causalfusion/backend';
 import { createRng, type Rng } from '@causalfusion/rng';
-import { checkSplitSizes, getAttnMask } from '@causalfusion/sampler';
-import { embeddingRows, KVCache, layerNorm, linear, timestepSinusoid, transformerBlock } from '@causalfusion/transformer';
+import { checkSplitSizes } from '@causalfusion/sampler';
+import { blockParams, embeddingRows, KVCache, layerNorm, linear, timestepSinusoid, transformerBlock } from '@causalfusion/transformer';
 import type { BlockParams, LayerNormParams, LinearParams } from '@causalfusion/transformer';
-import { multimodalGeometry, MultimodalConfig, validateMultimodalConfig } from './config';
+import { normalArray, xavierUniform } from '@causalfusion/transformer/init';
+import {
+  captionMask, maskToBias, multimodalGeometry, multimodalParamEntries, textToImageMask, validateMultimodalConfig,
+  type MultimodalConfig, type MultimodalParamEntry,
+} from './layout';
 
 type Tensor = tf.Tensor;
 
@@ -91,42 +95,22 @@ export function sincos2d(embedDim: number, gh: number, gw: number): Float32Array
   return out;
 }
 
-/**
- * The text-to-image mask (1 = masked; row = query, column = key) of [text T | clean Lc | noised L]:
- * CausalFusion's generalized causal mask with the text as cond tokens, made causal inside the text.
- */
-export function textToImageMask(textLength: number, numTokens: number, splitSizes: ArrayLike<number>): Uint8Array {
-  const mask = getAttnMask(numTokens, textLength, splitSizes);
-  const S = Math.sqrt(mask.length);
-  for (let r = 0; r < textLength; r++) for (let c = r + 1; c < textLength; c++) mask[r * S + c] = 1;
-  return mask;
-}
-
-/** The captioning mask of [image L | text T]: the image sees itself; text sees the image and earlier text. */
-export function captionMask(numTokens: number, textLength: number): Uint8Array {
-  const S = numTokens + textLength;
-  const mask = new Uint8Array(S * S).fill(1);
-  for (let r = 0; r < S; r++) mask.fill(0, r * S, r * S + (r < numTokens ? numTokens : r + 1));
-  return mask;
-}
-
 function maskBias(mask: Uint8Array, rows: number, cols: number): Tensor {
-  const bias = new Float32Array(mask.length);
-  for (let i = 0; i < mask.length; i++) bias[i] = mask[i] ? -Infinity : 0;
-  return tf.tensor3d(bias, [rows, 1, cols]); // broadcast over the (sample, head) axis of the scores
+  return tf.tensor3d(maskToBias(mask), [rows, 1, cols]); // broadcast over the (sample, head) axis of the scores
 }
 
-function xavierUniform(rng: Rng, fanIn: number, fanOut: number): Float32Array {
-  const bound = Math.sqrt(6 / (fanIn + fanOut));
-  const out = new Float32Array(fanIn * fanOut);
-  for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-bound, bound);
-  return out;
-}
-
-function normalArray(rng: Rng, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = std * rng.normal();
-  return out;
+/**
+ * The initial value of a parameter (the official init rules): N(0, 0.02) text tables, the 2-D sin-cos
+ * grid for image_pos_embed, xavier-uniform Linear weights except the eps head's (zero), LayerNorm weights
+ * 1, biases 0. Drawn from `rng` in {@link multimodalParamEntries} order.
+ */
+function initialValue(e: MultimodalParamEntry, rng: Rng, g: ReturnType<typeof multimodalGeometry>, hiddenSize: number): Float32Array {
+  const size = e.shape.reduce((a, b) => a * b, 1);
+  if (e.key === 'text_embed.weight' || e.key === 'text_pos_embed') return normalArray(rng, size, 0.02);
+  if (e.key === 'image_pos_embed') return sincos2d(hiddenSize, g.gridH, g.gridW);
+  // as the official init: the eps head starts at zero
+  if (e.transposed) return e.key === 'final_layer.1.weight' ? new Float32Array(size) : xavierUniform(rng, e.shape[0], e.shape[1]);
+  return new Float32Array(size).fill(e.key.endsWith('.weight') ? 1 : 0);
 }
 
 function silu(x: Tensor): Tensor {
@@ -153,6 +137,9 @@ export class MultimodalModel {
   readonly gridW: number;
   readonly headDim: number;
   readonly params: MultimodalParams;
+  /** The parameters' keys, training-layout shapes and storage (./layout), in state-dict order. */
+  private readonly entries: MultimodalParamEntry[];
+  private readonly variables = new Map<string, tf.Variable>();
   private disposed = false;
 
   constructor(config: MultimodalConfig, options: { seed?: number | string } = {}) {
@@ -164,79 +151,37 @@ export class MultimodalModel {
     this.gridH = g.gridH;
     this.gridW = g.gridW;
     this.headDim = g.headDim;
+    this.entries = multimodalParamEntries(config);
     const rng = createRng(options.seed ?? 0);
-    const D = config.hiddenSize;
-    const v = (data: Float32Array, shape: number[]) => {
-      const init = tf.tensor(data, shape);
-      const variable = tf.variable(init, true);
+    for (const e of this.entries) {
+      // tf.variable keeps its own copy: free the initial tensor so dispose() frees all
+      const init = tf.tensor(initialValue(e, rng, g, config.hiddenSize), e.shape);
+      this.variables.set(e.key, tf.variable(init, e.trainable));
       init.dispose();
-      return variable;
-    };
-    const lin = (fanIn: number, fanOut: number, bias = true, zero = false): LinearParams => ({
-      weight: v(zero ? new Float32Array(fanIn * fanOut) : xavierUniform(rng, fanIn, fanOut), [fanIn, fanOut]),
-      bias: bias ? v(new Float32Array(fanOut), [fanOut]) : null,
-    });
-    const ln = (n: number): LayerNormParams => ({ weight: v(new Float32Array(n).fill(1), [n]), bias: v(new Float32Array(n), [n]) });
+    }
+    const v = (key: string) => this.variables.get(key)!;
+    const lin = (prefix: string): LinearParams => ({ weight: v(`${prefix}.weight`), bias: this.variables.get(`${prefix}.bias`) ?? null });
+    const ln = (prefix: string): LayerNormParams => ({ weight: v(`${prefix}.weight`), bias: v(`${prefix}.bias`) });
     this.params = {
-      textEmbed: v(normalArray(rng, config.vocabSize * D, 0.02), [config.vocabSize, D]),
-      textPos: v(normalArray(rng, config.textLength * D, 0.02), [config.textLength, D]),
-      imagePos: v(sincos2d(D, g.gridH, g.gridW), [g.numTokens, D]),
-      xProj: lin(g.tokenDim, D),
-      tMlp0: lin(256, D),
-      tMlp2: lin(D, D),
-      blocks: Array.from({ length: config.depth }, () => ({
-        norm1: ln(D),
-        qkv: lin(D, 3 * D, false),
-        qNorm: ln(g.headDim),
-        kNorm: ln(g.headDim),
-        proj: lin(D, D),
-        norm2: ln(D),
-        fc1: lin(D, g.mlpHidden),
-        fc2: lin(g.mlpHidden, D),
-      })),
-      finalNorm: ln(D),
-      // as the official init: the eps head starts at zero
-      finalLinear: lin(D, g.tokenDim, true, true),
-      lmNorm: ln(D),
-      lmHead: lin(D, config.vocabSize),
+      textEmbed: v('text_embed.weight'),
+      textPos: v('text_pos_embed'),
+      imagePos: v('image_pos_embed'),
+      xProj: lin('x_proj'),
+      tMlp0: lin('t_embedder.mlp.0'),
+      tMlp2: lin('t_embedder.mlp.2'),
+      blocks: Array.from({ length: config.depth }, (_, i) => blockParams(v, `blocks.${i}`)),
+      finalNorm: ln('final_layer.0'),
+      finalLinear: lin('final_layer.1'),
+      lmNorm: ln('lm_head.0'),
+      lmHead: lin('lm_head.1'),
     };
   }
 
   // ---------------------------------------------------------------- parameters
 
+  /** Every weight in {@link multimodalParamEntries} order (./layout: the checkpoint's and the optimizer's order). */
   stateEntries(): MultimodalStateEntry[] {
-    const p = this.params;
-    const out: MultimodalStateEntry[] = [];
-    const add = (key: string, variable: tf.Variable, transposed = false) => out.push({ key, variable, transposed });
-    const addLinear = (prefix: string, l: LinearParams) => {
-      add(`${prefix}.weight`, l.weight, true);
-      if (l.bias) add(`${prefix}.bias`, l.bias);
-    };
-    const addNorm = (prefix: string, n: LayerNormParams) => {
-      add(`${prefix}.weight`, n.weight);
-      add(`${prefix}.bias`, n.bias);
-    };
-    add('text_embed.weight', p.textEmbed);
-    add('text_pos_embed', p.textPos);
-    add('image_pos_embed', p.imagePos);
-    addLinear('x_proj', p.xProj);
-    addLinear('t_embedder.mlp.0', p.tMlp0);
-    addLinear('t_embedder.mlp.2', p.tMlp2);
-    p.blocks.forEach((b, i) => {
-      addNorm(`blocks.${i}.norm1`, b.norm1);
-      addLinear(`blocks.${i}.attn.qkv`, b.qkv);
-      addLinear(`blocks.${i}.attn.proj`, b.proj);
-      addNorm(`blocks.${i}.attn.q_norm`, b.qNorm);
-      addNorm(`blocks.${i}.attn.k_norm`, b.kNorm);
-      addNorm(`blocks.${i}.norm2`, b.norm2);
-      addLinear(`blocks.${i}.mlp.fc1`, b.fc1);
-      addLinear(`blocks.${i}.mlp.fc2`, b.fc2);
-    });
-    addNorm('final_layer.0', p.finalNorm);
-    addLinear('final_layer.1', p.finalLinear);
-    addNorm('lm_head.0', p.lmNorm);
-    addLinear('lm_head.1', p.lmHead);
-    return out;
+    return this.entries.map((e) => ({ key: e.key, variable: this.variables.get(e.key)!, transposed: e.transposed }));
   }
 
   trainableVariables(): tf.Variable[] {

@@ -11,15 +11,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BPETokenizer, fromTokenizerJson, trainBPE } from '@causalfusion/bpe';
+import { BOS_ID, EOS_ID, PAD_ID } from './layout';
 import { CAPTION_WORDS, CaptionedDataset } from './scenes';
+
+export { BOS_ID, EOS_ID, PAD_ID };
 
 export const PAD = '<|pad|>';
 export const BOS = '<|bos|>';
 export const EOS = '<|eos|>';
+/** In id order: PAD_ID, BOS_ID, EOS_ID (./layout). */
 export const SPECIAL_TOKENS = [PAD, BOS, EOS] as const;
-export const PAD_ID = 0;
-export const BOS_ID = 1;
-export const EOS_ID = 2;
 
 /** The shipped tokenizer (trained by {@link trainCaptionTokenizer}; a test checks it is reproducible). */
 export const DEFAULT_TOKENIZER_FILE = path.resolve(__dirname, '..', 'assets', 'tokenizer.json');

@@ -15,8 +15,8 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import type { Rng } from '@causalfusion/rng';
 import { getArWeights, splitIntegerExpDecay } from '@causalfusion/sampler';
 import { AdamW, clipGradNorm } from '@causalfusion/transformer';
+import { textLossMask, textTargets } from './layout';
 import type { MultimodalModel } from './model';
-import { EOS_ID, PAD_ID, BOS_ID } from './text';
 
 export interface MultimodalRecipe {
   /** lambda: weight of the image (diffusion) loss against the text loss (Transfusion uses 5). */
@@ -35,32 +35,6 @@ export interface MultimodalRecipe {
 export const DEFAULT_RECIPE: MultimodalRecipe = {
   lossLambda: 5, captionProb: 0.5, arStepDecay: 0.9, maxArSteps: Infinity, maxArWeight: 2, minArWeight: 1, order: 'random',
 };
-
-/**
- * Which text positions get a loss: position j predicts id j+1, and counts while j+1 is a caption token or
- * the <|eos|>. Rows whose `dropped` flag is set (CFG-dropped captions) get none. [N, T] of 0 / 1.
- */
-export function textLossMask(text: ArrayLike<number>, textLength: number, dropped?: ArrayLike<boolean | number>): Float32Array {
-  const N = text.length / textLength;
-  const mask = new Float32Array(text.length);
-  for (let n = 0; n < N; n++) {
-    if (dropped && dropped[n]) continue;
-    for (let j = 0; j + 1 < textLength; j++) {
-      const next = text[n * textLength + j + 1];
-      if (next === PAD_ID || next === BOS_ID) break;
-      mask[n * textLength + j] = 1;
-      if (next === EOS_ID) break;
-    }
-  }
-  return mask;
-}
-
-/** Next-token targets of caption rows: row shifted left by one (the last position's target is a pad). */
-export function textTargets(text: ArrayLike<number>, textLength: number): Int32Array {
-  const out = new Int32Array(text.length);
-  for (let i = 0; i < text.length; i++) out[i] = (i + 1) % textLength === 0 ? PAD_ID : text[i + 1];
-  return out;
-}
 
 /** Cross-entropy per position of logits [.., V] against integer targets: [positions]. */
 export function crossEntropy(logits: tf.Tensor, targets: Int32Array): tf.Tensor1D {

@@ -31,8 +31,6 @@ export { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO } from './multimodal-
 export type { MultimodalGraphVariant } from './multimodal-train-graph';
 export { OrtMultimodalTrainingSession } from './multimodal-trainer';
 export type { MultimodalLossAndGrads, MultimodalStepInputs, MultimodalTrainingSessionOptions } from './multimodal-trainer';
-export {
-  multimodalParamEntries, multimodalShapeOf, multimodalTextToImageMask, multimodalCaptionMask, multimodalTextLossMask, multimodalTextTargets,
-  maskToBias, MULTIMODAL_PAD_ID, MULTIMODAL_BOS_ID, MULTIMODAL_EOS_ID,
-} from './multimodal-layout';
-export type { MultimodalModelShape, MultimodalParamEntry } from './multimodal-layout';
+// its parameter layout (the tfjs-free `@causalfusion/multimodal/layout` entry), for callers of the session
+export { multimodalParamEntries } from '@causalfusion/multimodal/layout';
+export type { MultimodalModelShape, MultimodalParamEntry } from '@causalfusion/multimodal/layout';

@@ -21,9 +21,11 @@
  * dynamic. ORT has no empty tensors in Gemm, so a step's shape picks one of the variants: text-to-image
  * rows with or without a clean context (one AR step has none), captioning rows or not.
  */
+import {
+  captionMask, maskToBias, multimodalGeometry, multimodalParamEntries, validateMultimodalShape, type MultimodalModelShape,
+} from '@causalfusion/multimodal/layout';
 import { GradGraph } from './autodiff';
 import { attr, FLOAT, INT64, valueInfo } from './graph';
-import { maskToBias, multimodalCaptionMask, multimodalParamEntries, multimodalShapeOf, type MultimodalModelShape } from './multimodal-layout';
 import { TransformerLayers } from './train-graph';
 
 export const MULTIMODAL_TRAIN_IO = {
@@ -72,7 +74,8 @@ const IMAGE_ONLY_PREFIXES = ['t_embedder.', 'final_layer.'];
 /** Build the training graph of a multimodal model for one step shape (serialized ModelProto). */
 export function buildMultimodalTrainingGraph(config: MultimodalModelShape, variant: MultimodalGraphVariant): Uint8Array {
   if (!variant.textToImage && !variant.caption) throw new Error('buildMultimodalTrainingGraph: a step needs text-to-image or captioning rows');
-  const geo = multimodalShapeOf(config);
+  validateMultimodalShape(config);
+  const geo = multimodalGeometry(config);
   const D = config.hiddenSize;
   const T = config.textLength;
   const V = config.vocabSize;
@@ -127,7 +130,7 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
     const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.capText], [attr.int('start', 0), attr.int('end', 1)]));
     const image = gg.addBroadcast(project(io.capImage, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])), 'image_pos_embed', [0], false);
     const S = L + T;
-    const mask = gg.g.constant('cap_mask', maskToBias(multimodalCaptionMask(L, T)), 'float', [S, S]);
+    const mask = gg.g.constant('cap_mask', maskToBias(captionMask(L, T)), 'float', [S, S]);
     const h = runBlocks(gg.concat([image, embedText(io.capText)], 1), layers, mask);
     const [, hText] = gg.split(h, 1, [L, T], 2);
     textLosses.push(textLoss(gg.reshape(hText, [-1, D]), io.capLabels, io.capTextWeights));

@@ -12,11 +12,11 @@
  * ```
  */
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
-import { checkSplitSizes, getArWeights } from '@causalfusion/sampler';
 import {
-  maskToBias, multimodalParamEntries, multimodalShapeOf, multimodalTextLossMask, multimodalTextTargets, multimodalTextToImageMask,
+  maskToBias, multimodalGeometry, multimodalParamEntries, textLossMask, textTargets, textToImageMask, validateMultimodalShape,
   type MultimodalModelShape, type MultimodalParamEntry,
-} from './multimodal-layout';
+} from '@causalfusion/multimodal/layout';
+import { checkSplitSizes, getArWeights } from '@causalfusion/sampler';
 import { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO, type MultimodalGraphVariant } from './multimodal-train-graph';
 
 type Ort = typeof import('onnxruntime-node');
@@ -102,7 +102,7 @@ export class OrtMultimodalTrainingSession {
   }
 
   static async create(config: MultimodalModelShape, options: MultimodalTrainingSessionOptions = {}): Promise<OrtMultimodalTrainingSession> {
-    multimodalShapeOf(config); // validates
+    validateMultimodalShape(config);
     const ort = require('onnxruntime-node') as Ort;
     const sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions = {
       graphOptimizationLevel: 'all',
@@ -131,7 +131,7 @@ export class OrtMultimodalTrainingSession {
    */
   async lossAndGrads(params: ArrayLike<Float32Array>, step: MultimodalStepInputs): Promise<MultimodalLossAndGrads> {
     const c = this.config;
-    const geo = multimodalShapeOf(c);
+    const geo = multimodalGeometry(c);
     const L = geo.numTokens;
     const d = geo.tokenDim;
     const T = c.textLength;
@@ -211,7 +211,7 @@ export class OrtMultimodalTrainingSession {
       const S = T + Lc + L;
       const arWeights = getArWeights(splitSizes, recipe.maxArWeight, recipe.minArWeight, 'linear');
       const elements = G * per;
-      t2iTextMask = multimodalTextLossMask(text, T, dropped);
+      t2iTextMask = textLossMask(text, T, dropped);
       feeds[io.t2iText] = new Tensor('int64', toInt64(text), [G, T]);
       feeds[io.t2iTimestep] = new Tensor('float32', Float32Array.from(t), [G]);
       feeds[io.t2iNoised] = new Tensor('float32', noisedShuf, [G, L, d]);
@@ -220,10 +220,10 @@ export class OrtMultimodalTrainingSession {
         feeds[io.t2iClean] = new Tensor('float32', cleanShuf, [G, Lc, d]);
         feeds[io.t2iCleanPositions] = new Tensor('int64', cleanPos, [G, Lc]);
       }
-      feeds[io.t2iMask] = new Tensor('float32', maskToBias(multimodalTextToImageMask(T, L, splitSizes)), [S, S]);
+      feeds[io.t2iMask] = new Tensor('float32', maskToBias(textToImageMask(T, L, splitSizes)), [S, S]);
       feeds[io.t2iTarget] = new Tensor('float32', noiseShuf, [G, L, d]);
       feeds[io.t2iImageWeights] = new Tensor('float32', Float32Array.from(arWeights, (w) => w / elements), [1, L, 1]);
-      feeds[io.t2iLabels] = new Tensor('int64', toInt64(multimodalTextTargets(text, T)), [G, T]);
+      feeds[io.t2iLabels] = new Tensor('int64', toInt64(textTargets(text, T)), [G, T]);
       feeds[io.lossLambda] = new Tensor('float32', Float32Array.of(recipe.lossLambda), []);
       textCount += t2iTextMask.reduce((a, b) => a + b, 0);
     }
@@ -235,10 +235,10 @@ export class OrtMultimodalTrainingSession {
         for (let j = 0; j < T; j++) text[i * T + j] = batch.text[n * T + j];
         for (let k = 0; k < per; k++) image[i * per + k] = batch.tokens[n * per + k];
       });
-      capTextMask = multimodalTextLossMask(text, T);
+      capTextMask = textLossMask(text, T);
       feeds[io.capImage] = new Tensor('float32', image, [M, L, d]);
       feeds[io.capText] = new Tensor('int64', toInt64(text), [M, T]);
-      feeds[io.capLabels] = new Tensor('int64', toInt64(multimodalTextTargets(text, T)), [M, T]);
+      feeds[io.capLabels] = new Tensor('int64', toInt64(textTargets(text, T)), [M, T]);
       textCount += capTextMask.reduce((a, b) => a + b, 0);
     }
     // L_text averages over the masked positions of both orders

@@ -13,7 +13,7 @@ export type { ModelConfig, PresetName, TrainingEntry } from './config';
 export { prepareTrainingTokens } from './tokens';
 export { initialWeights } from './init';
 export type { PreparedTokens, TrainingShard } from './tokens';
-export { CausalDiffusionModel, KVCache, patchify, unpatchify, transformerBlock, embeddingRows } from './model';
+export { blockParams, CausalDiffusionModel, KVCache, patchify, unpatchify, transformerBlock, embeddingRows } from './model';
 export type {
   BlockDims,
   BlockParams,

@@ -155,6 +155,25 @@ export function embeddingRows(table: tf.Variable, ids: Int32Array, differentiabl
   return matMul(tf.tensor2d(oneHot, [ids.length, rows]), table);
 }
 
+/**
+ * A block's parameters from its variables by official key (`<prefix>.norm1.weight`, `<prefix>.attn.qkv.weight`,
+ * ...; qkv has no bias): the block layout every model built from these blocks shares.
+ */
+export function blockParams(variable: (key: string) => tf.Variable, prefix: string): BlockParams {
+  const lin = (p: string, bias = true): LinearParams => ({ weight: variable(`${p}.weight`), bias: bias ? variable(`${p}.bias`) : null });
+  const ln = (p: string): LayerNormParams => ({ weight: variable(`${p}.weight`), bias: variable(`${p}.bias`) });
+  return {
+    norm1: ln(`${prefix}.norm1`),
+    qkv: lin(`${prefix}.attn.qkv`, false),
+    qNorm: ln(`${prefix}.attn.q_norm`),
+    kNorm: ln(`${prefix}.attn.k_norm`),
+    proj: lin(`${prefix}.attn.proj`),
+    norm2: ln(`${prefix}.norm2`),
+    fc1: lin(`${prefix}.mlp.fc1`),
+    fc2: lin(`${prefix}.mlp.fc2`),
+  };
+}
+
 /** The sizes a block needs: N sequences of S tokens, width D in H heads. */
 export interface BlockDims {
   N: number;
@@ -251,16 +270,7 @@ export class CausalDiffusionModel {
       tMlp0: lin('t_embedder.mlp.0'),
       tMlp2: lin('t_embedder.mlp.2'),
       labelTable: v('y_embedder.embedding_table.weight'),
-      blocks: Array.from({ length: config.depth }, (_, i) => ({
-        norm1: ln(`blocks.${i}.norm1`),
-        qkv: lin(`blocks.${i}.attn.qkv`, false),
-        qNorm: ln(`blocks.${i}.attn.q_norm`),
-        kNorm: ln(`blocks.${i}.attn.k_norm`),
-        proj: lin(`blocks.${i}.attn.proj`),
-        norm2: ln(`blocks.${i}.norm2`),
-        fc1: lin(`blocks.${i}.mlp.fc1`),
-        fc2: lin(`blocks.${i}.mlp.fc2`),
-      })),
+      blocks: Array.from({ length: config.depth }, (_, i) => blockParams(v, `blocks.${i}`)),
       finalNorm: ln('final_layer.0'),
       finalLinear: lin('final_layer.1'),
     };

@@ -1,21 +1,20 @@
 /**
- * The multimodal training step on onnxruntime (@causalfusion/onnx's OrtMultimodalTrainingSession) against
- * the tfjs one (multimodalLosses under tf.variableGrads): a tiny model with random weights, a batch with
- * both orders, a CFG-dropped caption, and AR splits with and without a clean context. The loss (and its
- * text / image parts) and every parameter's gradient must agree; so must the tfjs-free copies of the
- * parameter layout, the masks and the text-loss rules that the ONNX side uses.
+ * The multimodal training step on onnxruntime (OrtMultimodalTrainingSession) against the tfjs one of
+ * @causalfusion/multimodal (multimodalLosses under tf.variableGrads): a tiny model with random weights, a
+ * batch with both orders, a CFG-dropped caption, and AR splits with and without a clean context. The loss
+ * (and its text / image parts) and every parameter's gradient must agree. Both sides take the parameter
+ * layout, the masks and the text-loss rules from `@causalfusion/multimodal/layout`.
  */
-// first: onnxruntime's typed arrays and this test realm's must be the same constructors
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
-  multimodalCaptionMask, multimodalParamEntries, multimodalTextLossMask, multimodalTextTargets, multimodalTextToImageMask,
-  OrtMultimodalTrainingSession, type MultimodalLossAndGrads,
-} from '@causalfusion/onnx';
+  BOS_ID, EOS_ID, initBackend, MultimodalModel, multimodalLosses, PAD_ID, tf,
+  type MultimodalBatch, type MultimodalConfig, type MultimodalRandomness,
+} from '@causalfusion/multimodal';
 import { createRng } from '@causalfusion/rng';
-import {
-  BOS_ID, captionMask, EOS_ID, initBackend, MultimodalConfig, MultimodalModel, multimodalLosses, PAD_ID, textLossMask, textTargets,
-  textToImageMask, tf, type MultimodalBatch, type MultimodalRandomness,
-} from './index';
+import { OrtMultimodalTrainingSession, type MultimodalLossAndGrads } from './multimodal-trainer';
 
 jest.setTimeout(60_000);
 
@@ -149,21 +148,22 @@ function expectParity(name: string, c: Comparison, expectRoundoff = true): void 
   if (expectRoundoff) expect(c.roundoff).toEqual(['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias']);
 }
 
-describe('the ONNX side restates the multimodal layout and rules exactly', () => {
-  it('parameter keys, order, training-layout shapes and transposition', () => {
-    const ours = multimodalParamEntries(CONFIG);
-    const theirs = model.stateEntries();
-    expect(ours.map((e) => [e.key, e.shape, e.transposed, e.trainable])).toEqual(theirs.map((e) => [e.key, [...e.variable.shape], e.transposed, e.variable.trainable]));
+describe('the session and the tfjs model hold the same parameters', () => {
+  it('keys, order, training-layout shapes, transposition and trainability', () => {
+    expect(session.entries.map((e) => [e.key, e.shape, e.transposed, e.trainable])).toEqual(
+      model.stateEntries().map((e) => [e.key, [...e.variable.shape], e.transposed, e.variable.trainable]),
+    );
   });
+});
 
-  it('masks, text-loss mask and next-token targets', () => {
-    for (const split of [[16], [4, 7, 5], [1, 1, 14]]) expect(multimodalTextToImageMask(T, L, split)).toEqual(textToImageMask(T, L, split));
-    expect(multimodalCaptionMask(L, T)).toEqual(captionMask(L, T));
-    const text = captionRows([3, 6, 1, 4, 2, 5], 5);
-    const dropped = [0, 1, 0, 0, 1, 0];
-    expect(multimodalTextLossMask(text, T, dropped)).toEqual(textLossMask(text, T, dropped));
-    expect(multimodalTextLossMask(text, T)).toEqual(textLossMask(text, T));
-    expect(multimodalTextTargets(text, T)).toEqual(textTargets(text, T));
+describe('this package takes the multimodal rules from the tfjs-free @causalfusion/multimodal/layout', () => {
+  it('its built entry (OrtMultimodalTrainingSession included) loads without tfjs', () => {
+    const entry = path.resolve(__dirname, '..', 'dist', 'index.js');
+    if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: build the package first (pnpm turbo run build --filter @causalfusion/onnx)`);
+    const script = `const m = require(${JSON.stringify(entry)});
+const loaded = Object.keys(require.cache).filter((f) => /@tensorflow/.test(f));
+process.stdout.write(JSON.stringify({ loaded, session: typeof m.OrtMultimodalTrainingSession }));`;
+    expect(JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }))).toEqual({ loaded: [], session: 'function' });
   });
 });
 

@@ -8,7 +8,7 @@
  * `safetensors.torch.load_file` reads what we write and official PyTorch weights load here.
  */
 import * as fs from 'fs';
-import * as path from 'path';
+import { writeFileAtomic } from './files';
 
 export interface NamedTensor {
   shape: number[];
@@ -23,7 +23,8 @@ export interface SafetensorsContent {
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
 
-function halfToFloat(h: number): number {
+/** An IEEE half-precision value (its 16 bits) as a number. */
+export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;
@@ -32,42 +33,86 @@ function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** Parse safetensors bytes. `source` names the file in error messages. */
+/** The reference implementation's limit on the JSON header (huggingface/safetensors MAX_HEADER_SIZE). */
+const MAX_HEADER_BYTES = 100_000_000;
+
+const isIndex = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+
+/**
+ * Parse safetensors bytes. `source` names the file in error messages. As the reference implementation,
+ * the header must be a UTF-8 JSON object of at most 100 MB, shapes and offsets non-negative integers,
+ * `__metadata__` a map of strings, and the tensors must tile the data area exactly (no gaps, overlaps
+ * or trailing bytes); anything else is an Error naming the file and the problem.
+ */
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsContent {
   const fail = (why: string): never => {
     throw new Error(`${source} is not a valid safetensors file: ${why}`);
   };
   if (bytes.length < 8) fail(`only ${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.length - 8) {
-    fail(`header length ${headerLength} exceeds the file size ${bytes.length} (a PyTorch .pt file? convert it to safetensors first)`);
+  const headerLength64 = view.getBigUint64(0, true);
+  if (headerLength64 > BigInt(bytes.length - 8)) {
+    fail(`header length ${headerLength64} exceeds the file size ${bytes.length} (a PyTorch .pt file? convert it to safetensors first)`);
   }
-  let header: Record<string, unknown>;
+  const headerLength = Number(headerLength64);
+  if (headerLength > MAX_HEADER_BYTES) fail(`header length ${headerLength} is over the format's limit of ${MAX_HEADER_BYTES} bytes`);
+  let text = '';
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, unknown>;
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength));
+  } catch {
+    fail('the header is not valid UTF-8');
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
   } catch (err) {
     return fail(`the header is not JSON (${(err as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    fail(`the header is ${Array.isArray(header) ? 'an array' : JSON.stringify(header)}, not a JSON object`);
   }
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const scratch = new DataView(new ArrayBuffer(4));
-  const tensors = new Map<string, NamedTensor>();
+  const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number; numel: number }[] = [];
   let metadata: Record<string, string> = {};
-  for (const [name, value] of Object.entries(header)) {
+  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      metadata = (value ?? {}) as Record<string, string>;
+      if (value === null) continue;
+      if (typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+        fail(`__metadata__ must map names to strings, got ${JSON.stringify(value).slice(0, 80)}`);
+      }
+      metadata = value as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: offsets } = (value ?? {}) as { dtype?: string; shape?: number[]; data_offsets?: number[] };
-    const bytesPer = DTYPE_BYTES[dtype ?? ''];
-    if (!bytesPer) fail(`tensor "${name}" has dtype ${dtype}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
-    if (!Array.isArray(shape) || !Array.isArray(offsets) || offsets.length !== 2) fail(`tensor "${name}" lacks shape or data_offsets`);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      fail(`tensor "${name}" is ${JSON.stringify(value).slice(0, 80)}, not {dtype, shape, data_offsets}`);
+    }
+    const { dtype, shape, data_offsets: offsets } = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const bytesPer = typeof dtype === 'string' && Object.hasOwn(DTYPE_BYTES, dtype) ? DTYPE_BYTES[dtype] : 0;
+    if (!bytesPer) fail(`tensor "${name}" has dtype ${typeof dtype === 'string' ? dtype : JSON.stringify(dtype)}; supported: ${Object.keys(DTYPE_BYTES).join(', ')}`);
+    if (!Array.isArray(shape) || !shape.every(isIndex)) fail(`tensor "${name}" has shape ${JSON.stringify(shape)}; expected a list of non-negative integers`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
+      fail(`tensor "${name}" has data_offsets ${JSON.stringify(offsets)}; expected [begin, end], non-negative integers`);
+    }
     const [begin, end] = offsets as [number, number];
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (end - begin !== numel * bytesPer || begin < 0 || end > dataLength) {
+    if (end - begin !== numel * bytesPer || end > dataLength) {
       fail(`tensor "${name}" (${dtype} [${shape}]) has data_offsets [${begin}, ${end}] but ${dataLength} data bytes`);
     }
+    entries.push({ name, dtype: dtype as string, shape: shape as number[], begin, end, numel });
+  }
+  // The tensors must tile the data area: sorted by offsets, each starts where the previous one ends.
+  let covered = 0;
+  for (const e of [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end)) {
+    if (e.begin !== covered) {
+      fail(`tensor "${e.name}" starts at data byte ${e.begin} but the tensors before it end at ${covered}; tensors must not overlap or leave gaps`);
+    }
+    covered = e.end;
+  }
+  if (covered !== dataLength) fail(`the tensors cover ${covered} of the ${dataLength} data bytes`);
+  const tensors = new Map<string, NamedTensor>();
+  for (const { name, dtype, shape, begin, numel } of entries) {
     const data = new Float32Array(numel);
     const base = dataStart + begin;
     if (dtype === 'F32') {
@@ -83,7 +128,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
         data[i] = scratch.getFloat32(0);
       }
     }
-    tensors.set(name, { shape: [...(shape as number[])], data });
+    tensors.set(name, { shape: [...shape], data });
   }
   return { tensors, metadata };
 }
@@ -130,22 +175,8 @@ export function readSafetensors(file: string): SafetensorsContent {
   return parseSafetensors(bytes, file);
 }
 
-/**
- * Write any bytes atomically: to a temporary file beside the target, flushed, then renamed over it,
- * so an interrupted write never leaves a half-written file behind.
- */
-export function writeFileAtomic(file: string, data: Uint8Array | string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
+// Output folders and atomic writes (temporary file + rename), shared by every tool that writes.
+export { copyFileAtomic, makeDirs, OutputPathError, writeAll, writeFileAtomic, writeFileAtomicWith } from './files';
 
 /** Write float32 tensors to a safetensors file, atomically. */
 export function writeSafetensors(

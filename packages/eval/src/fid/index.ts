@@ -1,6 +1,7 @@
 export type { RgbImage, FeatureBatch, FeatureExtractor } from './extractor';
 export { frechetDistance, type GaussianStats, type FrechetOptions, type FrechetResult } from './frechet';
-export { FeatureStatistics, statisticsOf } from './statistics';
+export { FeatureStatistics, mergePartials, statisticsOf, type PartialStatistics } from './statistics';
+export { readPartialNpz, savePartialNpz } from './partial';
 export { readNpz, writeNpz, parseNpy, encodeNpy, saveStatsNpz, statsFromNpzArrays, type NpyArray, type NpyDtype } from './npz';
 export { preprocessInception } from './preprocess';
 export { listImageFiles, decodeImage, IMAGE_EXTENSIONS } from './images';

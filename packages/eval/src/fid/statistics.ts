@@ -66,6 +66,34 @@ export class FeatureStatistics {
     this.n = total;
   }
 
+  /**
+   * The running sums as they are (count, mean, sum of centred outer products): what a shard of a sharded
+   * evaluation writes, to be merged exactly with the other shards' ({@link merge}).
+   */
+  partial(): PartialStatistics {
+    return { dim: this.dim, count: this.n, mean: Float64Array.from(this.mean), m2: Float64Array.from(this.m2) };
+  }
+
+  /** Add another accumulator's rows, given as its {@link partial} (Chan et al.'s pairwise update, float64). */
+  merge(other: PartialStatistics): void {
+    const d = this.dim;
+    if (other.dim !== d || other.mean.length !== d || other.m2.length !== d * d) {
+      throw new Error(`cannot merge statistics of dimension ${other.dim} into dimension ${d}; the shards used different feature extractors`);
+    }
+    if (!Number.isSafeInteger(other.count) || other.count < 0) throw new Error(`a partial statistics count must be a non-negative integer, got ${other.count}`);
+    if (other.count === 0) return;
+    const na = this.n;
+    const nb = other.count;
+    const total = na + nb;
+    const f = (na * nb) / total;
+    for (let j = 0; j < d; j++) {
+      const dj = other.mean[j] - this.mean[j];
+      for (let k = 0; k < d; k++) this.m2[j * d + k] += other.m2[j * d + k] + f * dj * (other.mean[k] - this.mean[k]);
+    }
+    for (let j = 0; j < d; j++) this.mean[j] += ((other.mean[j] - this.mean[j]) * nb) / total;
+    this.n = total;
+  }
+
   /** Mean and unbiased covariance (like np.cov); needs at least 2 rows. */
   toStats(): GaussianStats {
     if (this.n < 2) {
@@ -75,6 +103,22 @@ export class FeatureStatistics {
     for (let i = 0; i < sigma.length; i++) sigma[i] = this.m2[i] / (this.n - 1);
     return { mu: Float64Array.from(this.mean), sigma, dim: this.dim };
   }
+}
+
+/** The running sums of a FeatureStatistics: count, mean and the sum of centred outer products, float64. */
+export interface PartialStatistics {
+  dim: number;
+  count: number;
+  mean: Float64Array;
+  m2: Float64Array;
+}
+
+/** Merge the partial statistics of shards (in the order given) into one accumulator. */
+export function mergePartials(parts: PartialStatistics[]): FeatureStatistics {
+  if (parts.length === 0) throw new Error('no partial statistics to merge');
+  const acc = new FeatureStatistics(parts[0].dim, { backend: 'js' });
+  for (const p of parts) acc.merge(p);
+  return acc;
 }
 
 /** Statistics of a whole feature matrix (rows = samples). */

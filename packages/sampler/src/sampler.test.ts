@@ -282,6 +282,21 @@ describe('cost: S_eval = 8 evaluates as many noised tokens as S_eval = 1', () =>
 
 describe('options', () => {
   const diffusion = createDiffusion({ respacing: '5' });
+  it('rowSeeds: a sample is the same alone, in a shard or in the whole batch (random order, CFG)', async () => {
+    const opts = { arSteps: 2, diffusion, order: 'random' as const, cfgScale: 2 };
+    const seeds = ['s:0', 's:1', 's:2', 's:3'];
+    const whole = await sample(new GaussianDenoiser(), { ...opts, conditions: [0, 1, 0, 1], rowSeeds: seeds });
+    const first = await sample(new GaussianDenoiser(), { ...opts, conditions: [0, 1], rowSeeds: seeds.slice(0, 2) });
+    const last = await sample(new GaussianDenoiser(), { ...opts, conditions: [1], rowSeeds: seeds.slice(3) });
+    const per = whole.tokens.length / 4;
+    expect(Array.from(first.tokens)).toEqual(Array.from(whole.tokens.subarray(0, 2 * per)));
+    expect(Array.from(last.tokens)).toEqual(Array.from(whole.tokens.subarray(3 * per)));
+    // and differs from one shared stream
+    const shared = await sample(new GaussianDenoiser(), { ...opts, conditions: [0, 1, 0, 1], seed: 's:0' });
+    expect(Array.from(shared.tokens)).not.toEqual(Array.from(whole.tokens));
+    await expect(sample(new GaussianDenoiser(), { ...opts, conditions: [0, 1], rowSeeds: seeds })).rejects.toThrow(/rowSeeds: got 4 seeds for a batch of 2/);
+  });
+
   it('is reproducible from the seed, reports progress and returns intermediates', async () => {
     const progress: string[] = [];
     const a = await sample(new GaussianDenoiser(), {

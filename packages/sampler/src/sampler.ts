@@ -75,6 +75,12 @@ export interface SampleOptions<C> {
   /** Seed (or a generator) for the noise and the random order. Default seed 0. */
   seed?: Seed;
   rng?: Rng;
+  /**
+   * One seed per sample instead: sample b's random order and all of its noise come from its own stream,
+   * so a sample does not depend on which other samples share its batch (sharded sampling: the same
+   * image whether it is drawn alone, in a shard or in the whole batch). Overrides `seed` / `rng`.
+   */
+  rowSeeds?: ReadonlyArray<Seed>;
   /** Called after each diffusion step. */
   onProgress?: (progress: SampleProgress) => void;
   /** Record x0 predictions on the full canvas, every step (`true`) or every `every` steps. */
@@ -142,15 +148,54 @@ function gridOf(L: number, grid?: [number, number]): [number, number] {
   return [side, side];
 }
 
+/**
+ * Where a batch's random numbers come from: one stream for the batch (drawn row after row), or one
+ * stream per row. `normals(perRow)` draws perRow values for each of the B rows, in row order.
+ */
+class BatchRandomness {
+  constructor(
+    private readonly shared: Rng | null,
+    private readonly rows: Rng[] | null,
+  ) {}
+
+  static of(options: { seed?: Seed; rng?: Rng; rowSeeds?: ReadonlyArray<Seed> }, B: number): BatchRandomness {
+    if (options.rowSeeds) {
+      if (options.rowSeeds.length !== B) throw new RangeError(`rowSeeds: got ${options.rowSeeds.length} seeds for a batch of ${B}`);
+      return new BatchRandomness(null, options.rowSeeds.map((s) => createRng(s)));
+    }
+    return new BatchRandomness(options.rng ?? createRng(options.seed ?? 0), null);
+  }
+
+  /** The stream of row b's random order. */
+  forRow(b: number): Rng {
+    return this.rows ? this.rows[b] : this.shared!;
+  }
+
+  normals(B: number, perRow: number): Float64Array {
+    if (!this.rows) return this.shared!.normalArray(B * perRow);
+    const out = new Float64Array(B * perRow);
+    this.rows.forEach((r, b) => r.fillNormal(out.subarray(b * perRow, (b + 1) * perRow)));
+    return out;
+  }
+
+  /** A normal source for one diffusion step over B rows of perRow values (draws routed to each row's stream). */
+  stepSource(perRow: number): { normal(): number } {
+    if (!this.rows) return this.shared!;
+    const rows = this.rows;
+    let i = 0;
+    return { normal: () => rows[Math.floor(i++ / perRow)].normal() };
+  }
+}
+
 /** The per-sample orders (full permutations of 0..L-1). */
-function resolveOrders<C>(options: SampleOptions<C>, L: number, B: number, rng: Rng): Int32Array[] {
+function resolveOrders<C>(options: SampleOptions<C>, L: number, B: number, random: BatchRandomness): Int32Array[] {
   const order = options.order ?? 'raster';
   if (typeof order === 'string') {
     const [h, w] = gridOf(L, options.grid);
-    const opts = { blockSize: options.blockSize, dilation: options.dilation, rng };
+    const opts = (b: number) => ({ blockSize: options.blockSize, dilation: options.dilation, rng: random.forRow(b) });
     // A random order is drawn per sample; the others are the same for every sample.
-    if (order === 'random') return Array.from({ length: B }, () => tokenOrder(order, h, w, opts));
-    const shared = tokenOrder(order, h, w, opts);
+    if (order === 'random') return Array.from({ length: B }, (_, b) => tokenOrder(order, h, w, opts(b)));
+    const shared = tokenOrder(order, h, w, opts(0));
     return Array.from({ length: B }, () => shared);
   }
   if (order instanceof Int32Array) {
@@ -177,13 +222,13 @@ async function generate<C>(
   const [lo, hi] = options.cfgInterval ?? [0, 1000];
   if (!(lo <= hi)) throw new RangeError(`cfg interval [${lo}, ${hi}] is empty; lo must be <= hi`);
   const guided = cfgScale !== 1;
-  const rng = options.rng ?? createRng(options.seed ?? 0);
+  const random = BatchRandomness.of(options, B);
   const diffusion = options.diffusion ?? createDiffusion({ respacing: '250' });
   const method = options.method ?? 'ddpm';
   const every = options.intermediates === true ? 1 : options.intermediates ? options.intermediates.every : 0;
 
   // Which tokens to generate, in generation order, per sample.
-  const fullOrders = resolveOrders(options, L, B, rng);
+  const fullOrders = resolveOrders(options, L, B, random);
   const genOrders = fullOrders.map((o) => Int32Array.from(o).filter((p) => region[p] === 1));
   const G = genOrders[0].length;
   const splitSizes = options.splitSizes ? Array.from(options.splitSizes) : equalSplits(G, options.arSteps ?? 1);
@@ -234,7 +279,7 @@ async function generate<C>(
       const n = splitSizes[k];
       const stepOrders = genOrders.map((o) => o.subarray(bounds[k], bounds[k + 1]));
       const positions = positionsFor(stepOrders, n);
-      let x = rng.normalArray(B * n * D); // x_T for this AR step's tokens
+      let x = random.normals(B, n * D); // x_T for this AR step's tokens
       let x0: Float64Array = x;
       for (let s = 0; s < steps.length; s++) {
         const t = steps[s];
@@ -246,7 +291,7 @@ async function generate<C>(
           throw new RangeError(`the denoiser returned ${out.length} eps values, expected ${rows * n * D} (${rows} rows x ${n} tokens x ${D})`);
         }
         const eps = combineGuidance(out, B * n * D, guided && modelT >= lo && modelT < hi ? cfgScale : null);
-        const next = diffusion.step(eps, t, x, rng, { method, eta: options.eta, clipDenoised: options.clipDenoised });
+        const next = diffusion.step(eps, t, x, random.stepSource(n * D), { method, eta: options.eta, clipDenoised: options.clipDenoised });
         x = next.prevSample;
         x0 = next.predXStart;
         if (every && (s % every === every - 1 || s === steps.length - 1)) {

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { OutputPathError } from '@causalfusion/safetensors';
 
 /** An error the user can fix (bad flag, missing file, wrong shape): printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -7,8 +8,8 @@ export class UsageError extends Error {
 
 /**
  * Run a program. Errors become one line on stderr: `error: <message>`. Problems with the input
- * (UsageError, and the RangeError/TypeError our packages throw for bad options) exit with 2, anything
- * else with 1. Set CAUSALFUSION_DEBUG=1 to see the stack trace.
+ * (UsageError, the RangeError/TypeError our packages throw for bad options, and an OutputPathError: an
+ * output folder or file that cannot be created or written) exit with 2, anything else with 1. Set CAUSALFUSION_DEBUG=1 to see the stack trace.
  */
 export async function runMain(program: Command, argv: string[]): Promise<void> {
   try {
@@ -22,7 +23,7 @@ export async function runMain(program: Command, argv: string[]): Promise<void> {
     const err = e instanceof Error ? e : new Error(String(e));
     console.error(`error: ${err.message}`);
     if (process.env.CAUSALFUSION_DEBUG) console.error(err.stack);
-    const isInputProblem = err instanceof UsageError || err instanceof RangeError || err instanceof TypeError;
+    const isInputProblem = err instanceof UsageError || err instanceof RangeError || err instanceof TypeError || err instanceof OutputPathError;
     process.exitCode = isInputProblem ? 2 : 1;
   }
 }

@@ -6,10 +6,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
+import { makeDirs } from '@causalfusion/safetensors';
 import { ORDER_NAMES, type Intermediate, type OrderName, type SampleOptions, type SampleProgress } from '@causalfusion/sampler';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { UsageError } from './errors';
-import { defaultZoom, writeGrid } from './images';
+import { boundedInt, LIMITS } from './limits';
+import { defaultZoom, gridSize, writeGrid, writeImageGrid } from './images';
+import { checkImageOut, checkOutDir } from './outputs';
 import type { ModelFolder } from './model';
 
 /** The flags as commander hands them over (strings, parsed and checked by {@link parseSamplingFlags}). */
@@ -68,10 +71,14 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got '${value}'`);
-  return n;
+/** The images one call draws (classes x --num), against {@link LIMITS.images}. */
+export function checkImageCount(classes: number, num: number): void {
+  if (classes * num > LIMITS.images) {
+    throw new UsageError(
+      `--num: ${classes} classes x ${num} images = ${classes * num} images, over the limit of ${LIMITS.images} per call; ` +
+        'run several calls with different --seed values',
+    );
+  }
 }
 
 export interface SamplingSettings {
@@ -95,9 +102,10 @@ export function parseSamplingFlags(
   pixels = true,
   defaultCfg = DEFAULT_CFG,
 ): SamplingSettings {
-  const num = positiveInt(flags.num, '--num');
-  const zoom = flags.zoom === undefined ? defaultZoom(config.inputSize) : positiveInt(flags.zoom, '--zoom');
-  const arSteps = positiveInt(flags.arSteps, '--ar-steps');
+  const num = boundedInt(flags.num, '--num', LIMITS.images, `a call draws at most ${LIMITS.images} images (classes x --num); run several calls with different --seed values`);
+  const zoom = flags.zoom === undefined ? defaultZoom(config.inputSize) : boundedInt(flags.zoom, '--zoom', LIMITS.zoom);
+  // at most the tokens to generate (checked below, with a message that says how many there are)
+  const arSteps = boundedInt(flags.arSteps, '--ar-steps', Number.MAX_SAFE_INTEGER);
   if (arSteps > numTokensToGenerate) {
     throw new UsageError(`--ar-steps: ${arSteps} AR steps for ${numTokensToGenerate} tokens to generate; use 1 to ${numTokensToGenerate}`);
   }
@@ -184,7 +192,7 @@ export async function writeProgressFrames(
   cols: number,
   zoom = 1,
 ): Promise<string[]> {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const { imageSize, channels } = folder.tokenizer;
   const width = String(frames.length).length;
   const files: string[] = [];
@@ -194,6 +202,31 @@ export async function writeProgressFrames(
     files.push(file);
   }
   return files;
+}
+
+/** The written grid's cells when they are not the model's images as decoded (edit: the input's size). */
+export interface GridOutput {
+  /** The decoded images (model size) -> the cells, `width` x `height` each. */
+  images(decoded: Uint8Array): Uint8Array;
+  width: number;
+  height: number;
+  zoom: number;
+}
+
+/**
+ * Check `--out` (format, place, size of the grid) and `--progress-frames` (a folder) before any work: the
+ * grid holds `count` cells of `cellWidth` x `cellHeight`, `cols` a row, enlarged `zoom` times.
+ */
+export function checkSamplingOutputs(
+  flags: Pick<SamplingFlags, 'out' | 'progressFrames'>,
+  count: number,
+  cols: number,
+  cellWidth: number,
+  cellHeight: number,
+  zoom: number,
+): void {
+  checkImageOut(flags.out, '--out', gridSize(count, cols, cellWidth, cellHeight, zoom));
+  if (flags.progressFrames !== undefined) checkOutDir(flags.progressFrames, '--progress-frames');
 }
 
 /**
@@ -206,10 +239,14 @@ export async function writeResults(
   flags: Pick<SamplingFlags, 'out' | 'progressFrames'>,
   count: number,
   settings: Pick<SamplingSettings, 'num' | 'zoom'>,
+  output?: GridOutput,
 ): Promise<void> {
   const { imageSize, channels } = folder.tokenizer;
   try {
-    await writeGrid(flags.out, await folder.tokenizer.decode(result.tokens), count, settings.num, imageSize, channels, settings.zoom);
+    const decoded = await folder.tokenizer.decode(result.tokens);
+    if (output) {
+      await writeImageGrid(flags.out, output.images(decoded), count, settings.num, output.width, output.height, channels, output.zoom);
+    } else await writeGrid(flags.out, decoded, count, settings.num, imageSize, channels, settings.zoom);
     if (flags.progressFrames) {
       const files = await writeProgressFrames(flags.progressFrames, result.intermediates ?? [], folder, count, settings.num, settings.zoom);
       console.log(`wrote ${files.length} progress frames (one per AR step) to ${flags.progressFrames}`);

@@ -15,6 +15,7 @@ import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/onnx';
 import { configFromJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
 import type { CausalDiffusionModel } from '@causalfusion/transformer';
 import { UsageError } from './errors';
+import { boundedInt, LIMITS } from './limits';
 
 export const META_FILE = 'meta.json';
 
@@ -312,12 +313,8 @@ export function parseRuntimeFlags(flags: RuntimeFlags): RuntimeSettings {
   const device = (flags.device ?? 'cpu') as 'cpu' | 'cuda';
   if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device: expected cpu or cuda, got '${flags.device}'`);
   if (device === 'cuda' && runtime !== 'ort') throw new UsageError('--device cuda needs --runtime ort (tfjs runs on its backend; see --backend)');
-  const count = (value: string | undefined, flag: string, fallback: number): number => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got '${value}'`);
-    return n;
-  };
+  const count = (value: string | undefined, flag: string, fallback: number): number =>
+    value === undefined ? fallback : boundedInt(value, flag, LIMITS.threads);
   const threads = count(flags.threads, '--threads', Math.min(os.availableParallelism(), 4));
   const workers = count(flags.workers, '--workers', device === 'cuda' ? 1 : threads);
   if (flags.workers !== undefined && runtime !== 'ort') throw new UsageError('--workers splits the rows over onnxruntimes; it needs --runtime ort');

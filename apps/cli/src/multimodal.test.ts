@@ -51,6 +51,37 @@ describe('causalfusion generate / caption (tiny random model)', () => {
     expect(s2.stdout).toBe(s1.stdout);
   });
 
+  it('caption reads what generate writes: the zoomed grid (a caption per cell, with its index) and a zoomed --num 1 image', async () => {
+    const generate = (extra: string[], out: string) => {
+      const r = runCli(['generate', '--model', model, '--prompt', 'a small 3 to the left of a large 1', '--ar-steps', '2', '--steps', '3', ...extra, '--out', out]);
+      expect({ status: r.status, error: r.status ? r.stderr : '' }).toEqual({ status: 0, error: '' });
+      return out;
+    };
+    const caption = (file: string) => {
+      const r = runCli(['caption', '--model', model, '--input', file]);
+      expect({ status: r.status, error: r.status ? r.stderr : '' }).toEqual({ status: 0, error: '' });
+      return r;
+    };
+    // generate's defaults: zoom 2
+    const grid = generate(['--num', '2'], path.join(tmp, 'grid.png'));
+    expect(await readGray(grid)).toMatchObject({ width: 2 * 64, height: 32 });
+    const r = caption(grid);
+    expect(r.stderr).toMatch(/^note: --input: .*grid\.png is a row of 2 32x16 images at zoom 2, reduced 2x by block averaging$/m);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.map((l) => l.replace(/: .*/, ''))).toEqual(['cell 0', 'cell 1']);
+    // each line is the caption of that cell alone, at the model's size (the same images at --zoom 1)
+    const flat = generate(['--num', '2', '--zoom', '1'], path.join(tmp, 'grid-1.png'));
+    for (let i = 0; i < 2; i++) {
+      const cell = path.join(tmp, `cell-${i}.png`);
+      await sharp(flat).extract({ left: 32 * i, top: 0, width: 32, height: 16 }).png().toFile(cell);
+      expect(lines[i]).toBe(`cell ${i}: ${caption(cell).stdout.trim()}`);
+    }
+    // --num 1 at the default zoom: one image, one caption (as for the same image at zoom 1)
+    const one = caption(generate(['--num', '1'], path.join(tmp, 'one.png')));
+    expect(one.stdout.trim().split('\n')).toHaveLength(1);
+    expect(one.stdout).toBe(caption(generate(['--num', '1', '--zoom', '1'], path.join(tmp, 'one-1.png'))).stdout);
+  });
+
   it('one-line errors with exit code 2', () => {
     const cases: [string[], RegExp][] = [
       [['generate', '--model', model, '--prompt', 'a large cat'], /unknown word "cat"; the model knows: /],
@@ -61,6 +92,15 @@ describe('causalfusion generate / caption (tiny random model)', () => {
       [['caption', '--model', model, '--input', path.join(tmp, 'missing.png')], /--input: .*missing.png does not exist/],
       [['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--greedy', '--top-k', '3'], /--greedy cannot be combined/],
       [['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--top-p', '2'], /--top-p must be in \(0, 1\]/],
+      // limits (issue 19): refused up front, with the limit in the message
+      [['generate', '--model', model, '--prompt', 'a 3', '--num', '100000000'], /^error: --num must be an integer from 1 to 256, got "100000000"$/],
+      [['generate', '--model', model, '--prompt', 'a 3', '--zoom', '17'], /^error: --zoom must be an integer from 1 to 16/],
+      [['generate', '--model', model, '--prompt', 'a 3', '--num', '256', '--zoom', '16'], /^error: --out: the image would be 131072x256 pixels; PNG holds at most 65535 a side/],
+      [['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--num', '65'], /^error: --num: 65 is over the limit of 64$/],
+      // output paths, checked before the model is loaded
+      [['generate', '--model', model, '--prompt', 'a 3', '--out', '/proc/causalfusion-test/g.png'], /^error: --out: cannot write \/proc\/causalfusion-test\/g\.png: cannot create folders in \/proc/],
+      [['generate', '--model', model, '--prompt', 'a 3', '--out', tmp], /^error: --out: .* is a folder; give a file name such as/],
+      [['generate', '--model', model, '--prompt', 'a 3', '--out', path.join(tmp, 'g.gif')], /^error: --out: cannot write \.gif images .*; use a name ending in \.png, \.jpg, \.jpeg or \.webp$/],
     ];
     for (const [args, message] of cases) {
       const r = runCli(args);

@@ -11,11 +11,19 @@ import { CausalDiffusionModel, makeConfig, saveModel } from '@causalfusion/trans
 
 export const CLI = path.resolve(__dirname, '../dist/cli.js');
 
-/** Writes model.safetensors + config.json + meta.json into `dir`; returns the parameter count. */
-export async function writeTinyModel(dir: string, classNames = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']): Promise<number> {
+/**
+ * Writes model.safetensors + config.json + meta.json into `dir`; returns the parameter count. `geometry`:
+ * the image side and patch (default 28x28 in 7x7 patches; the shipped model's is 16 in 4x4 patches).
+ */
+export async function writeTinyModel(
+  dir: string,
+  classNames = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  geometry: { imageSize: number; patchSize: number } = { imageSize: 28, patchSize: 7 },
+): Promise<number> {
   await initBackend({ backend: 'wasm', quiet: true });
+  const { imageSize, patchSize } = geometry;
   const config = makeConfig(null, {
-    inputSize: 28, patchSize: 7, latentChannels: 1, hiddenSize: 32, depth: 1, numHeads: 2, numCondTokens: 2, numClasses: classNames.length,
+    inputSize: imageSize, patchSize, latentChannels: 1, hiddenSize: 32, depth: 1, numHeads: 2, numCondTokens: 2, numClasses: classNames.length,
   });
   const model = new CausalDiffusionModel(config, { seed: 0 });
   try {
@@ -25,7 +33,7 @@ export async function writeTinyModel(dir: string, classNames = ['0', '1', '2', '
       format: 'causalfusion-model',
       dataset: 'test',
       classNames,
-      tokenizer: { kind: 'pixel', imageSize: 28, channels: 1, patchSize: 7, range: [-1, 1] },
+      tokenizer: { kind: 'pixel', imageSize, channels: 1, patchSize, range: [-1, 1] },
       training: { command: 'none: random weights for the tests', steps: 0 },
     };
     fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify(meta, null, 2));

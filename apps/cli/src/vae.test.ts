@@ -72,7 +72,9 @@ describe('a latent-space model through the CLI', () => {
     r = runCli(['edit', '--model', model, '--input', path.join(data, 'stripes', '1.png'), '--mask', 'top', '--class', 'blobs', '--steps', '5', '--zoom', '1', '--out', edited]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/regenerated 8 of 16 tokens/);
-    expect(await size(edited)).toEqual([16, 16, 3]);
+    // the edit goes back into the 24x20 input (center-cropped to 20x20, enlarged by area to 16x16 for the model)
+    expect(r.stderr).toMatch(/note: --input: .*1\.png is 24x20, center-cropped to 20x20, resized by area to 16x16 for the model/);
+    expect(await size(edited)).toEqual([24, 20, 3]);
 
     const decoded = path.join(tmp, 'decoded.png');
     r = runCli(['decode', '--latents', latents, '--vae', vae, '--start', '1', '--num', '3', '--flipped', '--zoom', '1', '--out', decoded]);

@@ -9,7 +9,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import type { RngState } from '@causalfusion/rng';
 import { checkStateDict, configToJson, toOfficialLayout, toTrainingLayout, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
 import type { AdamWState } from '@causalfusion/transformer/optim';
@@ -70,7 +70,7 @@ export async function writeCheckpointFolder(dir: string, fill: (tmp: string) => 
   const tmp = `${dir}.tmp`;
   const old = `${dir}.old`;
   fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
+  makeDirs(tmp);
   await fill(tmp);
   if (fs.existsSync(dir)) {
     fs.rmSync(old, { recursive: true, force: true });
@@ -137,5 +137,9 @@ export function readCheckpoint(dir: string, config: ModelConfig): CheckpointCont
 export function readCheckpointState(dir: string): CheckpointState {
   const found = findCheckpoint(dir);
   if (!found) throw new Error(`--resume: no checkpoint in ${dir}; start the run without --resume`);
-  return JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as CheckpointState;
+  const state = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as CheckpointState;
+  if ((state as { format?: string }).format === 'causalfusion-multimodal-train-checkpoint') {
+    throw new Error(`${found} is the checkpoint of a --task multimodal run; add --task multimodal to continue it`);
+  }
+  return state;
 }

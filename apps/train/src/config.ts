@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
-import { FlagKind, parseFlags } from './flags';
+import { FlagKind, flagOf, parseFlags } from './flags';
 import { MULTIMODAL_USAGE, parseMultimodalTrainArgs, type MultimodalTrainCommand } from './multimodal';
 
 export interface TrainConfig {
@@ -161,31 +161,35 @@ export function validateTrainConfig(c: TrainConfig): void {
     'imageSize', 'patchSize', 'hiddenSize', 'depth', 'numHeads', 'numCondTokens', 'batchSize', 'steps', 'workers',
     'checkpointEvery', 'sampleEvery', 'logEvery', 'samplePerClass', 'sampleArSteps', 'sampleSteps',
   ];
+  // messages name the flag (e.g. --width for hiddenSize), and what it allows
+  const f = (k: keyof TrainConfig) => flagOf(FLAGS, k);
   for (const k of positiveInts) {
     const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${f(k)} must be a positive integer, got ${String(v)}`);
   }
   if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/mnist)');
-  if (c.channels !== 1 && c.channels !== 3) throw new Error(`channels must be 1 or 3, got ${String(c.channels)}`);
+  if (c.channels !== 1 && c.channels !== 3) throw new Error(`--channels must be 1 or 3, got ${String(c.channels)}`);
   const { inputSize } = inputGeometry(c);
   if (inputSize % c.patchSize !== 0) {
     throw new Error(c.tokenizer === 'pixel' ? `patch size ${c.patchSize} does not divide image size ${c.imageSize}` : `patch size ${c.patchSize} does not divide the latent side ${inputSize} (--tokenizer ${c.tokenizer})`);
   }
-  if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`runtime must be ort or tfjs, got ${String(c.runtime)}`);
-  if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`threads must be a positive integer, got ${String(c.threads)}`);
+  if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`--runtime must be ort or tfjs, got ${String(c.runtime)}`);
+  if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`--threads must be a positive integer, got ${String(c.threads)}`);
   if (c.runtime === 'ort' && c.workers > 1) throw new Error(`--workers ${c.workers} is for --runtime tfjs (data-parallel replicas); onnxruntime uses --threads N`);
   if (c.workers > c.batchSize) throw new Error(`${c.workers} workers need a batch of at least ${c.workers} (got --batch ${c.batchSize})`);
-  if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
-  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`warmup must be an integer >= 0, got ${c.warmupSteps}`);
+  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
+  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
   for (const k of ['beta1', 'beta2', 'emaDecay', 'classDropout'] as const) {
-    if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${k} must be in [0, 1), got ${c[k]}`);
+    if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${f(k)} must be in [0, 1), got ${c[k]}`);
   }
-  if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`arStepDecay must be in (0, 1], got ${c.arStepDecay}`);
-  if (!(c.clipNorm > 0)) throw new Error(`clip must be positive, got ${c.clipNorm}`);
-  if (!(c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);
-  if (c.order !== 'random' && c.order !== 'raster') throw new Error(`order must be random or raster, got ${String(c.order)}`);
-  if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`seed must be an integer >= 0, got ${c.seed}`);
-  if (!(c.sampleCfg >= 1)) throw new Error(`sample cfg must be >= 1, got ${c.sampleCfg}`);
+  if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
+  if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);
+  for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${f(k)} must be >= 0, got ${c[k]}`);
+  if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
+  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+  if (c.order !== 'random' && c.order !== 'raster') throw new Error(`--order must be random or raster, got ${String(c.order)}`);
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed must be an integer >= 0, got ${c.seed}`);
+  if (!(c.sampleCfg >= 1)) throw new Error(`--sample-cfg must be >= 1, got ${c.sampleCfg}`);
 }
 
 /** The transformer config a training config describes. */
@@ -206,8 +210,13 @@ export interface TrainCommand {
   /** Write a model folder (EMA weights, config.json, meta.json) here at the end. */
   exportDir: string | null;
   help: boolean;
-  /** The settings given explicitly on the command line (what --resume may change). */
+  /**
+   * The settings given explicitly on the command line: the flags, and the keys of a --preset given (what
+   * --resume may change, or must find equal to the checkpoint's).
+   */
   explicit: Partial<TrainConfig>;
+  /** Where each explicit setting came from ("--width", "--preset tiny"), for the --resume mismatch message. */
+  sources?: Partial<Record<keyof TrainConfig, string>>;
   /** Set for `--task multimodal` (then `config` is unused): the multimodal run to do. */
   multimodal?: MultimodalTrainCommand;
 }
@@ -219,7 +228,7 @@ export const RESUMABLE_KEYS: readonly (keyof TrainConfig)[] = [
 ];
 
 /** flag -> [config key, kind] */
-const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
+export const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
   tokenizer: ['tokenizer', 'string'], data: ['data', 'string'], 'image-size': ['imageSize', 'int'], channels: ['channels', 'int'], flip: ['flip', 'bool'],
   'patch-size': ['patchSize', 'int'], width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'],
   'cond-tokens': ['numCondTokens', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
@@ -276,17 +285,34 @@ export function parseTrainArgs(argv: string[]): TrainCommand {
     throw new Error(`--backend must be wasm, cpu or tensorflow, got "${String(overrides.backend)}"`);
   }
   const help = Boolean(values.help);
+  // the default preset is not "given": a resumed run without --preset keeps its checkpoint's settings
+  const presetGiven = values.preset !== undefined;
   const preset = (values.preset as string | undefined) ?? 'mnist';
   if (!(preset in TRAIN_PRESETS)) throw new Error(`--preset: unknown preset "${preset}"; use one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
   const out = (overrides.out as string | undefined) ?? '';
   const config = help ? ({ ...BASE, out } as TrainConfig) : makeTrainConfig(preset as PresetName, { ...(overrides as Partial<TrainConfig>), out });
+  // an explicit --preset gives its settings (as the config has them: a VAE sets the image size), except
+  // those --resume may change anyway (steps, checkpoint and sample intervals)
+  const fromPreset: Partial<TrainConfig> = {};
+  const sources: Partial<Record<keyof TrainConfig, string>> = {};
+  if (presetGiven) {
+    for (const key of Object.keys(TRAIN_PRESETS[preset as PresetName]) as (keyof TrainConfig)[]) {
+      if (RESUMABLE_KEYS.includes(key) || overrides[key] !== undefined) continue;
+      (fromPreset as Record<string, unknown>)[key] = config[key];
+      sources[key] = `--preset ${preset}`;
+    }
+  }
+  for (const key of Object.keys(overrides) as (keyof TrainConfig)[]) sources[key] = flagOf(FLAGS, key);
+  if (values['no-ema-warmup']) sources.emaWarmup = '--no-ema-warmup';
+  if (values['no-trainable-pos']) sources.trainablePos = '--no-trainable-pos';
   return {
     config,
     resume: Boolean(values.resume),
     exportDir: (values.export as string | undefined) ?? null,
     help,
     // the VAE folder as the config records it (absolute), so that --resume compares like with like
-    explicit: { ...(overrides as Partial<TrainConfig>), ...(overrides.tokenizer !== undefined ? { tokenizer: config.tokenizer } : {}), out },
+    explicit: { ...fromPreset, ...(overrides as Partial<TrainConfig>), ...(overrides.tokenizer !== undefined ? { tokenizer: config.tokenizer } : {}), out },
+    sources,
   };
 }
 

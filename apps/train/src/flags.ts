@@ -21,9 +21,12 @@ export function parseFlags<K extends string>(
   for (const [flag, [, kind]] of Object.entries(table)) options[flag] = { type: kind === 'bool' ? 'boolean' : 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: false }));
   } catch (err) {
-    throw new Error(`${(err as Error).message.split('\n')[0]} (see ${helpHint})`);
+    const first = (err as Error).message.split('\n')[0];
+    // "--steps --lr 1": util.parseArgs calls that ambiguous; say what is missing
+    const ambiguous = /^Option '(-[-\w]+)' argument is ambiguous/.exec(first);
+    throw new Error(`${ambiguous ? `${ambiguous[1]} is missing its value (the next argument is a flag)` : first} (see ${helpHint})`);
   }
   const overrides: Partial<Record<K, unknown>> = {};
   for (const [flag, [key, kind]] of Object.entries(table)) {
@@ -42,17 +45,58 @@ export function parseFlags<K extends string>(
 }
 
 /**
- * The config of a resumed session: the run's saved config with the `resumable` keys taken from the
- * flags given (`explicit`); any other flag must repeat the saved value.
+ * util.parseArgs reads the "-5" of "--steps -5" as another flag ("argument is ambiguous"): join a
+ * negative number to the flag before it ("--steps=-5"), so that the range check says what the flag allows.
  */
-export function resumedConfig<C extends object>(saved: C, explicit: Partial<C>, resumable: readonly (keyof C)[]): C {
+function joinNegativeValues(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = argv[i + 1];
+    const takesValue = a.startsWith('--') && !a.includes('=') && options[a.slice(2)]?.type === 'string';
+    if (takesValue && next !== undefined && /^-(\d|\.\d|Infinity$)/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
+  return args;
+}
+
+/** The flag of config key `key` in `table` (e.g. hiddenSize -> --width), or the key itself. */
+export function flagOf<K extends string>(table: Record<string, [K, FlagKind]>, key: K): string {
+  const flag = Object.entries(table).find(([, [k]]) => k === key)?.[0];
+  return flag ? `--${flag}` : key;
+}
+
+/**
+ * The config of a resumed session: the run's saved config with the `resumable` keys taken from the
+ * flags given (`explicit`); any other setting given (a flag, or a key of an explicit --preset) must
+ * repeat the saved value. Otherwise one Error names every differing key with the checkpoint's value, the
+ * given one and where it came from (`sources[key]`, e.g. "--width" or "--preset tiny").
+ */
+export function resumedConfig<C extends object>(
+  saved: C,
+  explicit: Partial<C>,
+  resumable: readonly (keyof C)[],
+  sources: Partial<Record<keyof C, string>> = {},
+): C {
   const config = { ...saved };
+  // the differing keys, grouped by where the given value came from
+  const differing = new Map<string, string[]>();
   for (const [k, value] of Object.entries(explicit)) {
     const key = k as keyof C;
     if (resumable.includes(key)) (config as Record<string, unknown>)[k] = value;
     else if (JSON.stringify(value) !== JSON.stringify(saved[key])) {
-      throw new Error(`--resume keeps the run's ${k} (${JSON.stringify(saved[key])}); drop that flag or start a new run in another --out`);
+      const source = sources[key] ?? 'given';
+      differing.set(source, [...(differing.get(source) ?? []), `${k} ${JSON.stringify(saved[key]) ?? 'unset'} vs ${JSON.stringify(value)}`]);
     }
+  }
+  if (differing.size) {
+    const list = [...differing].map(([source, keys]) => `${keys.join(', ')} (${source})`).join('; ');
+    throw new Error(
+      `--resume keeps the run's settings, and these differ (checkpoint vs given): ${list}. ` +
+        'Drop those flags to continue the run as it was started (only --steps and the runtime, output and sampling flags may change), or start a new run in another --out',
+    );
   }
   return config;
 }

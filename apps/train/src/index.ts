@@ -24,7 +24,8 @@ export { Progress, writeGridPng, writeLossPng, readCsv, CSV_HEADER } from './rep
 export type { LogRow } from './report';
 export { train, exportModel, exportCheckpoint, modelMeta, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
 export type { TrainOptions, TrainResult, TrainingProvenance } from './trainer';
-export { runTrainCli } from './main';
+export { runTrainCli, trainExitCode } from './main';
+export { signalExitCode } from './loop';
 export {
   parseMultimodalTrainArgs, trainMultimodal, validateMultimodalTrainConfig, multimodalModelConfig, MULTIMODAL_PRESETS, MULTIMODAL_USAGE,
 } from './multimodal';

@@ -54,6 +54,22 @@ export interface LoopResult {
   wallSeconds: number;
   /** True when a signal stopped the run early (after saving a checkpoint). */
   interrupted: boolean;
+  /** The signal that stopped it (SIGINT also when the stop was requested without one). */
+  signal?: 'SIGINT' | 'SIGTERM';
+}
+
+/** The line a resumed run prints when its checkpoint is already at (or past) --steps. */
+export function upToDateMessage(out: string, step: number, steps: number, exportDir: string | null): string {
+  return (
+    `nothing left to do: the run in ${out} is already at step ${step} (--steps ${steps}); raise --steps above ${step} to train longer` +
+    (exportDir ? `, or write its model folder with causalfusion export model --run ${out} --out ${exportDir}` : '') +
+    '\n'
+  );
+}
+
+/** The exit status of a run a signal stopped, as shells report it: 128 + the signal number (SIGINT 130, SIGTERM 143). */
+export function signalExitCode(signal: 'SIGINT' | 'SIGTERM' | undefined): number {
+  return signal === 'SIGTERM' ? 143 : 130;
 }
 
 export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
@@ -62,9 +78,12 @@ export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
   const csvFile = path.join(out, 'log.csv');
   const progress = new Progress(steps, tty, o.write);
   let stopRequested = false;
+  let stopSignal: 'SIGINT' | 'SIGTERM' | undefined;
   const onSignal = (signal?: NodeJS.Signals) => {
-    if (stopRequested) process.exit(130);
+    const which = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    if (stopRequested) process.exit(signalExitCode(which));
     stopRequested = true;
+    stopSignal = which;
     o.write(`\n${signal ?? 'interrupted'}: finishing the current step, then saving a checkpoint (send it again to quit at once)\n`);
   };
   process.on('SIGINT', onSignal);
@@ -106,5 +125,6 @@ export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
   }
   return {
     step, sessionSteps: step - o.startStep, last, sessionSeconds: elapsed(), wallSeconds: o.wallBefore + elapsed(), interrupted: stopRequested,
+    ...(stopRequested ? { signal: stopSignal } : {}),
   };
 }

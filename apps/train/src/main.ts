@@ -1,8 +1,17 @@
 #!/usr/bin/env node
 /** `causalfusion-train [flags]` (also `causalfusion train`): parse the flags, train, report. */
 import { MULTIMODAL_USAGE, parseTrainArgs, TRAIN_USAGE } from './config';
+import { signalExitCode } from './loop';
 import { trainMultimodal, type MultimodalTrainResult } from './multimodal';
 import { NanLossError, train, TrainResult } from './trainer';
+
+/**
+ * The exit status of a run: 0 when it finished (or had nothing left to do), and as shells expect for a
+ * run a signal stopped after saving its checkpoint: 130 for SIGINT (Ctrl-C), 143 for SIGTERM.
+ */
+export function trainExitCode(result: TrainResult | MultimodalTrainResult | null): number {
+  return result?.interrupted ? signalExitCode(result.signal) : 0;
+}
 
 /**
  * Run the training command line. Returns the result, or null after --help. Errors in the flags are
@@ -16,7 +25,7 @@ export async function runTrainCli(argv: string[], commandLine = `causalfusion tr
   }
   if (command.multimodal) {
     const r = await trainMultimodal({ ...command.multimodal, commandLine });
-    if (!r.interrupted) {
+    if (!r.interrupted && !r.upToDate) {
       console.log(
         `done: step ${r.step}, last loss ${r.loss.toFixed(4)} (text ${r.textLoss.toFixed(4)}, image ${r.imageLoss.toFixed(4)}), ` +
           `${r.stepsPerSec.toFixed(2)} steps/s this session; run folder ${r.config.out}`,
@@ -25,7 +34,7 @@ export async function runTrainCli(argv: string[], commandLine = `causalfusion tr
     return r;
   }
   const result = await train({ ...command, commandLine });
-  if (result.interrupted) return result;
+  if (result.interrupted || result.upToDate) return result;
   console.log(
     `done: step ${result.step}, last loss ${result.loss.toFixed(4)}, ${result.stepsPerSec.toFixed(2)} steps/s this session; ` +
       `run folder ${result.config.out}`,
@@ -34,7 +43,9 @@ export async function runTrainCli(argv: string[], commandLine = `causalfusion tr
 }
 
 if (require.main === module) {
-  runTrainCli(process.argv.slice(2)).catch((err: Error) => {
+  runTrainCli(process.argv.slice(2)).then((result) => {
+    process.exitCode = trainExitCode(result);
+  }, (err: Error) => {
     console.error(`error: ${err.message}`);
     process.exitCode = err instanceof NanLossError ? 1 : 2;
   });

@@ -10,12 +10,12 @@ import * as path from 'path';
 import { createDiffusion } from '@causalfusion/diffusion';
 import type { CaptionCodec, MultimodalConfig, MultimodalModel, MultimodalRecipe } from '@causalfusion/multimodal';
 import { createRng, Rng, type RngState } from '@causalfusion/rng';
-import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { OrtMultimodalTrainingSession } from '@causalfusion/onnx';
 import type { AdamW } from '@causalfusion/transformer';
 import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
-import { FlagKind, parseFlags, resumedConfig } from './flags';
-import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
+import { FlagKind, flagOf, parseFlags, resumedConfig } from './flags';
+import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
 import { LogRow, readCsv, writeCsv } from './report';
 import { applyUpdate, checkLoss } from './update';
 
@@ -92,7 +92,8 @@ export const MULTIMODAL_PRESETS: Record<MultimodalPresetName, Partial<Multimodal
 /** What --resume may change. */
 const MM_RESUMABLE: readonly (keyof MultimodalTrainConfig)[] = ['steps', 'runtime', 'threads', 'workers', 'backend', 'out', 'checkpointEvery', 'logEvery'];
 
-const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, FlagKind]> = {
+/** flag -> [config key, kind] */
+export const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, FlagKind]> = {
   data: ['data', 'string'], 'train-count': ['trainCount', 'int'], 'patch-size': ['patchSize', 'int'], 'text-length': ['textLength', 'int'],
   width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
   batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'], beta1: ['beta1', 'float'],
@@ -120,26 +121,35 @@ export interface MultimodalTrainCommand {
   config: MultimodalTrainConfig;
   resume: boolean;
   exportDir: string | null;
+  /** The settings given: the flags, and the keys of a --preset given (as the class task's TrainCommand). */
   explicit: Partial<MultimodalTrainConfig>;
+  /** Where each explicit setting came from ("--width", "--preset multimodal-tiny"). */
+  sources?: Partial<Record<keyof MultimodalTrainConfig, string>>;
 }
 
 export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   for (const k of ['trainCount', 'patchSize', 'textLength', 'hiddenSize', 'depth', 'numHeads', 'batchSize', 'steps', 'workers', 'checkpointEvery', 'logEvery', 'imageArStepsMax'] as const) {
     const v = c[k];
-    if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer, got ${String(v)}`);
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${flagOf(MM_FLAGS, k)} must be a positive integer, got ${String(v)}`);
   }
   if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/multimodal)');
   if (c.workers !== 1) throw new Error('--task multimodal runs one replica for now; drop --workers');
-  if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`runtime must be ort or tfjs, got ${String(c.runtime)}`);
-  if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`threads must be a positive integer, got ${String(c.threads)}`);
+  if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`--runtime must be ort or tfjs, got ${String(c.runtime)}`);
+  if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`--threads must be a positive integer, got ${String(c.threads)}`);
   const { CANVAS_HEIGHT, CANVAS_WIDTH } = mm();
   if (CANVAS_HEIGHT % c.patchSize || CANVAS_WIDTH % c.patchSize) throw new Error(`--patch-size ${c.patchSize} must divide the ${CANVAS_HEIGHT}x${CANVAS_WIDTH} canvas`);
-  if (!(c.lr > 0)) throw new Error(`lr must be positive, got ${c.lr}`);
-  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${k} must be in [0, 1), got ${c[k]}`);
-  if (!(c.captionProb >= 0 && c.captionProb <= 1)) throw new Error(`caption-prob must be in [0, 1], got ${c.captionProb}`);
-  if (!(c.lossLambda > 0)) throw new Error(`lambda must be positive, got ${c.lossLambda}`);
-  if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`ar-decay must be in (0, 1], got ${c.arStepDecay}`);
-  if (c.order !== 'random' && c.order !== 'raster') throw new Error(`order must be random or raster, got ${String(c.order)}`);
+  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
+  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
+  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${flagOf(MM_FLAGS, k)} must be in [0, 1), got ${c[k]}`);
+  if (!(c.captionProb >= 0 && c.captionProb <= 1)) throw new Error(`--caption-prob must be in [0, 1], got ${c.captionProb}`);
+  if (!(c.lossLambda > 0)) throw new Error(`--lambda must be positive, got ${c.lossLambda}`);
+  if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
+  if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
+  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+  if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);
+  for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${flagOf(MM_FLAGS, k)} must be >= 0, got ${c[k]}`);
+  if (c.order !== 'random' && c.order !== 'raster') throw new Error(`--order must be random or raster, got ${String(c.order)}`);
+  if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed must be an integer >= 0, got ${c.seed}`);
   if (c.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(c.backend)) throw new Error(`--backend must be wasm, cpu or tensorflow, got "${c.backend}"`);
   if (c.data !== 'mnist-compositions' && !fs.existsSync(c.data)) throw new Error(`--data ${c.data}: not mnist-compositions or an image-text folder`);
 }
@@ -157,7 +167,20 @@ export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand
   if (!(preset in MULTIMODAL_PRESETS)) throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
   const config = { ...MM_BASE, ...MULTIMODAL_PRESETS[preset as MultimodalPresetName], ...overrides, out: (overrides.out as string) ?? '' } as MultimodalTrainConfig;
   validateMultimodalTrainConfig(config);
-  return { config, resume: Boolean(values.resume), exportDir: (values.export as string | undefined) ?? null, explicit: overrides as Partial<MultimodalTrainConfig> };
+  // an explicit --preset gives its settings (not the default one: a resume without --preset keeps the checkpoint's)
+  const explicit: Partial<MultimodalTrainConfig> = {};
+  const sources: Partial<Record<keyof MultimodalTrainConfig, string>> = {};
+  if (values.preset !== undefined) {
+    for (const key of Object.keys(MULTIMODAL_PRESETS[preset as MultimodalPresetName]) as (keyof MultimodalTrainConfig)[]) {
+      if (MM_RESUMABLE.includes(key) || overrides[key] !== undefined) continue;
+      (explicit as Record<string, unknown>)[key] = config[key];
+      sources[key] = `--preset ${preset}`;
+    }
+  }
+  for (const key of Object.keys(overrides) as (keyof MultimodalTrainConfig)[]) sources[key] = flagOf(MM_FLAGS, key);
+  if (values['no-ema-warmup']) sources.emaWarmup = '--no-ema-warmup';
+  Object.assign(explicit, overrides);
+  return { config, resume: Boolean(values.resume), exportDir: (values.export as string | undefined) ?? null, explicit, sources };
 }
 
 export function multimodalModelConfig(c: MultimodalTrainConfig, vocabSize: number): MultimodalConfig {
@@ -215,6 +238,10 @@ export interface MultimodalTrainResult {
   numParams: number;
   backend: string;
   interrupted: boolean;
+  /** Which signal stopped the run (exit status 130 for SIGINT, 143 for SIGTERM). */
+  signal?: 'SIGINT' | 'SIGTERM';
+  /** True when --resume found the run already at --steps: nothing was trained or written. */
+  upToDate?: boolean;
 }
 
 export async function trainMultimodal(
@@ -228,10 +255,21 @@ export async function trainMultimodal(
     const found = findCheckpoint(ckptDir);
     if (!found) throw new Error(`--resume: no checkpoint in ${ckptDir}; start the run without --resume`);
     saved = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as MultimodalState;
+    if (saved.format !== 'causalfusion-multimodal-train-checkpoint') {
+      throw new Error(`--resume: ${found} is not the checkpoint of a --task multimodal run; drop --task multimodal to continue a class-conditional run`);
+    }
     // runs saved before the ORT runtime existed have no runtime / threads: the defaults
-    config = resumedConfig({ ...saved.config, runtime: saved.config.runtime ?? command.config.runtime, threads: saved.config.threads ?? command.config.threads }, command.explicit, MM_RESUMABLE);
+    config = resumedConfig({ ...saved.config, runtime: saved.config.runtime ?? command.config.runtime, threads: saved.config.threads ?? command.config.threads }, command.explicit, MM_RESUMABLE, command.sources);
     validateMultimodalTrainConfig(config);
-  } else if (fs.existsSync(ckptDir)) {
+    if (config.steps <= saved.step) {
+      // before anything is loaded or written: the run folder stays as it is
+      write(upToDateMessage(config.out, saved.step, config.steps, command.exportDir));
+      return {
+        config, step: saved.step, sessionSteps: 0, loss: NaN, textLoss: NaN, imageLoss: NaN, stepsPerSec: 0, numParams: 0, backend: 'none (nothing to do)',
+        interrupted: false, upToDate: true,
+      };
+    }
+  } else if (fs.existsSync(ckptDir) || findCheckpoint(ckptDir)) {
     throw new Error(`${config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
   }
   const { CANVAS_HEIGHT, CANVAS_WIDTH, CaptionCodec, CanvasCodec, drawMultimodalRandomness, loadCaptionTokenizer, MultimodalModel, multimodalLosses, saveMultimodalModel } = mm();
@@ -262,7 +300,7 @@ export async function trainMultimodal(
     wallBefore = saved.wallSeconds;
     rows = readCsv(csvFile, step);
   }
-  fs.mkdirSync(config.out, { recursive: true });
+  makeDirs(config.out);
   writeCsv(csvFile, rows);
 
   const recipe: MultimodalRecipe = {
@@ -373,5 +411,6 @@ export async function trainMultimodal(
   return {
     config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, textLoss: parts.text, imageLoss: parts.image,
     stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9), numParams, backend, interrupted: result.interrupted,
+    ...(result.signal ? { signal: result.signal } : {}),
   };
 }

@@ -22,16 +22,22 @@ export function csvLine(r: LogRow): string {
   return [r.step, r.loss.toPrecision(6), r.gradNorm.toPrecision(6), r.lr.toPrecision(6), r.emaDecay.toFixed(6), r.stepsPerSec.toFixed(3), r.wallSeconds.toFixed(1)].join(',');
 }
 
-/** Read back a log (to redraw the curve after --resume), keeping the rows up to `maxStep`. */
+/**
+ * Read back a log (to redraw the curve after --resume), keeping the rows up to `maxStep`. Training
+ * appends one line per step, so a crash can at worst leave the last line cut short: lines without
+ * all 7 fields, or not ending in wall_s's one decimal (as csvLine writes it), are dropped.
+ */
 export function readCsv(file: string, maxStep = Infinity): LogRow[] {
   if (!fs.existsSync(file)) return [];
   return fs
     .readFileSync(file, 'utf8')
     .split('\n')
     .slice(1)
-    .filter((line) => line.trim())
-    .map((line) => {
-      const [step, loss, gradNorm, lr, emaDecay, stepsPerSec, wallSeconds] = line.split(',').map(Number);
+    .map((line) => line.trim().split(','))
+    .filter((fields) => fields.length === 7 && Number.isInteger(Number(fields[0])) && /^\d+\.\d$/.test(fields[6]))
+    .map((fields) => {
+      // loss and grad norm may be NaN (a diverged step is logged as it was)
+      const [step, loss, gradNorm, lr, emaDecay, stepsPerSec, wallSeconds] = fields.map(Number);
       return { step, loss, gradNorm, lr, emaDecay, stepsPerSec, wallSeconds };
     })
     .filter((r) => r.step <= maxStep);

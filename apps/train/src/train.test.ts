@@ -133,7 +133,7 @@ describe('checkpoints and --resume', () => {
     await expect(run(config, { resume: true })).rejects.toThrow(/no checkpoint in .*add|no checkpoint in/);
     await run(config);
     await expect(run(config)).rejects.toThrow(/already holds a run .*--resume/);
-    await expect(run({ ...config, lr: 0.5 }, { resume: true, explicit: { lr: 0.5 } })).rejects.toThrow(/--resume keeps the run's lr/);
+    await expect(run({ ...config, lr: 0.5 }, { resume: true, explicit: { lr: 0.5 } })).rejects.toThrow(/--resume keeps the run's settings, and these differ \(checkpoint vs given\): lr 0\.001 vs 0\.5 \(given\)\. Drop those flags/);
   });
 });
 

@@ -11,7 +11,7 @@ import { pixelTokenizer } from '@causalfusion/data';
 import { createDiffusion } from '@causalfusion/diffusion';
 import { OrtDenoiser } from '@causalfusion/onnx';
 import { createRng, Rng } from '@causalfusion/rng';
-import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
 import { configToJson, derived, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
 import { initialWeights } from '@causalfusion/transformer/init';
@@ -22,7 +22,7 @@ import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, typ
 import { CONFIG_FILE, findCheckpoint, officialState, readCheckpoint, readCheckpointState, writeCheckpoint, WEIGHTS_FILE, writeModelFiles } from './checkpoint';
 import { resumedConfig } from './flags';
 import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
-import { LoopResult, runTrainingLoop, StepOutcome } from './loop';
+import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
 import { createRuntime } from './runtime';
 import { batchShard, drawStepRandomness, RecipeOptions } from './step';
 import { applyUpdate, checkLoss } from './update';
@@ -52,13 +52,18 @@ export interface TrainResult {
   numParams: number;
   /** True when a SIGINT / SIGTERM stopped the run early (after saving a checkpoint). */
   interrupted: boolean;
+  /** Which signal stopped it (exit status 130 for SIGINT, 143 for SIGTERM: {@link signalExitCode}). */
+  signal?: 'SIGINT' | 'SIGTERM';
+  /** True when --resume found the run already at --steps: nothing was trained or written. */
+  upToDate?: boolean;
 }
 
 /** The config of this session: the saved one on --resume (with what --resume may change), or the given one. */
 function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFrom: ReturnType<typeof readCheckpointState> | null } {
   const dir = path.join(options.config.out, 'checkpoint');
   if (!options.resume) {
-    if (fs.existsSync(dir)) {
+    // checkpoint.old/ alone is a complete checkpoint too (a crash between writeCheckpointFolder's renames)
+    if (fs.existsSync(dir) || findCheckpoint(dir)) {
       throw new Error(`${options.config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
     }
     return { config: options.config, resumedFrom: null };
@@ -67,7 +72,7 @@ function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFro
   // runs saved before the ORT runtime existed have no runtime / threads: the defaults, one ORT session
   const base = { ...saved.config, runtime: saved.config.runtime ?? options.config.runtime, threads: saved.config.threads ?? options.config.threads };
   if (!base.runtime || (base.runtime === 'ort' && options.explicit.workers === undefined)) base.workers = 1;
-  const config = resumedConfig(base, options.explicit, RESUMABLE_KEYS);
+  const config = resumedConfig(base, options.explicit, RESUMABLE_KEYS, options.sources);
   if (config.runtime === 'ort' && options.explicit.workers === undefined) config.workers = 1;
   validateTrainConfig(config);
   return { config, resumedFrom: saved };
@@ -76,6 +81,14 @@ function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFro
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const write = options.write ?? ((s: string) => process.stdout.write(s));
   const { config, resumedFrom } = sessionConfig(options);
+  if (resumedFrom && config.steps <= resumedFrom.step) {
+    // before anything is loaded or written: the run folder stays as it is
+    write(upToDateMessage(config.out, resumedFrom.step, config.steps, options.exportDir));
+    return {
+      config, step: resumedFrom.step, sessionSteps: 0, loss: NaN, stepsPerSec: 0, wallSeconds: resumedFrom.wallSeconds, backend: 'none (nothing to do)',
+      numParams: 0, interrupted: false, upToDate: true,
+    };
+  }
   const vaeFolder = vaeOf(config);
   const data: TrainingData | LatentTrainingData = vaeFolder ? loadLatentData(config) : await loadTrainingData(config);
   if (resumedFrom && JSON.stringify(resumedFrom.classNames) !== JSON.stringify(data.classNames)) {
@@ -111,7 +124,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     wallBefore = ckpt.state.wallSeconds;
     rows = readCsv(csvFile, step); // drop rows logged after the checkpoint
   }
-  fs.mkdirSync(config.out, { recursive: true });
+  makeDirs(config.out);
   writeCsv(csvFile, rows);
 
   const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
@@ -175,7 +188,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   return {
     config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
-    wallSeconds: result.wallSeconds, backend, numParams, interrupted: result.interrupted,
+    wallSeconds: result.wallSeconds, backend, numParams, interrupted: result.interrupted, ...(result.signal ? { signal: result.signal } : {}),
   };
 }
 
@@ -205,7 +218,7 @@ export async function writeSamples(
       seed: config.seed,
       clipDenoised: vae === null, // pixels are in [-1, 1]
     });
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+    makeDirs(path.dirname(file));
     await writeGridPng(file, await tokenizer.decode(tokens), conditions.length, config.imageSize, config.channels, config.samplePerClass);
   } finally {
     await denoiser.release();
@@ -255,7 +268,7 @@ export function exportModel(
   data: Pick<TrainingData, 'classNames'>,
   training: TrainingProvenance,
 ): void {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeModelFiles(dir, modelConfig, weights);
   writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(modelMeta(config, data.classNames, training), null, 2) + '\n');
 }

@@ -56,7 +56,9 @@ export function createGPT2Tokenizer(encoder: Record<string, number>, vocabBpe: s
   const vocab = new Map<string, number>(Object.entries(encoder));
   const specialTokens = new Map<string, number>();
   if (vocab.has('<|endoftext|>')) specialTokens.set('<|endoftext|>', vocab.get('<|endoftext|>')!);
-  let nextId = Math.max(-1, ...vocab.values()) + 1;
+  // a loop, not Math.max(...values): spreading a vocab of a few 100k entries overflows the stack
+  let nextId = 0;
+  for (const id of vocab.values()) if (id >= nextId) nextId = id + 1;
   for (const t of options.extraSpecialTokens ?? []) {
     if (!specialTokens.has(t)) specialTokens.set(t, vocab.get(t) ?? nextId++);
   }
@@ -66,7 +68,12 @@ export function createGPT2Tokenizer(encoder: Record<string, number>, vocabBpe: s
 /** GPT-2 tokenizer from the paths of `encoder.json` and `vocab.bpe`. */
 export function loadGPT2(encoderJsonPath: string, vocabBpePath: string, options: GPT2LoadOptions = {}): BPETokenizer {
   const encoder = parseJson(readText(encoderJsonPath, 'encoder.json'), encoderJsonPath) as Record<string, number>;
-  return createGPT2Tokenizer(encoder, readText(vocabBpePath, 'vocab.bpe'), options);
+  const merges = readText(vocabBpePath, 'vocab.bpe');
+  try {
+    return createGPT2Tokenizer(encoder, merges, options);
+  } catch (err) {
+    throw new Error(`cannot load the GPT-2 tokenizer ${JSON.stringify(encoderJsonPath)} + ${JSON.stringify(vocabBpePath)}: ${(err as Error).message}`);
+  }
 }
 
 type Json = Record<string, unknown>;
@@ -132,6 +139,7 @@ export function fromTokenizerJson(json: unknown): BPETokenizer {
     throw new Error(`tokenizer.json model.merges[${i}] is ${JSON.stringify(m)}; expected "left right" or ["left", "right"]`);
   });
 
+  if (json.added_tokens != null && !Array.isArray(json.added_tokens)) throw new Error('tokenizer.json added_tokens must be a list');
   const specialTokens = new Map<string, number>();
   for (const [i, t] of ((json.added_tokens as unknown[]) ?? []).entries()) {
     if (!isObject(t) || typeof t.content !== 'string' || typeof t.id !== 'number') {
@@ -153,5 +161,10 @@ export function fromTokenizerJson(json: unknown): BPETokenizer {
 
 /** Tokenizer from the path of a Hugging Face `tokenizer.json` (see {@link fromTokenizerJson}). */
 export function loadTokenizerJson(path: string): BPETokenizer {
-  return fromTokenizerJson(parseJson(readText(path, 'tokenizer.json'), path));
+  const json = parseJson(readText(path, 'tokenizer.json'), path);
+  try {
+    return fromTokenizerJson(json);
+  } catch (err) {
+    throw new Error(`cannot load ${JSON.stringify(path)}: ${(err as Error).message}`);
+  }
 }

@@ -2,7 +2,7 @@
  * The byte-level BPE tokenizer: special tokens, pre-tokenization, merges, decode, batches, and
  * export to a Hugging Face `tokenizer.json`.
  */
-import * as fs from 'fs';
+import { writeFileAtomic } from '@causalfusion/safetensors';
 import { BYTE_TO_CHAR, tokenStringToBytes, utf8Encode } from './bytes';
 import { ID_LIMIT, MergeTable, mergeSymbols } from './merge';
 import { scanPretokens } from './pretokenize';
@@ -99,6 +99,11 @@ export class BPETokenizer {
     for (const [token, id] of this.vocab) {
       if (!Number.isInteger(id) || id < 0 || id >= ID_LIMIT) {
         throw new Error(`vocab entry ${JSON.stringify(token)} has id ${id}; ids must be integers in [0, ${ID_LIMIT})`);
+      }
+      // Two tokens with one id would decode one as the other: text would silently change.
+      const previous = this.idToString[id];
+      if (previous !== undefined) {
+        throw new Error(`vocab entries ${JSON.stringify(previous)} and ${JSON.stringify(token)} both have id ${id}; every token needs its own id`);
       }
       // Entries outside the byte alphabet (added tokens stored in the vocab) decode as their own text.
       this.idBytes[id] = tokenStringToBytes(token) ?? encoder.encode(token);
@@ -225,10 +230,11 @@ export class BPETokenizer {
 
   /**
    * Ids -> text. Byte sequences that are not valid UTF-8 (a token sequence cut inside a character)
-   * become U+FFFD, like encoder.py's `errors="replace"`.
+   * become U+FFFD, like encoder.py's `errors="replace"`. A leading U+FEFF is text like any other
+   * (TextDecoder's default would drop it as a byte order mark; Python's decode keeps it).
    */
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
-    return new TextDecoder('utf-8').decode(this.decodeBytes(ids, options));
+    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(this.decodeBytes(ids, options));
   }
 
   /** Encodes several texts, then truncates and pads them into rows of equal length. */
@@ -312,9 +318,9 @@ export class BPETokenizer {
     };
   }
 
-  /** Writes {@link toTokenizerJson} to `path`. */
+  /** Writes {@link toTokenizerJson} to `path`, atomically (a temporary file beside it, then renamed). */
   save(path: string): void {
-    fs.writeFileSync(path, JSON.stringify(this.toTokenizerJson()));
+    writeFileAtomic(path, JSON.stringify(this.toTokenizerJson()));
   }
 
   private bytesOf(id: number): Uint8Array {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { multimodalConfigFromJson, multimodalConfigToJson } from './config';
 import { MultimodalModel } from './model';
 import { CaptionCodec, loadCaptionTokenizer } from './text';
@@ -29,7 +29,7 @@ export interface MultimodalMeta {
 
 /** Write the weights, config, tokenizer and meta of a model into `dir`, atomically file by file. */
 export function saveMultimodalModel(model: MultimodalModel, dir: string, codec: CaptionCodec, meta: Partial<MultimodalMeta> = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const configJson = multimodalConfigToJson(model.config);
   writeSafetensors(path.join(dir, MODEL_WEIGHTS_FILE), model.stateDict(), { format: 'pt', config: JSON.stringify(configJson) });
   writeFileAtomic(path.join(dir, MODEL_CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');

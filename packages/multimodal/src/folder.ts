@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import { makeDirs, writeFileAtomic } from '@causalfusion/safetensors';
 
 export const CAPTIONS_FILE = 'captions.jsonl';
 
@@ -22,14 +22,14 @@ export interface ImageTextItem {
 
 /** Write images (gray, height x width each) and captions.jsonl. */
 export async function writeImageTextFolder(dir: string, items: { image: Uint8Array; captions: string[]; file?: string }[], height: number, width: number): Promise<void> {
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const lines: string[] = [];
   const digits = String(items.length).length;
   for (let i = 0; i < items.length; i++) {
     const it = items[i];
     if (it.image.length !== height * width) throw new RangeError(`item ${i}: the image has ${it.image.length} values, expected ${height}x${width}`);
     const file = it.file ?? `${String(i).padStart(Math.max(4, digits), '0')}.png`;
-    await sharp(Buffer.from(it.image), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(dir, file));
+    writeFileAtomic(path.join(dir, file), await sharp(Buffer.from(it.image), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer());
     lines.push(JSON.stringify({ file, captions: it.captions }));
   }
   writeFileAtomic(path.join(dir, CAPTIONS_FILE), lines.join('\n') + '\n');

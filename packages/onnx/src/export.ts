@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import { writeAll, writeFileAtomic, writeFileAtomicWith } from '@causalfusion/safetensors';
 import { configFromJson, configToJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
 import { buildOnnxGraphs, graphSignature, OPSET, type ExternalWeights, type GraphName } from './graph';
 import { readModelFolder } from './weights';
@@ -42,16 +42,9 @@ export interface LoadedManifest extends OnnxManifest {
 
 /** Write the external weights file atomically, tensor by tensor (it can be larger than one buffer). */
 function writeWeightsAtomic(file: string, weights: ExternalWeights): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const t of weights.tensors) fs.writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), 0, t.data.byteLength, t.offset);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeFileAtomicWith(file, (fd) => {
+    for (const t of weights.tensors) writeAll(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), t.offset);
+  });
 }
 
 /**

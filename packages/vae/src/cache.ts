@@ -20,7 +20,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { centerCropArr, flipHorizontal, listImageFolder, readImage } from '@causalfusion/data';
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import { makeDirs, writeFileAtomic } from '@causalfusion/safetensors';
 import { latentSizeOf, type VaeConfig } from './config';
 import { imagesToNchw } from './tokens';
 import type { Vae } from './vae';
@@ -194,7 +194,7 @@ export class LatentCacheWriter {
       this.fd = fs.openSync(this.partial, 'r+');
       fs.ftruncateSync(this.fd, layout.dataOffset + this.done * layout.recordBytes); // drop a half-written batch
     } else {
-      fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      makeDirs(path.dirname(path.resolve(out)));
       this.fd = fs.openSync(this.partial, 'w');
       fs.writeSync(this.fd, prefix, 0, prefix.length, 0);
       this.saveProgress();

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import { makeDirs, writeFileAtomic } from '@causalfusion/safetensors';
 
 export const VAE_CONFIG_FILE = 'vae.json';
 export const ENCODER_FILE = 'encoder.onnx';
@@ -90,7 +90,7 @@ export function writeVaeConfig(dir: string, config: Omit<VaeConfig, 'format' | '
     format: checked.format, name: checked.name, scaleFactor: checked.scaleFactor, latentChannels: checked.latentChannels,
     downsample: checked.downsample, imageSize: checked.imageSize, inputRange: checked.inputRange,
   };
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeFileAtomic(path.join(dir, VAE_CONFIG_FILE), JSON.stringify(ordered, null, 2) + '\n');
   return ordered;
 }

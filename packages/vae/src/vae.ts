@@ -9,6 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createRng, type Rng } from '@causalfusion/rng';
+import { copyFileAtomic, makeDirs } from '@causalfusion/safetensors';
 import { DECODER_FILE, ENCODER_FILE, latentSizeOf, readVaeConfig, writeVaeConfig, type VaeConfig } from './config';
 
 type Ort = typeof import('onnxruntime-node');
@@ -322,10 +323,10 @@ export async function initVaeFolder(options: {
     downsample = imageSize / g.latentSize;
   } else if (options.downsample !== undefined) downsample = options.downsample;
   else throw new Error(`${options.encoder}: the graph's latent size is symbolic; give the downsampling factor (16 for MAR's VAE, 8 for SD's)`);
-  fs.mkdirSync(options.dir, { recursive: true });
+  makeDirs(options.dir);
   for (const [src, name] of [[options.encoder, ENCODER_FILE], [options.decoder, DECODER_FILE]] as const) {
     const dest = path.join(options.dir, name);
-    if (path.resolve(src) !== path.resolve(dest)) fs.copyFileSync(src, dest);
+    if (path.resolve(src) !== path.resolve(dest)) copyFileAtomic(src, dest);
   }
   return writeVaeConfig(options.dir, { name: options.name, scaleFactor: options.scaleFactor, latentChannels: g.latentChannels, downsample, imageSize });
 }

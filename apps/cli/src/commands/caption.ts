@@ -4,24 +4,68 @@ import sharp from 'sharp';
 import { initBackend } from '@causalfusion/backend';
 import { CanvasCodec, generateCaptions, loadMultimodalModel } from '@causalfusion/multimodal';
 import { UsageError } from '../errors';
-import { openMultimodalFolder, parseNumber, positiveInt } from './generate';
+import { boundedInt, LIMITS } from '../limits';
+import { resizeArea } from '../images';
+import { openMultimodalFolder, parseNumber } from './generate';
+
+/**
+ * What `caption --input` accepts, read as gray: the model's canvas (e.g. 32 wide x 16 high), or a row of
+ * canvases side by side (what `generate` writes), either enlarged by an integer zoom (generate's --zoom):
+ * the zoom is the image's height over the canvas height, the cells are its width over zoom x canvas width.
+ * Each cell comes back at the canvas size, reduced by block averaging. Anything else is a one-line error.
+ */
+export async function readCaptionInput(file: string, H: number, W: number): Promise<{ cells: Uint8Array[]; zoom: number }> {
+  if (!fs.existsSync(file)) throw new UsageError(`--input: ${file} does not exist`);
+  if (fs.statSync(file).isDirectory()) throw new UsageError(`--input: ${file} is a folder, not an image`);
+  let data: Buffer;
+  let info: sharp.OutputInfo;
+  try {
+    ({ data, info } = await sharp(file, { limitInputPixels: LIMITS.imagePixels })
+      .flatten({ background: '#000000' })
+      .toColourspace('b-w')
+      .raw()
+      .toBuffer({ resolveWithObject: true }));
+  } catch (e) {
+    throw new UsageError(`--input: cannot read ${file} as an image (${(e as Error).message.split('\n')[0]})`);
+  }
+  const zoom = info.height / H;
+  const count = info.width / (zoom * W);
+  if (!Number.isInteger(zoom) || zoom < 1 || !Number.isInteger(count) || count < 1) {
+    throw new UsageError(
+      `--input: ${file} is ${info.width}x${info.height}; this model captions ${W}x${H} images (width x height), ` +
+        `a row of them side by side (as generate writes), or either enlarged by an integer zoom`,
+    );
+  }
+  if (count > LIMITS.captionCells) {
+    throw new UsageError(`--input: ${file} holds ${count} images, over the limit of ${LIMITS.captionCells} per call; caption a part of it`);
+  }
+  const gray = { data: new Uint8Array(H * zoom * W * zoom), width: W * zoom, height: H * zoom, channels: 1 };
+  const cells: Uint8Array[] = [];
+  for (let n = 0; n < count; n++) {
+    for (let y = 0; y < gray.height; y++)
+      for (let x = 0; x < gray.width; x++) gray.data[y * gray.width + x] = data[(y * info.width + n * gray.width + x) * info.channels];
+    cells.push(resizeArea(gray, W, H));
+  }
+  return { cells, zoom };
+}
 
 /**
  * `causalfusion caption --input image.png`: the image goes first as clean context, the caption is decoded
  * token by token over the KV cache (greedy, or sampled with --top-k / --top-p / --temperature, seeded).
- * The image must have the model's canvas size (e.g. 32x16); it is read as gray.
+ * The image is the model's canvas (e.g. 32x16), or a row of them (generate's grid; one caption per cell,
+ * printed as `cell <i>: ...`, cells counted from 0, left to right), either at an integer zoom.
  */
 export function registerCaption(program: Command): void {
   program
     .command('caption')
     .description('caption an image with a multimodal model: --input image.png [--greedy | --top-k K --top-p P --temperature T]')
-    .requiredOption('--input <file>', 'the image (the model\'s canvas size, e.g. 32 wide x 16 high; gray or RGB)')
+    .requiredOption('--input <file>', 'the image: the model\'s canvas size (e.g. 32 wide x 16 high; gray or RGB), a row of them as generate writes (one caption per cell), either at an integer zoom')
     .option('--model <dir>', 'multimodal model folder (default: the shipped one)')
     .option('--greedy', 'the most likely token each step (default unless a sampling flag is given)')
     .option('--top-k <k>', 'sample among the k most likely tokens')
     .option('--top-p <p>', 'sample from the smallest set of tokens with probability >= p')
     .option('--temperature <t>', 'sampling temperature')
-    .option('--num <n>', 'captions to draw (sampling)', '1')
+    .option('--num <n>', `captions to draw per image (sampling; at most ${LIMITS.captions})`, '1')
     .option('--seed <n>', 'seed of the sampling draws', '0')
     .action(async (flags: Record<string, string | boolean | undefined>) => {
       const folder = openMultimodalFolder(flags.model as string | undefined);
@@ -34,30 +78,26 @@ export function registerCaption(program: Command): void {
         temperature: flags.temperature !== undefined ? parseNumber('--temperature', flags.temperature as string, (n) => n > 0, 'a number > 0') : undefined,
         seed: parseNumber('--seed', flags.seed as string, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
       };
-      const num = positiveInt('--num', flags.num as string, 64);
+      const num = boundedInt(flags.num as string, '--num', LIMITS.captions);
       const file = flags.input as string;
-      if (!fs.existsSync(file)) throw new UsageError(`--input: ${file} does not exist`);
       const { imageHeight: H, imageWidth: W, patchSize } = folder.config;
-      let pixels: Uint8Array;
-      try {
-        const { data, info } = await sharp(file).flatten({ background: '#000000' }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-        if (info.width !== W || info.height !== H) {
-          throw new UsageError(`--input: ${file} is ${info.width}x${info.height}; this model captions ${W}x${H} images (width x height)`);
-        }
-        pixels = new Uint8Array(H * W);
-        for (let p = 0; p < pixels.length; p++) pixels[p] = data[p * info.channels];
-      } catch (e) {
-        if (e instanceof UsageError) throw e;
-        throw new UsageError(`--input: cannot read ${file} as an image (${(e as Error).message.split('\n')[0]})`);
+      const { cells, zoom } = await readCaptionInput(file, H, W);
+      if (cells.length > 1 || zoom > 1) {
+        const what = cells.length > 1 ? `a row of ${cells.length} ${W}x${H} images` : `one ${W}x${H} image`;
+        process.stderr.write(`note: --input: ${file} is ${what}${zoom > 1 ? ` at zoom ${zoom}, reduced ${zoom}x by block averaging` : ''}\n`);
       }
       await initBackend({ quiet: true });
       const { model, codec } = loadMultimodalModel(folder.dir);
       try {
-        const tokens = new CanvasCodec(H, W, patchSize).encode(pixels);
-        const batch = new Float32Array(num * tokens.length);
-        for (let i = 0; i < num; i++) batch.set(tokens, i * tokens.length);
-        const { texts } = generateCaptions(model, codec, batch, num, options);
-        for (const t of texts) console.log(t);
+        const canvas = new CanvasCodec(H, W, patchSize);
+        // each cell on its own (same seed), so a cell's captions do not depend on its neighbours
+        cells.forEach((pixels, cell) => {
+          const tokens = canvas.encode(pixels);
+          const batch = new Float32Array(num * tokens.length);
+          for (let i = 0; i < num; i++) batch.set(tokens, i * tokens.length);
+          const { texts } = generateCaptions(model, codec, batch, num, options);
+          for (const t of texts) console.log(cells.length > 1 ? `cell ${cell}: ${t}` : t);
+        });
       } finally {
         model.dispose();
       }

@@ -4,6 +4,8 @@ import { edit, editRegion, EDIT_REGIONS } from '@causalfusion/sampler';
 import { UsageError } from '../errors';
 import {
   addSamplingFlags,
+  checkImageCount,
+  checkSamplingOutputs,
   DEFAULT_EDIT_CFG,
   parseSamplingFlags,
   progressReporter,
@@ -11,7 +13,7 @@ import {
   writeResults,
   type SamplingFlags,
 } from '../generation';
-import { readImage, readMask } from '../images';
+import { compositeEdit, describeFit, fitToModel, readMask, readRaw } from '../images';
 import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
 
 interface EditFlags extends SamplingFlags {
@@ -21,37 +23,48 @@ interface EditFlags extends SamplingFlags {
 
 /**
  * `causalfusion edit`: zero-shot editing as in the paper. The tokens outside the region are pushed as clean
- * context under the NEW class and the region is regenerated with S_eval AR steps; kept tokens are not
- * touched, so an input already at a pixel model's size keeps those pixels exactly (a latent-space model
- * keeps those latent tokens; the VAE decodes them).
+ * context under the NEW class and the region is regenerated with S_eval AR steps at the model's size. The
+ * regenerated tokens' pixels are then put back into the ORIGINAL image at its own resolution (an input of
+ * another size is brought to the model's size by block averaging for an integer zoom, by area otherwise), so
+ * every kept pixel of the output is the input's, bit for bit, whatever its size (and for latent-space models).
  */
 export function registerEdit(program: Command): void {
   const cmd = program
     .command('edit')
     .description('regenerate a region of an image under a (new) class; the rest of the image is kept')
-    .requiredOption('--input <image>', 'the image to edit (PNG, JPEG, ...); resized to the model\'s size, gray for 1-channel models')
+    .requiredOption('--input <image>', 'the image to edit (PNG, JPEG, ...), any size; gray for 1-channel models; the output keeps its size and its pixels outside the region')
     .option(
       '--mask <region|mask.png>',
-      `what to regenerate: ${EDIT_REGIONS.join(', ')}, or a mask image of the model's size (white = regenerate, ` +
-        'black = keep; a token is regenerated if any of its pixels is white)',
+      `what to regenerate: ${EDIT_REGIONS.join(', ')}, or a mask image, any size (the input's is natural; white = regenerate, ` +
+        'black = keep; a token is regenerated if any white mask pixel touches it)',
       'center',
     )
     .requiredOption('--class <class...>', 'the class (name or index) to regenerate the region as; several give one edit each')
     .option('--num <n>', 'edits per class (different noise)', '1')
-    .option('--out <file.png>', 'the edited image (a grid when there are several: a row per class)', 'edit.png');
+    .option('--out <file.png>', 'the edited image, .png, .jpg/.jpeg or .webp (a grid when there are several: a row per class)', 'edit.png');
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster', cfg: DEFAULT_EDIT_CFG }).action(async (flags: EditFlags) => {
     const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = resolveClasses(flags.class ?? [], folder.meta);
     const { imageSize, channels, pixelsPerToken, grid } = folder.tokenizer;
-    const image = await readImage(flags.input, imageSize, channels);
+    const note = (message: string) => process.stderr.write(`note: ${message}\n`);
+    // The input at its own resolution (the output keeps it), and brought to the model's size for the model.
+    const original = await readRaw(flags.input, channels);
+    const { width, height } = original;
+    const fit = describeFit(width, height, imageSize);
+    if (fit) note(`--input: ${flags.input} is ${width}x${height}, ${fit} for the model; the edit is put back into its ${width}x${height} pixels`);
+    const image = fitToModel(original, imageSize);
     let region: Uint8Array;
     if ((EDIT_REGIONS as readonly string[]).includes(flags.mask)) region = editRegion(flags.mask, grid, grid);
-    else if (fs.existsSync(flags.mask)) region = await readMask(flags.mask, imageSize, pixelsPerToken);
+    else if (fs.existsSync(flags.mask)) region = await readMask(flags.mask, imageSize, pixelsPerToken, '--mask', note);
     else throw new UsageError(`--mask: '${flags.mask}' is neither a region (${EDIT_REGIONS.join(', ')}) nor an existing mask image`);
     const regenerated = region.reduce((a, b) => a + b, 0);
     const settings = parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel', DEFAULT_EDIT_CFG);
+    checkImageCount(classes.length, settings.num);
     const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
+    // The edits have the input's size unless --zoom enlarges them (progress frames: the model's size, zoomed as for sample).
+    const outZoom = flags.zoom === undefined ? 1 : settings.zoom;
+    checkSamplingOutputs(flags, conditions.length, settings.num, width, height, outZoom);
 
     // Every edit starts from the same tokens; the sampler keeps the ones outside the region bit for bit.
     // (A latent-space model's tokens are the VAE's posterior mean of the image, scaled.)
@@ -75,7 +88,21 @@ export function registerEdit(program: Command): void {
     }
     const seconds = (Date.now() - started) / 1000;
 
-    await writeResults(folder, result, flags, conditions.length, settings);
+    // Each edit goes back into the original pixels: only the regenerated tokens' pixels change.
+    const cell = width * height * channels;
+    const per = imageSize * imageSize * channels;
+    await writeResults(folder, result, flags, conditions.length, settings, {
+      width,
+      height,
+      zoom: outZoom,
+      images: (decoded) => {
+        const out = new Uint8Array(conditions.length * cell);
+        for (let i = 0; i < conditions.length; i++) {
+          out.set(compositeEdit(original, decoded.subarray(i * per, (i + 1) * per), imageSize, region, pixelsPerToken), i * cell);
+        }
+        return out;
+      },
+    });
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
     console.log(
       `wrote ${flags.out}: ${conditions.length} edit(s) of ${flags.input} as ${names}; regenerated ${regenerated} of ` +

@@ -11,6 +11,8 @@ import {
   type StatisticsResult,
 } from '@causalfusion/eval';
 import { UsageError } from '../errors';
+import { boundedInt, LIMITS } from '../limits';
+import { checkOutFile } from '../outputs';
 
 interface FidCliOptions {
   real: string;
@@ -81,7 +83,7 @@ export function registerEvalFid(evalCmd: Command): void {
     .requiredOption('--real <dir|stats.npz>', 'reference images (folder) or statistics (.npz with mu/sigma, or an ADM batch)')
     .option('--fake <dir|stats.npz>', 'generated images or statistics; omit with --save-stats to only save --real')
     .option('--features <inception.onnx|mnist>', "feature network: an InceptionV3 ONNX export, or 'mnist' (FID-MNIST)", 'mnist')
-    .option('--batch-size <n>', 'images per network call (default: 50 for Inception, 500 for mnist)')
+    .option('--batch-size <n>', `images per network call (default: 50 for Inception, 500 for mnist; at most ${LIMITS.fidBatch})`)
     .option('--save-stats <out.npz>', 'write the statistics computed from images (--real first) as pytorch-fid .npz')
     .option('--eps-fallback <mode>', "'auto' (reproduces pytorch-fid/ADM), 'never' or 'always'", 'auto')
     .option('--json', 'print the result as JSON')
@@ -90,10 +92,11 @@ export function registerEvalFid(evalCmd: Command): void {
       if (!['auto', 'never', 'always'].includes(opts.epsFallback)) {
         throw new UsageError(`--eps-fallback: expected auto, never or always, got '${opts.epsFallback}'`);
       }
-      let batchSize: number | undefined;
-      if (opts.batchSize !== undefined) {
-        batchSize = Number(opts.batchSize);
-        if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size: expected a positive integer, got '${opts.batchSize}'`);
+      const batchSize = opts.batchSize === undefined ? undefined : boundedInt(opts.batchSize, '--batch-size', LIMITS.fidBatch);
+      // where the statistics go is checked before any image is read
+      if (opts.saveStats !== undefined) {
+        if (!opts.saveStats.toLowerCase().endsWith('.npz')) throw new UsageError(`--save-stats: ${opts.saveStats} must end in .npz (the statistics are a pytorch-fid .npz)`);
+        checkOutFile(opts.saveStats, '--save-stats', 'stats.npz');
       }
       const inputs: { path: string; flag: '--real' | '--fake' }[] = [{ path: opts.real, flag: '--real' }];
       if (opts.fake) inputs.push({ path: opts.fake, flag: '--fake' });

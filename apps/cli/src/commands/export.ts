@@ -2,9 +2,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { exportOnnx } from '@causalfusion/onnx';
+import { copyFileAtomic, OutputPathError } from '@causalfusion/safetensors';
 import { exportCheckpoint } from '@causalfusion/train';
 import { UsageError } from '../errors';
 import { META_FILE, readModelFolder } from '../model';
+import { checkOutDir } from '../outputs';
 
 /**
  * `causalfusion export <format>`: turn what training produced into something the other commands run.
@@ -20,6 +22,7 @@ export function registerExport(program: Command): Command {
     .requiredOption('--run <dir>', 'the training run folder (the --out of causalfusion train)')
     .requiredOption('--out <dir>', 'the model folder to write')
     .action((flags: { run: string; out: string }) => {
+      checkOutDir(flags.out, '--out');
       let result;
       try {
         result = exportCheckpoint(flags.run, flags.out);
@@ -35,14 +38,17 @@ export function registerExport(program: Command): Command {
     .requiredOption('--out <dir>', 'the folder to write')
     .action((flags: { model?: string; out: string }) => {
       const folder = readModelFolder(flags.model);
+      checkOutDir(flags.out, '--out');
       let manifest;
       try {
         manifest = exportOnnx(folder.dir, flags.out);
       } catch (err) {
+        // an --out that cannot be written is not the model's fault
+        if (err instanceof OutputPathError) throw new UsageError(`--out: ${err.message}`);
         throw new UsageError(`${folder.dir}: ${(err as Error).message.split('\n')[0]}`);
       }
       // meta.json travels along, so the folder says what its classes and pixels are
-      fs.copyFileSync(path.join(folder.dir, META_FILE), path.join(flags.out, META_FILE));
+      copyFileAtomic(path.join(folder.dir, META_FILE), path.join(flags.out, META_FILE));
       const files = Object.values(manifest.graphs).map((g) => g.file).concat(manifest.weights);
       console.log(`wrote ${path.resolve(flags.out)}: ${files.join(', ')} (opset ${manifest.opset}, ${manifest.numTokens} tokens of ${manifest.tokenDim} values)`);
     });

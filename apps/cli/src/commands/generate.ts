@@ -4,6 +4,9 @@ import { Command } from 'commander';
 import { initBackend } from '@causalfusion/backend';
 import { CanvasCodec, DEFAULT_MULTIMODAL_MODEL_DIR, loadMultimodalModel, readMultimodalFolder } from '@causalfusion/multimodal';
 import { UsageError } from '../errors';
+import { writeImageGrid } from '../images';
+import { LIMITS } from '../limits';
+import { checkImageOut } from '../outputs';
 
 /** The command that trains and exports the shipped multimodal model (packages/multimodal/README.md). */
 export const MULTIMODAL_TRAIN_HINT =
@@ -52,16 +55,17 @@ export function registerGenerate(program: Command): void {
     .option('--cfg <x>', 'classifier-free guidance scale (1 = off)', '2')
     .option('--seed <n>', 'seed', '0')
     .option('--zoom <n>', 'enlarge the written grid (nearest neighbour)', '2')
-    .option('--out <file.png>', 'the grid to write', 'generated.png')
+    .option('--out <file.png>', 'the grid to write (a row of images): .png, .jpg/.jpeg or .webp', 'generated.png')
     .action(async (flags: Record<string, string>) => {
       const folder = openMultimodalFolder(flags.model);
-      const num = positiveInt('--num', flags.num, 256);
+      const num = positiveInt('--num', flags.num, LIMITS.generateImages);
       const tokensPerImage = (folder.config.imageHeight / folder.config.patchSize) * (folder.config.imageWidth / folder.config.patchSize);
       const arSteps = positiveInt('--ar-steps', flags.arSteps, tokensPerImage);
       const steps = positiveInt('--steps', flags.steps, 1000);
       const cfg = parseNumber('--cfg', flags.cfg, (n) => n >= 1, 'a number >= 1');
       const seed = parseNumber('--seed', flags.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0');
-      const zoom = positiveInt('--zoom', flags.zoom, 16);
+      const zoom = positiveInt('--zoom', flags.zoom, LIMITS.zoom);
+      checkImageOut(flags.out, '--out', { width: num * folder.config.imageWidth * zoom, height: folder.config.imageHeight * zoom });
       await initBackend({ quiet: true });
       const { model, codec } = loadMultimodalModel(folder.dir);
       try {
@@ -86,23 +90,7 @@ export function registerGenerate(program: Command): void {
     });
 }
 
-/** Rectangular images (height x width gray) side by side, as one PNG. */
+/** Rectangular images (height x width gray) side by side, as one image (PNG, JPEG or WebP, as `file` names). */
 export async function writeRectGrid(file: string, images: Uint8Array, count: number, height: number, width: number, zoom: number): Promise<void> {
-  // writeGrid lays out square cells; a row of height x width images is one "image" of (height) x (count*width)
-  const rowWidth = count * width;
-  const row = new Uint8Array(height * rowWidth);
-  for (let n = 0; n < count; n++)
-    for (let y = 0; y < height; y++) row.set(images.subarray((n * height + y) * width, (n * height + y + 1) * width), y * rowWidth + n * width);
-  const { default: sharp } = await import('sharp');
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  try {
-    await sharp(Buffer.from(row), { raw: { width: rowWidth, height, channels: 1 } })
-      .resize(rowWidth * zoom, height * zoom, { kernel: 'nearest' })
-      .toColourspace('b-w')
-      .png()
-      .toFile(file);
-  } catch (e) {
-    throw new UsageError(`cannot write ${file}: ${(e as Error).message.split('\n')[0]}`);
-  }
+  await writeImageGrid(file, images, count, count, width, height, 1, zoom);
 }
-

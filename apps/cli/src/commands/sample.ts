@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { sample } from '@causalfusion/sampler';
 import {
   addSamplingFlags,
+  checkImageCount,
+  checkSamplingOutputs,
   parseSamplingFlags,
   progressReporter,
   samplerOptions,
@@ -18,17 +20,20 @@ import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasse
 export function registerSample(program: Command): void {
   const cmd = program
     .command('sample')
-    .description('generate class-conditional images into a PNG grid (a row per class)')
+    .description('generate class-conditional images into an image grid (a row per class; PNG, JPEG or WebP)')
     .option('--class <class...>', 'class names or indices (from the model\'s meta.json), e.g. --class 7 or --class 3,7 (default: every class)')
     .option('--num <n>', 'images per class', '4')
-    .option('--out <file.png>', 'the grid to write', 'samples.png');
+    .option('--out <file.png>', 'the grid to write: .png, .jpg/.jpeg or .webp', 'samples.png');
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: SamplingFlags) => {
     // Everything that can be wrong with the input is checked before the backend starts.
     const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = flags.class ? resolveClasses(flags.class, folder.meta) : folder.meta.classNames.map((_, i) => i);
     const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel');
+    checkImageCount(classes.length, settings.num);
     const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
+    const { imageSize } = folder.tokenizer;
+    checkSamplingOutputs(flags, conditions.length, settings.num, imageSize, imageSize, settings.zoom);
 
     const opened = await openModel(folder, runtime);
     process.stderr.write(`${modelLine(folder, opened.where)}\n`);

@@ -1,10 +1,12 @@
 import { Command } from 'commander';
-import { NanLossError, parseTrainArgs, runTrainCli, TRAIN_USAGE } from '@causalfusion/train';
+import { NanLossError, parseTrainArgs, runTrainCli, trainExitCode, TRAIN_USAGE } from '@causalfusion/train';
 import { UsageError } from '../errors';
+import { checkOutDir } from '../outputs';
 
 /**
  * `causalfusion train [flags]`: runs the training app (@causalfusion/train) with the same flags as
- * `causalfusion-train`. Bad flags are usage errors (exit 2); a NaN loss stops training with exit 1.
+ * `causalfusion-train`. Bad flags are usage errors (exit 2); a NaN loss stops training with exit 1; a run
+ * Ctrl-C / SIGTERM stopped (after saving its checkpoint) exits 130 / 143, as shells expect.
  */
 export function registerTrain(program: Command): void {
   program
@@ -19,17 +21,23 @@ export function registerTrain(program: Command): void {
         console.log(TRAIN_USAGE);
         return;
       }
+      let parsed;
       try {
-        parseTrainArgs(flags);
+        parsed = parseTrainArgs(flags);
       } catch (err) {
         throw new UsageError((err as Error).message);
       }
+      // where the run and the exported model go is checked before any data is read
+      if (parsed.config.out) checkOutDir(parsed.config.out, '--out');
+      if (parsed.exportDir) checkOutDir(parsed.exportDir, '--export');
+      let result;
       try {
-        await runTrainCli(flags);
+        result = await runTrainCli(flags);
       } catch (err) {
         if (err instanceof NanLossError) throw err;
         // a run that cannot start (missing checkpoint, bad data folder, corrupt image) is the user's to fix
         throw new UsageError((err as Error).message.split('\n')[0]);
       }
+      process.exitCode = trainExitCode(result);
     });
 }

@@ -13,17 +13,17 @@ import {
   type VaePresetName,
 } from '@causalfusion/vae';
 import { UsageError } from '../errors';
-import { defaultZoom, writeGrid } from '../images';
+import { defaultZoom, gridSize, writeGrid } from '../images';
+import { boundedInt, LIMITS } from '../limits';
+import { checkImageOut, checkImageSize, checkOutDir, checkOutFile } from '../outputs';
 
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: expected a positive integer, got '${value}'`);
-  return n;
+function positiveInt(value: string, flag: string, max: number = Number.MAX_SAFE_INTEGER): number {
+  return boundedInt(value, flag, max);
 }
 
 async function openVae(dir: string, threads?: string): Promise<Vae> {
   try {
-    return await loadVae(dir, { threads: threads === undefined ? undefined : positiveInt(threads, '--threads') });
+    return await loadVae(dir, { threads: threads === undefined ? undefined : positiveInt(threads, '--threads', LIMITS.threads) });
   } catch (e) {
     throw e instanceof UsageError ? e : new UsageError(`--vae: ${(e as Error).message.split('\n')[0]}`);
   }
@@ -76,13 +76,12 @@ export function registerVae(program: Command): void {
       if (scaleFactor === undefined || !(scaleFactor > 0) || !Number.isFinite(scaleFactor)) {
         throw new UsageError(`--scale: give the latent scale factor, a positive number (0.2325 for MAR's VAE, 0.18215 for SD's)${flags.scale ? `, got '${flags.scale}'` : ''}`);
       }
+      const imageSize = flags.imageSize === undefined ? preset?.imageSize : positiveInt(flags.imageSize, '--image-size', LIMITS.vaeImageSize);
+      const downsample = flags.downsample === undefined ? preset?.downsample : positiveInt(flags.downsample, '--downsample', imageSize ?? LIMITS.vaeImageSize);
+      checkOutDir(flags.out, '--out');
       let config;
       try {
-        config = await initVaeFolder({
-          dir: flags.out, encoder: flags.encoder, decoder: flags.decoder, name, scaleFactor,
-          imageSize: flags.imageSize === undefined ? preset?.imageSize : positiveInt(flags.imageSize, '--image-size'),
-          downsample: flags.downsample === undefined ? preset?.downsample : positiveInt(flags.downsample, '--downsample'),
-        });
+        config = await initVaeFolder({ dir: flags.out, encoder: flags.encoder, decoder: flags.decoder, name, scaleFactor, imageSize, downsample });
       } catch (e) {
         throw new UsageError((e as Error).message.split('\n')[0]);
       }
@@ -99,13 +98,15 @@ export function registerVae(program: Command): void {
     .requiredOption('--data <dir>', 'image folder: one sub-folder of PNG/JPEG images per class')
     .requiredOption('--vae <dir>', 'VAE folder (encoder.onnx, decoder.onnx, vae.json)')
     .requiredOption('--out <file>', 'the latent cache to write, e.g. latents.bin')
-    .option('--batch <n>', 'images per encoder call (each batch is saved before the next)', '16')
+    .option('--batch <n>', `images per encoder call (each batch is saved before the next; at most ${LIMITS.encodeBatch})`, '16')
     .option('--no-flip', 'do not store the flipped images\' latents (stored by default, for flip augmentation)')
     .option('--limit <n>', 'encode only the first n images')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: one per core)')
     .action(async (flags: { data: string; vae: string; out: string; batch: string; flip: boolean; limit?: string; threads?: string }) => {
-      const batchSize = positiveInt(flags.batch, '--batch');
+      const batchSize = positiveInt(flags.batch, '--batch', LIMITS.encodeBatch);
+      // no maximum: the cache is written batch by batch, in bounded memory
       const limit = flags.limit === undefined ? undefined : positiveInt(flags.limit, '--limit');
+      checkOutFile(flags.out, '--out', 'latents.bin');
       const model = await openVae(flags.vae, flags.threads);
       const started = Date.now();
       let result;
@@ -129,9 +130,9 @@ export function registerVae(program: Command): void {
     .description('decode latents of a latent cache back to images (a PNG grid), to check a cache')
     .requiredOption('--latents <file>', 'the latent cache (from causalfusion encode)')
     .requiredOption('--vae <dir>', 'the VAE folder that made it')
-    .option('--out <file.png>', 'the grid to write', 'decoded.png')
+    .option('--out <file.png>', 'the grid to write: .png, .jpg/.jpeg or .webp', 'decoded.png')
     .option('--start <i>', 'first image', '0')
-    .option('--num <n>', 'images to decode', '8')
+    .option('--num <n>', `images to decode (at most ${LIMITS.decodeImages})`, '8')
     .option('--flipped', 'decode the stored flipped latents')
     .option('--seed <n>', 'decode a posterior sample drawn with this seed instead of the mean')
     .option('--zoom <n>', 'enlarge the grid n times (nearest neighbour)')
@@ -139,7 +140,9 @@ export function registerVae(program: Command): void {
     .action(async (flags: { latents: string; vae: string; out: string; start: string; num: string; flipped?: boolean; seed?: string; zoom?: string; threads?: string }) => {
       const start = Number(flags.start);
       if (!/^\d+$/.test(flags.start.trim())) throw new UsageError(`--start: expected an index >= 0, got '${flags.start}'`);
-      let num = positiveInt(flags.num, '--num');
+      let num = positiveInt(flags.num, '--num', LIMITS.decodeImages);
+      const zoomFlag = flags.zoom === undefined ? undefined : positiveInt(flags.zoom, '--zoom', LIMITS.zoom);
+      const format = checkImageOut(flags.out, '--out');
       const seed = flags.seed === undefined ? undefined : Number(flags.seed);
       if (seed !== undefined && (!/^\d+$/.test(flags.seed!.trim()) || !Number.isSafeInteger(seed))) throw new UsageError(`--seed: expected a non-negative integer, got '${flags.seed}'`);
       let cache;
@@ -152,6 +155,10 @@ export function registerVae(program: Command): void {
         if (start >= cache.count) throw new UsageError(`--start: ${start} is past the cache's ${cache.count} images`);
         if (flags.flipped && cache.views < 2) throw new UsageError(`--flipped: ${flags.latents} was encoded with --no-flip`);
         num = Math.min(num, cache.count - start);
+        const side = cache.header.vae.imageSize;
+        const zoom = zoomFlag ?? defaultZoom(side);
+        const size = gridSize(num, Math.min(num, 8), side, side, zoom);
+        checkImageSize(size.width, size.height, format, '--out');
         const model = await openVae(flags.vae, flags.threads);
         try {
           if (model.config.name !== cache.header.vae.name || model.latentLength !== cache.latentLength) {
@@ -164,7 +171,6 @@ export function registerVae(program: Command): void {
             z.set(rng ? samplePosterior(posterior, rng) : posterior.mean, i * cache.latentLength);
           }
           const images = nchwToImages(await model.decode(z), model.imageSize);
-          const zoom = flags.zoom === undefined ? defaultZoom(model.imageSize) : positiveInt(flags.zoom, '--zoom');
           await writeGrid(flags.out, images, num, Math.min(num, 8), model.imageSize, 3, zoom);
         } finally {
           await model.release();

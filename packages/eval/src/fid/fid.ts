@@ -63,12 +63,17 @@ export async function statisticsFromImages(
   return { stats: acc.toStats(), from: 'images', count: total, ...(is ? { inceptionScore: is.score() } : {}) };
 }
 
+/** Largest feature dimension read from an .npz (its covariance takes 8 * dim^2 bytes: 2 GB at 16384). */
+const MAX_FEATURE_DIM = 16384;
+
 /** Images of an ADM-style batch: uint8 [N, H, W, 3] (or [N, H, W] / [N, H, W, 1] grayscale). */
 function imagesOfArray(array: NpyArray, label: string): { count: number; load: (i: number) => Promise<RgbImage> } {
   const [n, h, w, c = 1] = array.shape;
   if (array.dtype !== 'uint8' || array.shape.length < 3 || array.shape.length > 4 || (c !== 1 && c !== 3)) {
     throw new Error(`${label}: 'arr_0' has dtype ${array.dtype} and shape [${array.shape}]; expected uint8 images [N, H, W, 3] or float features [N, D]`);
   }
+  // (N, 0, W, 3) holds no bytes whatever N is: without this, 2^32 empty images would be "read"
+  if (n < 1 || h < 1 || w < 1) throw new Error(`${label}: 'arr_0' has shape [${array.shape}]; an image batch needs at least one image of at least 1x1 pixels`);
   const data = array.data as Uint8Array;
   return {
     count: n,
@@ -110,7 +115,13 @@ export async function computeStatistics(source: string, options: StatisticsOptio
   if (arr0.dtype !== 'uint8' && arr0.shape.length === 2) {
     const [rows, dim] = arr0.shape;
     if (rows < 2) throw new Error(`${source}: 'arr_0' has ${rows} feature rows; a covariance needs at least 2`);
-    return { stats: await statisticsOf(arr0.data, dim, { backend: options.backend }), from: 'features', count: rows };
+    // the covariance is dim x dim float64: a small file of 2 x 100000 features would ask for 80 GB
+    if (dim < 1 || dim > MAX_FEATURE_DIM) throw new Error(`${source}: 'arr_0' has ${dim} features per row; expected 1 to ${MAX_FEATURE_DIM} (Inception pool3 has 2048)`);
+    try {
+      return { stats: await statisticsOf(arr0.data, dim, { backend: options.backend }), from: 'features', count: rows };
+    } catch (err) {
+      throw new Error(`${source}: 'arr_0': ${(err as Error).message}`);
+    }
   }
   const images = imagesOfArray(arr0, source);
   return statisticsFromImages(images.count, images.load, needExtractor(), options);

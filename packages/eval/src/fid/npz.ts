@@ -4,7 +4,8 @@
  * members, stored (np.savez, written with zip64 extra fields) or deflated (np.savez_compressed).
  */
 import * as fs from 'node:fs';
-import { unzipSync, zipSync } from 'fflate';
+import { inflateSync, zipSync } from 'fflate';
+import { writeFileAtomic } from '@causalfusion/safetensors';
 import type { GaussianStats } from './frechet';
 import { checkStats } from './frechet';
 
@@ -36,17 +37,26 @@ export function parseNpy(bytes: Uint8Array, label = 'array'): NpyArray {
   } else {
     throw new Error(`${label}: unsupported .npy format version ${major}`);
   }
+  if (offset + headerLen > bytes.length) throw new Error(`${label}: truncated .npy (the header needs ${headerLen} bytes, ${bytes.length - offset} left)`);
   const header = Buffer.from(bytes.subarray(offset, offset + headerLen)).toString('latin1');
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1] === 'True';
+  const fortranText = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || shapeText === undefined) throw new Error(`${label}: malformed .npy header ${JSON.stringify(header.trim())}`);
+  if (descr === undefined || shapeText === undefined || fortranText === undefined) {
+    throw new Error(`${label}: malformed .npy header ${JSON.stringify(header.trim().slice(0, 200))}`);
+  }
+  const fortran = fortranText === 'True';
+  // A tuple of non-negative integers (Python 2 wrote longs as 3L), at most one trailing comma.
+  if (!/^\s*(\d+L?\s*,\s*)*(\d+L?\s*,?\s*)?$/.test(shapeText)) {
+    throw new Error(`${label}: the .npy shape (${shapeText}) is not a tuple of non-negative integers`);
+  }
   const shape = shapeText
     .split(',')
-    .map((t) => t.trim())
+    .map((t) => t.trim().replace(/L$/, ''))
     .filter((t) => t.length > 0)
     .map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(count)) throw new Error(`${label}: the .npy shape (${shapeText}) holds more values than a file can`);
   const dataStart = offset + headerLen;
   const m = /^([<>|=])([fu])(\d+)$/.exec(descr);
   const kind = m ? `${m[2]}${m[3]}` : descr;
@@ -119,18 +129,14 @@ export function encodeNpy(data: Float64Array | Float32Array, shape: number[]): U
 export function readNpz(file: string): Map<string, NpyArray> {
   let zipped: Uint8Array;
   try {
-    zipped = fs.readFileSync(file);
+    const buffer = fs.readFileSync(file);
+    // a plain Uint8Array view: members are subarrays of it, and uint8 arrays are copied out with slice
+    zipped = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   } catch (err) {
     throw new Error(`cannot read ${file}: ${(err as Error).message}`);
   }
-  let members: Record<string, Uint8Array>;
-  try {
-    members = unzipSync(zipped);
-  } catch (err) {
-    throw new Error(`${file} is not a numpy .npz (zip) file: ${(err as Error).message}`);
-  }
   const arrays = new Map<string, NpyArray>();
-  for (const [name, bytes] of Object.entries(members)) {
+  for (const [name, bytes] of unzipChecked(zipped, file)) {
     if (!name.endsWith('.npy')) continue;
     const key = name.slice(0, -4);
     arrays.set(key, parseNpy(bytes, `${file}:${key}`));
@@ -138,11 +144,126 @@ export function readNpz(file: string): Map<string, NpyArray> {
   return arrays;
 }
 
-/** Writes arrays as an uncompressed .npz, like np.savez. */
+let crcTable: Int32Array | undefined;
+
+/** CRC-32 (zip's polynomial 0xEDB88320). */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  let c = -1;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/**
+ * The members of a zip file, checked as Python's zipfile (which np.load uses) checks them: the central
+ * directory and local headers must lie inside the file, and every member must inflate to its recorded
+ * size and CRC-32, so a damaged .npz is an Error rather than wrong numbers. (fflate's unzipSync checks
+ * none of this and loops over a corrupt entry count of up to 2^32.) Stored and deflated members, zip64.
+ */
+function unzipChecked(zip: Uint8Array, file: string): [string, Uint8Array][] {
+  const fail = (why: string): never => {
+    throw new Error(`${file} is not a numpy .npz (zip) file: ${why}`);
+  };
+  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  const u16 = (at: number) => (at + 2 <= zip.length ? view.getUint16(at, true) : fail('truncated'));
+  const u32 = (at: number) => (at + 4 <= zip.length ? view.getUint32(at, true) : fail('truncated'));
+  const u64 = (at: number) => {
+    const v = at + 8 <= zip.length ? view.getBigUint64(at, true) : fail('truncated');
+    return v > BigInt(Number.MAX_SAFE_INTEGER) ? fail(`a zip64 field holds ${v}, beyond any file`) : Number(v);
+  };
+  // The end-of-central-directory record: the last one, within 64 KB (its comment) of the end.
+  let end = -1;
+  for (let e = zip.length - 22; e >= 0 && e >= zip.length - 22 - 0xffff; e--) {
+    if (view.getUint32(e, true) === 0x06054b50) {
+      end = e;
+      break;
+    }
+  }
+  if (end < 0) fail('no end-of-central-directory record (truncated, or not a zip)');
+  let count = u16(end + 10);
+  let dirSize = u32(end + 12);
+  let dirOffset = u32(end + 16);
+  if (end >= 20 && u32(end - 20) === 0x07064b50) {
+    const at = u64(end - 12);
+    if (u32(at) !== 0x06064b50) fail('the zip64 end record is not where its locator says');
+    count = u64(at + 32);
+    dirSize = u64(at + 40);
+    dirOffset = u64(at + 48);
+  }
+  if (dirOffset + dirSize > zip.length) fail(`the central directory (${dirSize} bytes at ${dirOffset}) lies beyond the end of the file (${zip.length} bytes)`);
+  if (count * 46 > dirSize) fail(`the central directory cannot hold the ${count} entries it announces`);
+  const members: [string, Uint8Array][] = [];
+  let p = dirOffset;
+  for (let i = 0; i < count; i++) {
+    if (u32(p) !== 0x02014b50) fail(`central directory entry ${i} is damaged`);
+    const flags = u16(p + 8);
+    const method = u16(p + 10);
+    const crc = u32(p + 16);
+    let packed = u32(p + 20);
+    let size = u32(p + 24);
+    const nameLen = u16(p + 28);
+    const extraLen = u16(p + 30);
+    let local = u32(p + 42);
+    if (p + 46 + nameLen + extraLen > zip.length) fail(`central directory entry ${i} is truncated`);
+    const name = new TextDecoder().decode(zip.subarray(p + 46, p + 46 + nameLen));
+    // zip64: the 0xFFFFFFFF fields are in the extra field 0x0001, in this order
+    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen; ) {
+      const id = u16(x);
+      const len = u16(x + 2);
+      if (id === 1) {
+        let f = x + 4;
+        if (size === 0xffffffff) {
+          size = u64(f);
+          f += 8;
+        }
+        if (packed === 0xffffffff) {
+          packed = u64(f);
+          f += 8;
+        }
+        if (local === 0xffffffff) local = u64(f);
+      }
+      x += 4 + len;
+    }
+    p += 46 + nameLen + extraLen + u16(p + 32);
+    if (flags & 1) fail(`${name} is encrypted`);
+    if (u32(local) !== 0x04034b50) fail(`the local header of ${name} is damaged`);
+    const start = local + 30 + u16(local + 26) + u16(local + 28);
+    if (start + packed > zip.length) fail(`${name} (${packed} bytes at ${start}) lies beyond the end of the file`);
+    const raw = zip.subarray(start, start + packed);
+    let data: Uint8Array;
+    if (method === 0) {
+      if (packed !== size) fail(`${name} is stored with ${packed} bytes but says it holds ${size}`);
+      data = raw;
+    } else if (method === 8) {
+      // deflate expands at most ~1032x: a larger size is a lie (and would be a huge allocation)
+      if (size > packed * 1032 + 1024) fail(`${name} says it inflates to ${size} bytes from ${packed}, which deflate cannot`);
+      try {
+        data = inflateSync(raw, { out: new Uint8Array(size + 1) });
+      } catch (err) {
+        return fail(`${name} does not inflate (${(err as Error).message})`);
+      }
+      if (data.length !== size) fail(`${name} inflates to ${data.length === size + 1 ? 'more than' : data.length} bytes, not ${size}`);
+    } else {
+      return fail(`${name} uses compression method ${method}; numpy writes stored or deflated members`);
+    }
+    if (crc32(data) !== crc) fail(`${name} fails its CRC-32 check (the file is damaged)`);
+    members.push([name, data]);
+  }
+  return members;
+}
+
+/** Writes arrays as an uncompressed .npz, like np.savez (atomically: temporary file, then rename). */
 export function writeNpz(file: string, arrays: Record<string, { data: Float64Array | Float32Array; shape: number[] }>): void {
   const members: Record<string, [Uint8Array, { level: 0 }]> = {};
   for (const [name, a] of Object.entries(arrays)) members[`${name}.npy`] = [encodeNpy(a.data, a.shape), { level: 0 }];
-  fs.writeFileSync(file, zipSync(members));
+  writeFileAtomic(file, zipSync(members));
 }
 
 /** Saves FID statistics the way pytorch-fid does (`mu`, `sigma`, float64). */

@@ -50,7 +50,7 @@ export const DEFAULT_CFG = 3;
 export const DEFAULT_EDIT_CFG = 5;
 
 /** Add the flags both commands take. */
-export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string; cfg?: number }): Command {
+export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string; cfg?: number; zoomHelp?: string }): Command {
   return cmd
     .option('--model <dir>', 'model folder (model.safetensors, config.json, meta.json); default: the shipped MNIST model')
     .option('--tokenizer <pixel|vae:DIR>', "the model's tokenizer (default: as its meta.json says); vae:DIR points a latent-space model at its VAE folder")
@@ -63,7 +63,7 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
     .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised; off for VAE latents)')
     .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
-    .option('--zoom <n>', 'enlarge the written images n times (nearest neighbour; default 1, or enough to reach 28 pixels)')
+    .option('--zoom <n>', defaults.zoomHelp ?? 'enlarge the written images n times (nearest neighbour; default 1, or enough to reach 28 pixels; at most 16)')
     .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
     .option('--device <name>', 'ort device: cpu or cuda (needs an onnxruntime-node with the CUDA provider)', 'cpu')
     .option('--threads <n>', 'ort: CPU threads (default: the cores, at most 4)')

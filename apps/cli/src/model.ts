@@ -123,7 +123,8 @@ function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`${file} is not valid JSON (${(e as Error).message})`);
+    // one line: V8's message quotes the text around the error, newlines included
+    throw new UsageError(`${file} is not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
   }
 }
 

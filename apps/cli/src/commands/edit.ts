@@ -42,7 +42,8 @@ export function registerEdit(program: Command): void {
     .requiredOption('--class <class...>', 'the class (name or index) to regenerate the region as; several give one edit each')
     .option('--num <n>', 'edits per class (different noise)', '1')
     .option('--out <file.png>', 'the edited image, .png, .jpg/.jpeg or .webp (a grid when there are several: a row per class)', 'edit.png');
-  addSamplingFlags(cmd, { arSteps: '1', order: 'raster', cfg: DEFAULT_EDIT_CFG }).action(async (flags: EditFlags) => {
+  const zoomHelp = "enlarge the edited image n times (nearest neighbour; default 1: the input's size; at most 16)";
+  addSamplingFlags(cmd, { arSteps: '1', order: 'raster', cfg: DEFAULT_EDIT_CFG, zoomHelp }).action(async (flags: EditFlags) => {
     const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = resolveClasses(flags.class ?? [], folder.meta);

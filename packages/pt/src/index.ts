@@ -15,7 +15,7 @@
 import * as fs from 'fs';
 import { halfToFloat } from '@causalfusion/safetensors';
 import { storageRef, unpickle, type Namespace, type StorageDtype, type StorageRef, type TensorRef } from './unpickle';
-import { readZip, type ZipEntry } from './zip';
+import { fileSource, memorySource, readZip, type ByteSource, type ZipEntry } from './zip';
 
 export type { StorageDtype } from './unpickle';
 
@@ -129,11 +129,18 @@ function resolve(value: unknown, load: (ref: TensorRef) => TorchTensor, depth = 
 
 /** Parse the bytes of a torch.save file. `source` names it in errors. */
 export function parseTorchCheckpoint(bytes: Uint8Array, source = 'checkpoint'): TorchCheckpoint {
-  const entries = readZip(bytes, source);
+  return parseSource(memorySource(bytes), source);
+}
+
+function parseSource(src: ByteSource, source: string): TorchCheckpoint {
+  const entries = readZip(src, source);
   const pkl = [...entries.keys()].find((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (!pkl) throw new Error(`${source}: the zip has no <name>/data.pkl; it is not a torch.save checkpoint`);
   const prefix = pkl.slice(0, -'/data.pkl'.length);
-  const slice = (e: ZipEntry) => bytes.subarray(e.offset, e.offset + e.size);
+  const slice = (e: ZipEntry) => {
+    if (e.size > 2 ** 31 - 1) throw new Error(`${source}: ${e.name} is ${(e.size / 2 ** 30).toFixed(1)} GB, more than one tensor read can hold (2 GB)`);
+    return src.read(e.offset, e.size);
+  };
   const storages = new Map<string, StorageRef>();
   const raw = unpickle(slice(entries.get(pkl)!), source, (pid) => {
     const ref = storageRef(pid, source);
@@ -150,15 +157,24 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = 'checkpoint'): 
   return { root, prefix };
 }
 
-/** Read a torch.save file ({@link parseTorchCheckpoint}). */
+/**
+ * Read a torch.save file ({@link parseTorchCheckpoint}), entry by entry: files of any size (each storage
+ * up to 2 GB) without holding the whole archive in memory.
+ */
 export function readTorchCheckpoint(file: string): TorchCheckpoint {
-  let bytes: Uint8Array;
+  let fd: number;
   try {
-    bytes = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch (e) {
     throw new Error(`${file}: cannot read it (${(e as Error).message})`);
   }
-  return parseTorchCheckpoint(bytes, file);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (!fs.fstatSync(fd).isFile()) throw new Error(`${file}: is not a file`);
+    return parseSource(fileSource(fd, size, (f, buffer, offset, length, position) => fs.readSync(f, buffer, offset, length, position)), file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const isTensor = (v: unknown): v is TorchTensor => typeof v === 'object' && v !== null && (v as TorchTensor).kind === 'tensor';

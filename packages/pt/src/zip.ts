@@ -2,6 +2,8 @@
  * The part of the zip format torch.save writes: stored (uncompressed) entries found through the central
  * directory, with zip64 sizes and offsets for files over 4 GB. Every offset and size is checked against
  * the file, so a truncated or corrupt archive is an Error naming the problem, never a read out of range.
+ * The archive is read through a {@link ByteSource}, so a file larger than one Buffer (2 GB) is read entry by
+ * entry.
  */
 
 export interface ZipEntry {
@@ -21,48 +23,77 @@ function fail(source: string, problem: string): never {
   throw new Error(`${source}: ${problem}`);
 }
 
+/** Random access to the bytes of an archive: in memory, or a file read piece by piece (files over 2 GB). */
+export interface ByteSource {
+  readonly length: number;
+  /** `length` bytes at `offset` (the caller has checked the range). */
+  read(offset: number, length: number): Uint8Array;
+}
+
+export function memorySource(bytes: Uint8Array): ByteSource {
+  return { length: bytes.length, read: (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+/** Reads of an open file descriptor; a single read is limited to what a Buffer holds (2 GB). */
+export function fileSource(fd: number, size: number, readSync: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number): ByteSource {
+  return {
+    length: size,
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      for (let done = 0; done < length; ) {
+        const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
+        if (n <= 0) throw new Error('the file ended early');
+        done += n;
+      }
+      return out;
+    },
+  };
+}
+
 /** A little-endian reader over the archive that refuses reads beyond its end. */
 class Reader {
-  private readonly view: DataView;
   constructor(
-    readonly bytes: Uint8Array,
+    readonly src: ByteSource,
     private readonly source: string,
-  ) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+  ) {}
   check(offset: number, length: number, what: string): void {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.bytes.length)) fail(this.source, `${what} lies outside the file (truncated or corrupt zip)`);
+    if (!(offset >= 0 && length >= 0 && offset + length <= this.src.length)) fail(this.source, `${what} lies outside the file (truncated or corrupt zip)`);
+  }
+  private view(o: number, n: number): DataView {
+    this.check(o, n, 'a zip record');
+    const b = this.src.read(o, n);
+    return new DataView(b.buffer, b.byteOffset, n);
   }
   u16(o: number): number {
-    this.check(o, 2, 'a zip record');
-    return this.view.getUint16(o, true);
+    return this.view(o, 2).getUint16(0, true);
   }
   u32(o: number): number {
-    this.check(o, 4, 'a zip record');
-    return this.view.getUint32(o, true);
+    return this.view(o, 4).getUint32(0, true);
   }
   u64(o: number): number {
-    this.check(o, 8, 'a zip record');
-    const v = this.view.getBigUint64(o, true);
+    const v = this.view(o, 8).getBigUint64(0, true);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail(this.source, 'a zip64 size or offset is too large');
     return Number(v);
   }
 }
 
 /** The entries of a zip archive, by name. */
-export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry> {
-  const r = new Reader(bytes, source);
-  if (bytes.length < 22) fail(source, `is ${bytes.length} bytes, too short for a zip archive`);
+export function readZip(src: ByteSource, source: string): Map<string, ZipEntry> {
+  const r = new Reader(src, source);
+  if (src.length < 22) fail(source, `is ${src.length} bytes, too short for a zip archive`);
   if (r.u32(0) !== LOCAL) {
     // torch.save before 1.6 wrote a bare pickle stream; it starts with a pickle PROTO opcode
-    if (bytes[0] === 0x80) fail(source, "is a legacy (non-zip) PyTorch file; re-save it with torch.save(obj, path) on torch >= 1.6 (the zip format)");
+    if (src.read(0, 1)[0] === 0x80) fail(source, "is a legacy (non-zip) PyTorch file; re-save it with torch.save(obj, path) on torch >= 1.6 (the zip format)");
     fail(source, 'is not a zip archive (PyTorch checkpoints are zip files written by torch.save)');
   }
   // the end-of-central-directory record is within the last 64 KB + 22 bytes
   let eocd = -1;
-  for (let o = bytes.length - 22; o >= Math.max(0, bytes.length - 65557); o--) {
-    if (r.u32(o) === EOCD) {
-      eocd = o;
+  const tailStart = Math.max(0, src.length - 65557);
+  const tail = src.read(tailStart, src.length - tailStart);
+  const tailView = new DataView(tail.buffer, tail.byteOffset, tail.length);
+  for (let o = tail.length - 22; o >= 0; o--) {
+    if (tailView.getUint32(o, true) === EOCD) {
+      eocd = tailStart + o;
       break;
     }
   }
@@ -90,7 +121,7 @@ export function readZip(bytes: Uint8Array, source: string): Map<string, ZipEntry
     const commentLength = r.u16(o + 32);
     let local = r.u32(o + 42);
     r.check(o + 46, nameLength + extraLength, 'a central directory entry');
-    const name = new TextDecoder().decode(bytes.subarray(o + 46, o + 46 + nameLength));
+    const name = new TextDecoder().decode(src.read(o + 46, nameLength));
     // zip64 extra field: the 64-bit values of the fields that read 0xffffffff, in order
     for (let e = o + 46 + nameLength; e + 4 <= o + 46 + nameLength + extraLength; ) {
       const id = r.u16(e);

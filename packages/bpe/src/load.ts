@@ -24,7 +24,8 @@ function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new Error(`${JSON.stringify(path)} is not valid JSON (${(err as Error).message})`);
+    // one line: V8's message quotes the text around the error, newlines included
+    throw new Error(`${JSON.stringify(path)} is not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`);
   }
 }
 

@@ -2,7 +2,7 @@
  * The byte-level BPE tokenizer: special tokens, pre-tokenization, merges, decode, batches, and
  * export to a Hugging Face `tokenizer.json`.
  */
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import * as fs from 'fs';
 import { BYTE_TO_CHAR, tokenStringToBytes, utf8Encode } from './bytes';
 import { ID_LIMIT, MergeTable, mergeSymbols } from './merge';
 import { scanPretokens } from './pretokenize';
@@ -318,9 +318,20 @@ export class BPETokenizer {
     };
   }
 
-  /** Writes {@link toTokenizerJson} to `path`, atomically (a temporary file beside it, then renamed). */
+  /**
+   * Writes {@link toTokenizerJson} to `path`, atomically: a temporary file beside it, then renamed over
+   * it, so a reader or a crash never sees half a tokenizer.json. (This package has no dependencies, so
+   * it does not use @causalfusion/safetensors' writeFileAtomic; the folder must exist.)
+   */
   save(path: string): void {
-    writeFileAtomic(path, JSON.stringify(this.toTokenizerJson()));
+    const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(this.toTokenizerJson()), { flag: 'wx' });
+      fs.renameSync(tmp, path);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
   }
 
   private bytesOf(id: number): Uint8Array {

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { writeAll, writeFileAtomic, writeFileAtomicWith } from '@causalfusion/safetensors';
 import { configFromJson, configToJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
 import { buildOnnxGraphs, graphSignature, OPSET, type ExternalWeights, type GraphName } from './graph';
-import { readModelFolder } from './weights';
+import { checkWeights, readModelFolder, type Weights } from './weights';
 
 export const MANIFEST_FILE = 'causalfusion-onnx.json';
 export const FORMAT = 'causalfusion-onnx';
@@ -47,12 +47,26 @@ function writeWeightsAtomic(file: string, weights: ExternalWeights): void {
   });
 }
 
+/** Weights already in memory (e.g. read from a PyTorch checkpoint), for {@link exportOnnx}. */
+export interface InMemoryModel {
+  config: ModelConfig;
+  weights: Weights;
+  /** Where they came from (recorded in the manifest). */
+  source: string;
+}
+
 /**
- * Export a model (a folder with model.safetensors + config.json, or a .safetensors file) to an ONNX
- * folder that OrtDenoiser.load reads. Returns the manifest written.
+ * Export a model (a folder with model.safetensors + config.json, a .safetensors file, or weights in
+ * memory, checked against their config) to an ONNX folder that OrtDenoiser.load reads. Returns the
+ * manifest written.
  */
-export function exportOnnx(modelLocation: string, outDir: string): OnnxManifest {
-  const { config, weights, weightsFile } = readModelFolder(modelLocation);
+export function exportOnnx(model: string | InMemoryModel, outDir: string): OnnxManifest {
+  let config: ModelConfig, weights: Weights, weightsFile: string;
+  if (typeof model === 'string') ({ config, weights, weightsFile } = readModelFolder(model));
+  else {
+    ({ config, weights, source: weightsFile } = model);
+    checkWeights(config, weights, weightsFile);
+  }
   const graphs = buildOnnxGraphs(config, weights, { externalData: EXTERNAL_WEIGHTS_FILE });
   const d = derived(config);
   const signature = graphSignature(config.depth);

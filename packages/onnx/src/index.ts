@@ -12,6 +12,7 @@
 export { buildOnnxGraphs, graphSignature, IO_NAMES, OPSET } from './graph';
 export type { BuildOptions, ExternalWeights, GraphName, OnnxGraphs } from './graph';
 export { exportOnnx, readManifest, MANIFEST_FILE, FORMAT, FORMAT_VERSION, GRAPH_FILES, EXTERNAL_WEIGHTS_FILE } from './export';
+export type { InMemoryModel } from './export';
 export type { LoadedManifest, OnnxManifest } from './export';
 export { OrtDenoiser } from './denoiser';
 export type { KVLayer, OrtDenoiserSession, OrtOptions } from './denoiser';

@@ -35,6 +35,15 @@ export interface ModelFolder {
   weightsFile: string;
 }
 
+/** The `config` entry of a weights file's metadata, parsed; an Error naming the file if it is not JSON. */
+export function parseMetadataJson(text: string, weightsFile: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${weightsFile} metadata: "config" is not JSON (${(err as Error).message.replace(/\s+/g, ' ')}); put a ${CONFIG_FILE} beside it`);
+  }
+}
+
 /**
  * Read a model saved by @causalfusion/transformer's saveModel: a folder with `model.safetensors` and
  * `config.json`, or a `.safetensors` file (config from `config`, else a config.json beside it, else the
@@ -60,7 +69,7 @@ export function readModelFolder(location: string, config?: ModelConfig): ModelFo
   let cfg: ModelConfig;
   if (config) cfg = config;
   else if (fs.existsSync(configFile)) cfg = readConfigFile(configFile);
-  else if (file.metadata.config) cfg = configFromJson(JSON.parse(file.metadata.config), `${weightsFile} metadata`);
+  else if (file.metadata.config) cfg = configFromJson(parseMetadataJson(file.metadata.config, weightsFile), `${weightsFile} metadata`);
   else throw new Error(`no config for ${weightsFile}: put a ${CONFIG_FILE} beside it (e.g. {"model": "CausalFusion-XL", "num_classes": 1000})`);
   checkWeights(cfg, file.tensors, weightsFile);
   return { config: cfg, weights: file.tensors, weightsFile };

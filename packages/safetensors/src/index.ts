@@ -66,7 +66,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
   try {
     header = JSON.parse(text);
   } catch (err) {
-    return fail(`the header is not JSON (${(err as Error).message})`);
+    return fail(`the header is not JSON (${(err as Error).message.replace(/\s+/g, ' ')})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     fail(`the header is ${Array.isArray(header) ? 'an array' : JSON.stringify(header)}, not a JSON object`);

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { configFromJson, configToJson, ModelConfig, readConfigFile } from './config';
+import { checkStateDict, configFromJson, configToJson, ModelConfig, readConfigFile } from './config';
 import { CausalDiffusionModel } from './model';
 import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 
@@ -40,12 +40,21 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
   let config: ModelConfig;
   if (options.config) config = options.config;
   else if (configFile && fs.existsSync(configFile)) config = readConfigFile(configFile);
-  else if (file.metadata.config) config = configFromJson(JSON.parse(file.metadata.config), `${weightsFile} metadata`);
-  else {
+  else if (file.metadata.config) {
+    let json: unknown;
+    try {
+      json = JSON.parse(file.metadata.config);
+    } catch (err) {
+      throw new Error(`loadModel: ${weightsFile} metadata: "config" is not JSON (${(err as Error).message.replace(/\s+/g, ' ')}); put a ${CONFIG_FILE} beside it`);
+    }
+    config = configFromJson(json, `${weightsFile} metadata`);
+  } else {
     throw new Error(
       `loadModel: no config for ${weightsFile}: put a ${CONFIG_FILE} beside it (e.g. {"model": "CausalFusion-XL", "num_classes": 1000}) or pass options.config`,
     );
   }
+  // before the model is built: a config.json that does not fit the file (depth 65536) must not build a huge model first
+  checkStateDict(config, file.tensors, weightsFile);
   const model = new CausalDiffusionModel(config);
   try {
     model.loadStateDict(file.tensors, weightsFile);

@@ -61,7 +61,7 @@ export type PresetName = keyof typeof PRESETS;
 export function makeConfig(preset?: PresetName | null, overrides: Partial<ModelConfig> = {}): ModelConfig {
   let base: Partial<ModelConfig> = {};
   if (preset != null) {
-    if (!(preset in PRESETS)) {
+    if (typeof preset !== 'string' || !Object.hasOwn(PRESETS, preset)) {
       throw new Error(`Unknown model preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
     }
     base = PRESETS[preset];
@@ -89,11 +89,37 @@ export function validateConfig(c: ModelConfig): void {
   if (c.hiddenSize % 4 !== 0) {
     throw new Error(`model config: hiddenSize ${c.hiddenSize} must be a multiple of 4 for the 2-D sin-cos pos_embed`);
   }
-  if (!(c.mlpRatio > 0)) throw new Error(`model config: mlpRatio must be positive, got ${c.mlpRatio}`);
-  if (!(c.classDropoutProb >= 0 && c.classDropoutProb < 1)) {
-    throw new Error(`model config: classDropoutProb must be in [0, 1), got ${c.classDropoutProb}`);
+  if (typeof c.mlpRatio !== 'number' || !Number.isFinite(c.mlpRatio) || !(c.mlpRatio > 0)) {
+    throw new Error(`model config: mlpRatio must be a positive finite number, got ${JSON.stringify(c.mlpRatio)}`);
+  }
+  if (typeof c.classDropoutProb !== 'number' || !(c.classDropoutProb >= 0 && c.classDropoutProb < 1)) {
+    throw new Error(`model config: classDropoutProb must be a number in [0, 1), got ${JSON.stringify(c.classDropoutProb)}`);
   }
   if (typeof c.trainablePos !== 'boolean') throw new Error(`model config: trainablePos must be true or false`);
+  if (Math.floor(c.hiddenSize * c.mlpRatio) < 1) {
+    throw new Error(`model config: hiddenSize ${c.hiddenSize} x mlpRatio ${c.mlpRatio} leaves the MLP no hidden units`);
+  }
+  // Counted in closed form, before anything loops over blocks or allocates: a hand-edited depth of 1e9
+  // or input_size of 1e300 is refused here rather than hanging or failing inside a typed-array constructor.
+  const n = parameterCount(c);
+  if (!(n <= MAX_PARAMETERS)) {
+    throw new Error(`model config: the model would have ${n > 1e12 || !Number.isFinite(n) ? n.toExponential(3) : n} parameters; at most ${MAX_PARAMETERS} (8 GB of float32) are supported`);
+  }
+}
+
+/** Largest model a config may describe (2^31 - 1 parameters; CausalFusion-H has about 1.2e9). */
+export const MAX_PARAMETERS = 2 ** 31 - 1;
+
+/** Number of parameters of a config's official state_dict, without building it (may be Infinity). */
+export function parameterCount(c: ModelConfig): number {
+  const D = c.hiddenSize;
+  const grid = c.inputSize / c.patchSize;
+  const tokenDim = c.patchSize * c.patchSize * c.latentChannels;
+  const mlp = Math.floor(D * c.mlpRatio);
+  const headDim = D / c.numHeads;
+  const labelRows = c.numClasses + (c.classDropoutProb > 0 ? 1 : 0);
+  const block = 2 * D + 3 * D * D + (D * D + D) + 4 * headDim + 2 * D + (D * mlp + mlp) + (mlp * D + D);
+  return grid * grid * D + c.numCondTokens * D + (tokenDim * D + D) + (256 * D + D) + (D * D + D) + labelRows * c.numCondTokens * D + c.depth * block + 2 * D + (D * tokenDim + tokenDim);
 }
 
 /** Quantities that follow from a config. */
@@ -156,7 +182,9 @@ export function configFromJson(json: unknown, where = 'config.json'): ModelConfi
   const camel = new Set(Object.values(JSON_KEYS) as string[]);
   for (const [k, v] of Object.entries(obj)) {
     if (k === 'model') continue;
-    if (k in JSON_KEYS) overrides[JSON_KEYS[k]] = v;
+    const snake = Object.keys(JSON_KEYS).find((s) => JSON_KEYS[s] === k && s !== k);
+    if (snake !== undefined && snake in obj) throw new Error(`${where}: "${snake}" and "${k}" are the same field; give it once`);
+    if (Object.hasOwn(JSON_KEYS, k)) overrides[JSON_KEYS[k]] = v;
     else if (camel.has(k)) overrides[k] = v;
     else throw new Error(`${where}: unknown field "${k}"; known fields: model, ${Object.keys(JSON_KEYS).join(', ')}`);
   }
@@ -205,10 +233,18 @@ export function officialShapes(config: ModelConfig): Map<string, number[]> {
 
 /**
  * Throws unless `state` holds exactly the official keys of `config` with their shapes (and as many
- * values as each shape holds); the Error lists the missing keys, the unexpected keys and the shape
- * mismatches, and names the fix.
+ * values as each shape holds), all finite; the Error lists the missing keys, the unexpected keys and
+ * the shape mismatches, and names the fix (or names the first tensor holding NaN or Infinity).
  */
 export function checkStateDict(config: ModelConfig, state: ReadonlyMap<string, { shape: number[]; data: ArrayLike<number> }>, where = 'checkpoint'): void {
+  const fix = '  Fix: use the config the checkpoint was trained with (config.json next to model.safetensors).';
+  // A config far larger than the file (a hand-edited depth of 65536) would build and list a million
+  // missing keys: compare the key counts first, counted without building the list.
+  const base = officialShapes({ ...config, depth: 0 }).size;
+  const keyCount = base + (officialShapes({ ...config, depth: 1 }).size - base) * config.depth;
+  if (keyCount > state.size + 10_000) {
+    throw new Error(`${where} does not match the model config (${JSON.stringify(config)}): the config has ${keyCount} tensors, the file ${state.size}\n${fix}`);
+  }
   const expected = officialShapes(config);
   const missing = [...expected.keys()].filter((k) => !state.has(k));
   const unexpected = [...state.keys()].filter((k) => !expected.has(k));
@@ -223,12 +259,22 @@ export function checkStateDict(config: ModelConfig, state: ReadonlyMap<string, {
     }
   }
   if (missing.length || unexpected.length || mismatched.length) {
+    // at most 40 of each: a file of another model must not make a message of megabytes
+    const list = (items: string[], sep: string) => (items.length > 40 ? `${items.slice(0, 40).join(sep)}${sep}... (${items.length - 40} more)` : items.join(sep));
     const parts = [`${where} does not match the model config (${JSON.stringify(config)}):`];
-    if (missing.length) parts.push(`  missing keys (${missing.length}): ${missing.join(', ')}`);
-    if (unexpected.length) parts.push(`  unexpected keys (${unexpected.length}): ${unexpected.join(', ')}`);
-    if (mismatched.length) parts.push(`  shape mismatches (${mismatched.length}): ${mismatched.join('; ')}`);
-    parts.push('  Fix: use the config the checkpoint was trained with (config.json next to model.safetensors).');
+    if (missing.length) parts.push(`  missing keys (${missing.length}): ${list(missing, ', ')}`);
+    if (unexpected.length) parts.push(`  unexpected keys (${unexpected.length}): ${list(unexpected, ', ')}`);
+    if (mismatched.length) parts.push(`  shape mismatches (${mismatched.length}): ${list(mismatched, '; ')}`);
+    parts.push(fix);
     throw new Error(parts.join('\n'));
+  }
+  // NaN or Inf weights only make NaN images: say so at load time, naming the tensor.
+  for (const [key, t] of state) {
+    for (let i = 0; i < t.data.length; i++) {
+      if (!Number.isFinite(t.data[i])) {
+        throw new Error(`${where}: tensor "${key}" holds ${t.data[i]} at index ${i}; the weights are damaged (or from a diverged run): use another checkpoint`);
+      }
+    }
   }
 }
 
@@ -238,7 +284,7 @@ export function readConfigFile(file: string): ModelConfig {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`${file}: cannot read the model config (${(err as Error).message})`);
+    throw new Error(`${file}: cannot read the model config (${(err as Error).message.replace(/\s+/g, ' ')})`);
   }
   return configFromJson(json, file);
 }

@@ -8,7 +8,7 @@ import { frechetDistance, type FrechetOptions, type FrechetResult, type Gaussian
 import { decodeImage, listImageFiles } from './images';
 import { InceptionScoreAccumulator } from './inception-score';
 import { readNpz, statsFromNpzArrays, type NpyArray } from './npz';
-import { FeatureStatistics, statisticsOf } from './statistics';
+import { FeatureStatistics, statisticsOf, type PartialStatistics } from './statistics';
 
 /** Called after every batch with the number of images done and the total. */
 export type ProgressCallback = (done: number, total: number) => void;
@@ -42,6 +42,31 @@ export async function statisticsFromImages(
   options: StatisticsOptions = {},
 ): Promise<StatisticsResult> {
   if (total === 0) throw new Error('no images to compute statistics from');
+  const { acc, is } = await accumulateImages(total, load, extractor, options);
+  return { stats: acc.toStats(), from: 'images', count: total, ...(is ? { inceptionScore: is.score() } : {}) };
+}
+
+/**
+ * The partial statistics (count, mean, centred outer products; float64) of the images `load(0..total-1)`:
+ * one shard of a sharded evaluation, merged with the others by {@link mergePartials}. `total` may be 0 (an
+ * empty shard). No Inception Score: it does not merge exactly across shards.
+ */
+export async function partialStatisticsFromImages(
+  total: number,
+  load: (index: number) => Promise<RgbImage>,
+  extractor: FeatureExtractor,
+  options: StatisticsOptions = {},
+): Promise<PartialStatistics> {
+  const { acc } = await accumulateImages(total, load, extractor, options);
+  return acc.partial();
+}
+
+async function accumulateImages(
+  total: number,
+  load: (index: number) => Promise<RgbImage>,
+  extractor: FeatureExtractor,
+  options: StatisticsOptions,
+): Promise<{ acc: FeatureStatistics; is?: InceptionScoreAccumulator }> {
   const batchSize = options.batchSize ?? extractor.batchSize ?? 50;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
   const acc = new FeatureStatistics(extractor.dim, { backend: options.backend });
@@ -60,7 +85,7 @@ export async function statisticsFromImages(
     }
     options.onProgress?.(start + images.length, total);
   }
-  return { stats: acc.toStats(), from: 'images', count: total, ...(is ? { inceptionScore: is.score() } : {}) };
+  return { acc, is };
 }
 
 /** Largest feature dimension read from an .npz (its covariance takes 8 * dim^2 bytes: 2 GB at 16384). */

@@ -100,11 +100,11 @@ function fortranToC<T extends Float64Array | Uint8Array>(data: T, shape: number[
   return out;
 }
 
-/** Serialises a float64 or float32 array as .npy (format 1.0, little endian, C order). */
-export function encodeNpy(data: Float64Array | Float32Array, shape: number[]): Uint8Array {
+/** Serialises a float64, float32 or uint8 array as .npy (format 1.0, little endian, C order). */
+export function encodeNpy(data: Float64Array | Float32Array | Uint8Array, shape: number[]): Uint8Array {
   const count = shape.reduce((a, b) => a * b, 1);
   if (count !== data.length) throw new Error(`shape [${shape}] holds ${count} values but the array has ${data.length}`);
-  const descr = data instanceof Float32Array ? '<f4' : '<f8';
+  const descr = data instanceof Uint8Array ? '|u1' : data instanceof Float32Array ? '<f4' : '<f8';
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   // numpy pads the header with spaces so the data starts on a 64-byte boundary, and ends it with \n.
@@ -116,6 +116,10 @@ export function encodeNpy(data: Float64Array | Float32Array, shape: number[]): U
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(Buffer.from(header, 'latin1'), 10);
+  if (data instanceof Uint8Array) {
+    out.set(data, total);
+    return out;
+  }
   const body = new DataView(out.buffer, total);
   const size = data instanceof Float32Array ? 4 : 8;
   for (let i = 0; i < data.length; i++) {
@@ -260,7 +264,7 @@ function unzipChecked(zip: Uint8Array, file: string): [string, Uint8Array][] {
 }
 
 /** Writes arrays as an uncompressed .npz, like np.savez (atomically: temporary file, then rename). */
-export function writeNpz(file: string, arrays: Record<string, { data: Float64Array | Float32Array; shape: number[] }>): void {
+export function writeNpz(file: string, arrays: Record<string, { data: Float64Array | Float32Array | Uint8Array; shape: number[] }>): void {
   const members: Record<string, [Uint8Array, { level: 0 }]> = {};
   for (const [name, a] of Object.entries(arrays)) members[`${name}.npy`] = [encodeNpy(a.data, a.shape), { level: 0 }];
   writeFileAtomic(file, zipSync(members));

@@ -86,15 +86,7 @@ function problems(c: CheckpointContent): string | undefined {
 }
 
 describe('training checkpoint fuzzing', () => {
-  // KNOWN FAILING (issue #19, to fix in src/checkpoint.ts, then turn `it.failing` into `it`): the fuzzer
-  // finds that readCheckpointState / readCheckpoint
-  //  1. let JSON.parse's SyntaxError out, naming no file, for a state.json cut short or damaged;
-  //  2. throw a TypeError ("Cannot read properties of null (reading 'format')") for a state.json of `null`;
-  //  3. return state.json's fields unchecked: step / adamStepCount / wallSeconds null, missing, strings
-  //     or arrays; rng.s not four uint32 words; classNames or config missing or not a list / object;
-  //  4. return optimizer.safetensors moments of the wrong size (one value more or less than the
-  //     parameter) and NaN / Infinity moments (the weights and EMA are checked by checkStateDict).
-  it.failing(
+  it(
     'every damaged checkpoint is a clear error naming the folder, or one a run can resume from',
     async () => {
       const seed = await seedCheckpoint();

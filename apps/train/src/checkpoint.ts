@@ -106,11 +106,42 @@ export function findCheckpoint(dir: string): string | null {
   return null;
 }
 
+/**
+ * state.json of a checkpoint folder, checked field by field: a damaged or hand-edited file is an Error
+ * naming the file and the field, never a bare SyntaxError or a run that resumes from nonsense.
+ */
+function readStateFile(found: string): CheckpointState {
+  const file = path.join(found, 'state.json');
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file} cannot be read as JSON (${(e as Error).message.split('\n')[0]}); the checkpoint is damaged: resume from ${found === file ? 'another copy' : 'checkpoint.old if it exists'}, or start a new run`);
+  }
+  const bad = (field: string, why: string): never => {
+    throw new Error(`${file}: ${field} ${why}; the checkpoint is damaged or was edited by hand`);
+  };
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) bad('the file', 'is not a JSON object');
+  const s = json as Record<string, unknown>;
+  const count = (k: string) => (Number.isSafeInteger(s[k]) && (s[k] as number) >= 0 ? (s[k] as number) : bad(k, `must be a non-negative integer, got ${JSON.stringify(s[k])}`));
+  if (s.format === 'causalfusion-multimodal-train-checkpoint') return s as unknown as CheckpointState; // the caller names the task
+  if (s.format !== CHECKPOINT_FORMAT) bad('format', `is ${JSON.stringify(s.format)}, not ${CHECKPOINT_FORMAT}`);
+  count('step');
+  count('adamStepCount');
+  if (!(typeof s.wallSeconds === 'number' && Number.isFinite(s.wallSeconds) && s.wallSeconds >= 0)) bad('wallSeconds', `must be a number of seconds, got ${JSON.stringify(s.wallSeconds)}`);
+  const rng = s.rng as { s?: unknown; spare?: unknown } | null;
+  const words = rng && Array.isArray(rng.s) && rng.s.length === 4 && rng.s.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff);
+  if (!words || !(rng!.spare === null || (typeof rng!.spare === 'number' && Number.isFinite(rng!.spare)))) bad('rng', 'is not a random generator state (four 32-bit words and a spare normal)');
+  if (!Array.isArray(s.classNames) || s.classNames.length === 0 || !s.classNames.every((c) => typeof c === 'string')) bad('classNames', 'must be a list of class names');
+  if (s.config === null || typeof s.config !== 'object' || Array.isArray(s.config)) bad('config', 'must be the training config object');
+  return s as unknown as CheckpointState;
+}
+
 /** Read a checkpoint of a model of `config` (written by either runtime: one format). */
 export function readCheckpoint(dir: string, config: ModelConfig): CheckpointContent {
   const found = findCheckpoint(dir);
   if (!found) throw new Error(`no checkpoint in ${dir}; start the run without --resume`);
-  const state = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as CheckpointState;
+  const state = readStateFile(found);
   if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${found}/state.json is not a causalfusion training checkpoint`);
   const entries = trainingEntries(config);
   const weights = (file: string) => {
@@ -119,17 +150,22 @@ export function readCheckpoint(dir: string, config: ModelConfig): CheckpointCont
     return entries.map((e) => toTrainingLayout(e, tensors.get(e.key)!.data));
   };
   const opt = readSafetensors(path.join(found, 'optimizer.safetensors')).tensors;
-  const get = (k: string) => {
+  const get = (k: string, size: number) => {
     const t = opt.get(k);
     if (!t) throw new Error(`${found}/optimizer.safetensors lacks ${k}; the checkpoint does not match the model`);
+    if (t.data.length !== size) throw new Error(`${found}/optimizer.safetensors: ${k} has ${t.data.length} values, the parameter ${size}; the checkpoint does not match the model`);
+    for (let i = 0; i < t.data.length; i++) {
+      if (!Number.isFinite(t.data[i])) throw new Error(`${found}/optimizer.safetensors: ${k}[${i}] is ${t.data[i]}; the checkpoint is damaged`);
+    }
     return t.data;
   };
-  const keys = entries.filter((e) => e.trainable).map((e) => e.key);
+  const trainable = entries.filter((e) => e.trainable);
+  const sizeOf = (e: (typeof entries)[number]) => e.shape.reduce((a, b) => a * b, 1);
   return {
     state,
     model: weights(WEIGHTS_FILE),
     ema: weights('ema.safetensors'),
-    optimizer: { stepCount: state.adamStepCount, m: keys.map((k) => get(`m.${k}`)), v: keys.map((k) => get(`v.${k}`)) },
+    optimizer: { stepCount: state.adamStepCount, m: trainable.map((e) => get(`m.${e.key}`, sizeOf(e))), v: trainable.map((e) => get(`v.${e.key}`, sizeOf(e))) },
   };
 }
 
@@ -137,7 +173,7 @@ export function readCheckpoint(dir: string, config: ModelConfig): CheckpointCont
 export function readCheckpointState(dir: string): CheckpointState {
   const found = findCheckpoint(dir);
   if (!found) throw new Error(`--resume: no checkpoint in ${dir}; start the run without --resume`);
-  const state = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as CheckpointState;
+  const state = readStateFile(found);
   if ((state as { format?: string }).format === 'causalfusion-multimodal-train-checkpoint') {
     throw new Error(`${found} is the checkpoint of a --task multimodal run; add --task multimodal to continue it`);
   }

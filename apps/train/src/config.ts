@@ -114,7 +114,7 @@ const BASE: Omit<TrainConfig, 'out'> = {
 
 /** A full config: base recipe, then the preset, then overrides; validated. */
 export function makeTrainConfig(preset: PresetName | null, overrides: Partial<TrainConfig> & { out: string }): TrainConfig {
-  if (preset !== null && !(preset in TRAIN_PRESETS)) {
+  if (preset !== null && !Object.hasOwn(TRAIN_PRESETS, preset)) {
     throw new Error(`unknown preset "${preset}": use one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
   }
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
@@ -288,7 +288,7 @@ export function parseTrainArgs(argv: string[]): TrainCommand {
   // the default preset is not "given": a resumed run without --preset keeps its checkpoint's settings
   const presetGiven = values.preset !== undefined;
   const preset = (values.preset as string | undefined) ?? 'mnist';
-  if (!(preset in TRAIN_PRESETS)) throw new Error(`--preset: unknown preset "${preset}"; use one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
+  if (!Object.hasOwn(TRAIN_PRESETS, preset)) throw new Error(`--preset: unknown preset "${preset}"; use one of ${Object.keys(TRAIN_PRESETS).join(', ')}`);
   const out = (overrides.out as string | undefined) ?? '';
   const config = help ? ({ ...BASE, out } as TrainConfig) : makeTrainConfig(preset as PresetName, { ...(overrides as Partial<TrainConfig>), out });
   // an explicit --preset gives its settings (as the config has them: a VAE sets the image size), except

@@ -164,7 +164,7 @@ export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand
   );
   if (values['no-ema-warmup']) overrides.emaWarmup = false;
   const preset = (values.preset as string | undefined) ?? 'multimodal';
-  if (!(preset in MULTIMODAL_PRESETS)) throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
+  if (!Object.hasOwn(MULTIMODAL_PRESETS, preset)) throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
   const config = { ...MM_BASE, ...MULTIMODAL_PRESETS[preset as MultimodalPresetName], ...overrides, out: (overrides.out as string) ?? '' } as MultimodalTrainConfig;
   validateMultimodalTrainConfig(config);
   // an explicit --preset gives its settings (not the default one: a resume without --preset keeps the checkpoint's)

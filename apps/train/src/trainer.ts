@@ -13,7 +13,7 @@ import { OrtDenoiser } from '@causalfusion/onnx';
 import { createRng, Rng } from '@causalfusion/rng';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { configToJson, derived, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
+import { checkStateDict, configToJson, derived, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
 import { initialWeights } from '@causalfusion/transformer/init';
 import { HostAdamW } from '@causalfusion/transformer/optim';
 import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
@@ -283,7 +283,9 @@ export function exportCheckpoint(runDir: string, exportDir: string): { step: num
   if (!found) throw new Error(`no training checkpoint in ${ckptDir}; give the --out folder of a training run`);
   const state = readCheckpointState(ckptDir);
   const ema = readSafetensors(path.join(found, 'ema.safetensors')).tensors;
-  const configJson = configToJson(modelConfigOf(state.config, state.classNames.length));
+  const modelConfig = modelConfigOf(state.config, state.classNames.length);
+  checkStateDict(modelConfig, ema, `${found}/ema.safetensors`);
+  const configJson = configToJson(modelConfig);
   writeSafetensors(path.join(exportDir, WEIGHTS_FILE), ema, { format: 'pt', config: JSON.stringify(configJson) });
   writeFileAtomic(path.join(exportDir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
   const training: TrainingProvenance = {

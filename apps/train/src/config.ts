@@ -156,6 +156,16 @@ export function inputGeometry(c: Pick<TrainConfig, 'tokenizer' | 'imageSize' | '
   return vae ? { inputSize: latentSizeOf(vae.config), channels: vae.config.latentChannels } : { inputSize: c.imageSize, channels: c.channels };
 }
 
+/**
+ * The largest counts a run accepts: a batch's activations must fit in memory (a step holds every sample's
+ * sequence at once), a sample grid is drawn in one call; the number of steps is not limited (a run streams
+ * its log and checkpoints).
+ */
+export const TRAIN_LIMITS = {
+  batchSize: 4096, imageSize: 1024, hiddenSize: 4096, depth: 256, numHeads: 128, numCondTokens: 1024, workers: 64, threads: 256,
+  samplePerClass: 64, sampleArSteps: 4096, sampleSteps: 1000,
+} as const satisfies Partial<Record<keyof TrainConfig, number>>;
+
 export function validateTrainConfig(c: TrainConfig): void {
   const positiveInts: (keyof TrainConfig)[] = [
     'imageSize', 'patchSize', 'hiddenSize', 'depth', 'numHeads', 'numCondTokens', 'batchSize', 'steps', 'workers',
@@ -166,6 +176,9 @@ export function validateTrainConfig(c: TrainConfig): void {
   for (const k of positiveInts) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${f(k)} must be a positive integer, got ${String(v)}`);
+  }
+  for (const [k, max] of Object.entries(TRAIN_LIMITS) as [keyof typeof TRAIN_LIMITS, number][]) {
+    if ((c[k] as number) > max) throw new Error(`${f(k)} ${c[k]} is over the maximum of ${max}`);
   }
   if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/mnist)');
   if (c.channels !== 1 && c.channels !== 3) throw new Error(`--channels must be 1 or 3, got ${String(c.channels)}`);

@@ -348,6 +348,7 @@ describe('parseTrainArgs', () => {
   });
 
   it('names the bad flag', () => {
+    expect(() => parseTrainArgs(['--out', 'o', '--batch', '100000000'])).toThrow(/--batch 100000000 is over the maximum of 4096/);
     expect(() => parseTrainArgs(['--out', 'o', '--steps', 'many'])).toThrow(/--steps expects an integer, got "many"/);
     expect(() => parseTrainArgs(['--out', 'o', '--bogus'])).toThrow(/bogus/);
     expect(() => parseTrainArgs(['--steps', '10'])).toThrow(/--out/);

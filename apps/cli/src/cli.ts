@@ -11,6 +11,7 @@ import { registerTrain } from './commands/train';
 import { registerSample } from './commands/sample';
 import { registerEdit } from './commands/edit';
 import { registerExport } from './commands/export';
+import { registerConvert } from './commands/convert';
 import { registerVae } from './commands/vae';
 import { registerGenerate } from './commands/generate';
 import { registerCaption } from './commands/caption';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerTrain(program);
   registerExport(program);
+  registerConvert(program);
   registerVae(program);
   registerGenerate(program);
   registerCaption(program);

@@ -52,7 +52,7 @@ export const DEFAULT_EDIT_CFG = 5;
 /** Add the flags both commands take. */
 export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string; cfg?: number; zoomHelp?: string }): Command {
   return cmd
-    .option('--model <dir>', 'model folder (model.safetensors, config.json, meta.json); default: the shipped MNIST model')
+    .option('--model <dir|ckpt.pt>', 'model folder (model.safetensors, config.json, meta.json), or an official PyTorch checkpoint (read in memory; see `causalfusion convert`); default: the shipped MNIST model')
     .option('--tokenizer <pixel|vae:DIR>', "the model's tokenizer (default: as its meta.json says); vae:DIR points a latent-space model at its VAE folder")
     .option('--ar-steps <n>', 'S_eval: AR steps the tokens are generated in (1 = plain diffusion, L = one token per step)', defaults.arSteps)
     .option('--order <name>', `token order: ${ORDER_NAMES.join(', ')}`, defaults.order)
@@ -71,13 +71,10 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 
-/** The images one call draws (classes x --num), against {@link LIMITS.images}. */
-export function checkImageCount(classes: number, num: number): void {
-  if (classes * num > LIMITS.images) {
-    throw new UsageError(
-      `--num: ${classes} classes x ${num} images = ${classes * num} images, over the limit of ${LIMITS.images} per call; ` +
-        'run several calls with different --seed values',
-    );
+/** The images one call draws (classes x --num), against {@link LIMITS.images} (sample --out-dir: LIMITS.dirImages). */
+export function checkImageCount(classes: number, num: number, limit: number = LIMITS.images, hint = 'run several calls with different --seed values'): void {
+  if (classes * num > limit) {
+    throw new UsageError(`--num: ${classes} classes x ${num} images = ${classes * num} images, over the limit of ${limit} per call; ${hint}`);
   }
 }
 
@@ -101,8 +98,12 @@ export function parseSamplingFlags(
   numTokensToGenerate: number,
   pixels = true,
   defaultCfg = DEFAULT_CFG,
+  maxNum: { limit: number; hint: string } = {
+    limit: LIMITS.images,
+    hint: `a call draws at most ${LIMITS.images} images (classes x --num); run several calls with different --seed values`,
+  },
 ): SamplingSettings {
-  const num = boundedInt(flags.num, '--num', LIMITS.images, `a call draws at most ${LIMITS.images} images (classes x --num); run several calls with different --seed values`);
+  const num = boundedInt(flags.num, '--num', maxNum.limit, maxNum.hint);
   const zoom = flags.zoom === undefined ? defaultZoom(config.inputSize) : boundedInt(flags.zoom, '--zoom', LIMITS.zoom);
   // at most the tokens to generate (checked below, with a message that says how many there are)
   const arSteps = boundedInt(flags.arSteps, '--ar-steps', Number.MAX_SAFE_INTEGER);

@@ -9,6 +9,14 @@ import { UsageError } from './errors';
 export const LIMITS = {
   /** Images one `sample` / `edit` call draws: classes x --num (the sampler holds them as one batch). */
   images: 1024,
+  /**
+   * Images one `sample --out-dir` run draws over all its shards (classes x --num). Each image is written to
+   * its own file as its batch finishes, so memory is bounded by `--batch-size` (at most {@link images}), not
+   * by this total; it bounds the six-digit file names (000000.png .. 999999.png) and the disk.
+   */
+  dirImages: 1_000_000,
+  /** `--shard i/N`: N. */
+  shards: 100_000,
   /** `--zoom` of every command that writes images. */
   zoom: 16,
   /** `--threads` and `--workers` (onnxruntime threads, worker threads). */

@@ -3,6 +3,7 @@
  * (from `saveModel` of @causalfusion/transformer) and `meta.json` (dataset, class names, the tokenizer:
  * pixel geometry, or the VAE folder of a latent-space model; how it was trained). The JSON files are read
  * and checked first, without tfjs or onnxruntime, so that bad input is reported before anything starts.
+ * `--model` may also name an official PyTorch checkpoint (`ckpt.pt`): it is read in memory (./official).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -14,8 +15,10 @@ import { latentSizeOf, loadVae, readVaeConfig, VaeTokenizer, type Vae } from '@c
 import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/onnx';
 import { configFromJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
 import type { CausalDiffusionModel } from '@causalfusion/transformer';
+import type { NamedTensor } from '@causalfusion/safetensors';
 import { UsageError } from './errors';
 import { boundedInt, LIMITS } from './limits';
+import { describeWeights, readOfficialCheckpoint } from './official';
 
 export const META_FILE = 'meta.json';
 
@@ -29,7 +32,7 @@ export interface ModelMeta {
   format: 'causalfusion-model';
   dataset: string;
   classNames: string[];
-  tokenizer: PixelMeta | VaeMeta;
+  tokenizer: PixelMeta | VaeMeta | LatentMeta;
   /** How the weights were made (command, steps, wall time, backend, ...); free-form beyond these. */
   training?: Record<string, unknown>;
 }
@@ -55,11 +58,24 @@ export interface VaeMeta {
 }
 
 /**
+ * A latent-space model whose VAE is not recorded (a model converted from an official PyTorch checkpoint,
+ * which does not name its VAE): sample / edit take the VAE with `--tokenizer vae:DIR` (or `pixel` for a
+ * 1- or 3-channel model); info and export need none.
+ */
+export interface LatentMeta {
+  kind: 'latent';
+  latentChannels: number;
+  latentSize: number;
+  patchSize: number;
+}
+
+/**
  * Images <-> tokens for a model: the pixel tokenizer, or a VAE (loaded on first use, through onnxruntime).
  * Images are uint8 NHWC of `imageSize` x `imageSize` x `channels`.
  */
 export interface ImageCodec {
-  readonly kind: 'pixel' | 'vae';
+  /** 'none': a latent-space model read without its VAE (info, export): encode and decode refuse. */
+  readonly kind: 'pixel' | 'vae' | 'none';
   readonly imageSize: number;
   readonly channels: number;
   readonly grid: number;
@@ -80,6 +96,20 @@ export interface ModelFolder {
   tokenizer: ImageCodec;
   /** The VAE folder of a latent-space model (resolved), else null. */
   vaeDir: string | null;
+  /**
+   * The weights in memory (official keys, checked against `config`) when `dir` is a PyTorch checkpoint
+   * rather than a model folder; undefined for a folder (its model.safetensors is read by the runtime).
+   */
+  weights?: Map<string, NamedTensor>;
+}
+
+/** How {@link readModelFolder} treats the tokenizer. */
+export interface ReadModelOptions {
+  /**
+   * True (default) for commands that turn images into tokens and back (sample, edit): a latent-space
+   * model without a recorded VAE is refused with the flag that gives it. False for info and export.
+   */
+  needsTokenizer?: boolean;
 }
 
 function pixelCodec(t: PixelMeta): ImageCodec {
@@ -89,6 +119,18 @@ function pixelCodec(t: PixelMeta): ImageCodec {
     encode: async (images) => tok.encode(images),
     decode: async (tokens) => tok.decode(tokens),
     close: async () => {},
+  };
+}
+
+/** The codec of a model read without its VAE: the geometry, and a clear error if images are asked for. */
+function noCodec(where: string, config: ModelConfig): ImageCodec {
+  const d = derived(config);
+  const refuse = async (): Promise<never> => {
+    throw new UsageError(`${where}: the model's VAE is not known; give it with --tokenizer vae:DIR`);
+  };
+  return {
+    kind: 'none', imageSize: config.inputSize, channels: config.latentChannels, grid: d.grid, numTokens: d.numTokens, pixelsPerToken: config.patchSize,
+    encode: refuse, decode: refuse, close: async () => {},
   };
 }
 
@@ -145,7 +187,13 @@ function parseMeta(json: unknown, file: string): ModelMeta {
     }
     return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
   }
-  if (!t || t.kind !== 'pixel') throw new UsageError(`${file}: "tokenizer.kind" must be "pixel" or "vae", got ${JSON.stringify((t as { kind?: unknown } | undefined)?.kind)}`);
+  if (t && t.kind === 'latent') {
+    for (const k of ['latentChannels', 'latentSize', 'patchSize'] as const) {
+      if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
+    }
+    return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
+  }
+  if (!t || t.kind !== 'pixel') throw new UsageError(`${file}: "tokenizer.kind" must be "pixel", "vae" or "latent", got ${JSON.stringify((t as { kind?: unknown } | undefined)?.kind)}`);
   for (const k of ['imageSize', 'channels', 'patchSize'] as const) {
     if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
   }
@@ -157,17 +205,34 @@ function parseMeta(json: unknown, file: string): ModelMeta {
 
 /**
  * Read and check a model folder's JSON files (the weights are loaded later by {@link loadWeights}).
- * `dir` undefined means the shipped default model.
+ * `dir` undefined means the shipped default model. `dir` may also be an official PyTorch checkpoint
+ * (`ckpt.pt`): it is read in memory, its config from its args (an official preset) or a config.json
+ * beside it ({@link readCheckpointModel}).
  */
-export function readModelFolder(dir: string | undefined, tokenizerFlag?: string): ModelFolder {
+export function readModelFolder(dir: string | undefined, tokenizerFlag?: string, options: ReadModelOptions = {}): ModelFolder {
+  if (tokenizerFlag !== undefined && tokenizerFlag !== 'pixel' && !tokenizerFlag.startsWith('vae:')) {
+    throw new UsageError(`--tokenizer: expected pixel or vae:DIR, got '${tokenizerFlag}'`);
+  }
   const isDefault = dir === undefined;
   const folder = path.resolve(dir ?? DEFAULT_MODEL_DIR);
+  let stat: fs.Stats | undefined;
+  try {
+    stat = isDefault ? undefined : fs.statSync(folder);
+  } catch {
+    stat = undefined; // missing, or under a file: said below
+  }
+  if (stat?.isFile()) {
+    if (folder.endsWith('.safetensors')) {
+      throw new UsageError(`--model: ${dir} is a weights file; give its model folder (${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE}) or a PyTorch checkpoint (.pt)`);
+    }
+    return readCheckpointModel(folder, tokenizerFlag, options);
+  }
   if (!fs.existsSync(path.join(folder, WEIGHTS_FILE))) {
     if (isDefault) {
       throw new UsageError(`no default model at ${folder}: it has not been trained yet; train one with \`${TRAIN_HINT}\`, or pass --model DIR`);
     }
-    if (!fs.existsSync(folder)) throw new UsageError(`--model: ${folder} does not exist`);
-    throw new UsageError(`--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE}`);
+    if (!stat) throw new UsageError(`--model: ${folder} does not exist`);
+    throw new UsageError(`--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE} (or give a PyTorch checkpoint, ckpt.pt)`);
   }
   const meta = parseMeta(readJson(path.join(folder, META_FILE)), path.join(folder, META_FILE));
   const configFile = path.join(folder, CONFIG_FILE);
@@ -180,14 +245,99 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string)
   if (meta.classNames.length !== config.numClasses) {
     throw new UsageError(`${folder}: ${META_FILE} names ${meta.classNames.length} classes but ${CONFIG_FILE} has num_classes ${config.numClasses}`);
   }
-  const t = meta.tokenizer;
-  if (tokenizerFlag !== undefined && tokenizerFlag !== 'pixel' && !tokenizerFlag.startsWith('vae:')) {
-    throw new UsageError(`--tokenizer: expected pixel or vae:DIR, got '${tokenizerFlag}'`);
+  return { dir: folder, isDefault, config, ...resolveTokenizer(folder, meta, config, tokenizerFlag, options, `${folder}: ${META_FILE} does not record its VAE`) };
+}
+
+/** `--model ckpt.pt`: an official checkpoint read in memory (the EMA weights), as a model folder. */
+function readCheckpointModel(file: string, tokenizerFlag: string | undefined, options: ReadModelOptions): ModelFolder {
+  const ckpt = readOfficialCheckpoint(file, { mode: 'model', flag: '--model' });
+  const meta = officialMeta(ckpt.config, { source: file, weights: describeWeights(ckpt), config: ckpt.configSource });
+  return {
+    dir: file, isDefault: false, config: ckpt.config, weights: ckpt.weights,
+    ...resolveTokenizer(file, meta, ckpt.config, tokenizerFlag, options, `${file} is a PyTorch checkpoint, which does not name its VAE`),
+  };
+}
+
+/**
+ * meta.json of a model made from an official checkpoint: classes by index, and the tokenizer `tokenizer`
+ * (default: a latent-space model whose VAE is not recorded).
+ */
+export function officialMeta(config: ModelConfig, training: Record<string, unknown>, tokenizer?: PixelMeta | VaeMeta | LatentMeta): ModelMeta {
+  return {
+    format: 'causalfusion-model',
+    dataset: 'official-checkpoint',
+    classNames: Array.from({ length: config.numClasses }, (_, i) => String(i)),
+    tokenizer: tokenizer ?? { kind: 'latent', latentChannels: config.latentChannels, latentSize: config.inputSize, patchSize: config.patchSize },
+    training,
+  };
+}
+
+/**
+ * The tokenizer meta a `--tokenizer` flag gives a model of `config` whose meta does not say: `pixel` (the
+ * tokens are the pixels: 1 or 3 channels only) or `vae:DIR` (a VAE folder whose latents have the model's
+ * channels and size; its name and scale factor are recorded). `where` names the model in errors.
+ */
+export function tokenizerMetaFor(flag: string, config: ModelConfig, where: string): PixelMeta | VaeMeta {
+  const geometry = `${config.latentChannels}x${config.inputSize}x${config.inputSize}`;
+  if (flag === 'pixel') {
+    if (config.latentChannels !== 1 && config.latentChannels !== 3) {
+      throw new UsageError(`--tokenizer pixel: ${where} takes ${geometry} latents, and images have 1 or 3 channels; give its VAE with --tokenizer vae:DIR`);
+    }
+    return { kind: 'pixel', imageSize: config.inputSize, channels: config.latentChannels, patchSize: config.patchSize, range: [-1, 1] };
   }
-  if (tokenizerFlag !== undefined && (tokenizerFlag === 'pixel') !== (t.kind === 'pixel')) {
-    throw new UsageError(`--tokenizer ${tokenizerFlag}: ${folder} is a ${t.kind === 'pixel' ? 'pixel' : 'latent-space (VAE)'} model`);
+  if (!flag.startsWith('vae:') || flag.length === 4) throw new UsageError(`--tokenizer: expected pixel or vae:DIR, got '${flag}'`);
+  const dir = path.resolve(flag.slice(4));
+  let vae;
+  try {
+    vae = readVaeConfig(dir);
+  } catch (e) {
+    throw new UsageError(`--tokenizer: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (t.kind === 'vae') return { dir: folder, isDefault, meta, config, ...openVaeTokenizer(folder, t, config, tokenizerFlag) };
+  const size = latentSizeOf(vae);
+  if (vae.latentChannels !== config.latentChannels || size !== config.inputSize) {
+    throw new UsageError(
+      `--tokenizer: the VAE ${dir} (${vae.name}) makes ${vae.latentChannels}x${size}x${size} latents of ${vae.imageSize}x${vae.imageSize} images, ` +
+        `but ${where} takes ${geometry} (latent_channels ${config.latentChannels}, input_size ${config.inputSize}); give the VAE it was trained with`,
+    );
+  }
+  return { kind: 'vae', dir, name: vae.name, scale: vae.scaleFactor, latentChannels: vae.latentChannels, latentSize: size, imageSize: vae.imageSize, patchSize: config.patchSize };
+}
+
+/**
+ * The codec of a model: as meta.json says (a `--tokenizer vae:DIR` moves a latent model's VAE), or, for a
+ * model whose VAE is not recorded (`latent`), as `--tokenizer` says; without it, sample / edit are refused
+ * (`unknown` says why) and info / export get a codec that refuses images.
+ */
+function resolveTokenizer(
+  folder: string,
+  meta: ModelMeta,
+  config: ModelConfig,
+  flag: string | undefined,
+  options: ReadModelOptions,
+  unknown: string,
+): { meta: ModelMeta; tokenizer: ImageCodec; vaeDir: string | null } {
+  let t = meta.tokenizer;
+  if (t.kind === 'latent') {
+    if (t.latentSize !== config.inputSize || t.patchSize !== config.patchSize || t.latentChannels !== config.latentChannels) {
+      throw new UsageError(
+        `${folder}: ${META_FILE} describes ${t.latentSize}x${t.latentSize}x${t.latentChannels} latents in ${t.patchSize}-wide patches but ` +
+          `${CONFIG_FILE} has input_size ${config.inputSize}, latent_channels ${config.latentChannels}, patch_size ${config.patchSize}`,
+      );
+    }
+    if (flag === undefined) {
+      if (options.needsTokenizer === false) return { meta, tokenizer: noCodec(folder, config), vaeDir: null };
+      const pixel = config.latentChannels === 1 || config.latentChannels === 3 ? ' (or --tokenizer pixel if its tokens are pixels)' : '';
+      throw new UsageError(
+        `${unknown}: a latent-space model of ${config.latentChannels}x${config.inputSize}x${config.inputSize} latents; ` +
+          `give its VAE with --tokenizer vae:DIR (a folder made by \`causalfusion vae init\`)${pixel}`,
+      );
+    }
+    t = tokenizerMetaFor(flag, config, folder);
+    meta = { ...meta, tokenizer: t };
+  } else if (flag !== undefined && (flag === 'pixel') !== (t.kind === 'pixel')) {
+    throw new UsageError(`--tokenizer ${flag}: ${folder} is a ${t.kind === 'pixel' ? 'pixel' : 'latent-space (VAE)'} model`);
+  }
+  if (t.kind === 'vae') return { meta, ...openVaeTokenizer(folder, t, config, flag) };
   // The tokenizer and the transformer must agree on the geometry, or tokens would be scrambled.
   if (t.imageSize !== config.inputSize || t.patchSize !== config.patchSize || t.channels !== config.latentChannels) {
     throw new UsageError(
@@ -195,7 +345,7 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string)
         `${CONFIG_FILE} has input_size ${config.inputSize}, latent_channels ${config.latentChannels}, patch_size ${config.patchSize}`,
     );
   }
-  return { dir: folder, isDefault, meta, config, tokenizer: pixelCodec(t), vaeDir: null };
+  return { meta, tokenizer: pixelCodec(t), vaeDir: null };
 }
 
 /** Check a latent-space model's VAE folder against meta.json and config.json (no onnxruntime yet). */
@@ -271,7 +421,18 @@ export async function loadWeights(
 ): Promise<{ model: CausalDiffusionModel; backend: string }> {
   const name = await initBackend({ backend, quiet: true });
   // tfjs is loaded only on this path: the ORT path starts without it
-  const { loadModel } = await import('@causalfusion/transformer');
+  const { loadModel, CausalDiffusionModel } = await import('@causalfusion/transformer');
+  if (folder.weights) {
+    // a PyTorch checkpoint, read in memory (checked against the config already)
+    const model = new CausalDiffusionModel(folder.config);
+    try {
+      model.loadStateDict(folder.weights, folder.dir);
+    } catch (e) {
+      model.dispose();
+      throw new UsageError(`${folder.dir}: cannot load the weights: ${(e as Error).message.split('\n')[0]}`);
+    }
+    return { model, backend: name };
+  }
   try {
     return { model: await loadModel(folder.dir), backend: name };
   } catch (e) {
@@ -340,7 +501,10 @@ export async function openModel(folder: ModelFolder, settings: RuntimeSettings):
   const { OrtDenoiser } = await import('@causalfusion/onnx');
   let denoiser;
   try {
-    denoiser = await OrtDenoiser.load(folder.dir, { device: settings.device, threads: settings.threads, workers: settings.workers });
+    const ortOptions = { device: settings.device, threads: settings.threads, workers: settings.workers };
+    denoiser = folder.weights
+      ? await OrtDenoiser.fromWeights(folder.config, folder.weights, ortOptions)
+      : await OrtDenoiser.load(folder.dir, ortOptions);
   } catch (e) {
     throw new UsageError(`${folder.dir}: ${(e as Error).message.split('\n')[0]}`);
   }

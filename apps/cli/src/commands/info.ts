@@ -14,9 +14,12 @@ async function printModel(folder: ModelFolder, requested: BackendName | undefine
   const params = model.numParams();
   model.dispose();
   const { meta, config } = folder;
-  console.log(`model: ${folder.dir}${folder.isDefault ? ' (the default model shipped with the CLI)' : ''}`);
+  const what = folder.isDefault ? ' (the default model shipped with the CLI)' : folder.weights ? ' (a PyTorch checkpoint, read in memory)' : '';
+  console.log(`model: ${folder.dir}${what}`);
   console.log(`  dataset:    ${meta.dataset}, ${meta.classNames.length} classes: ${meta.classNames.join(', ')}`);
-  console.log(`  tokenizer:  ${meta.tokenizer.kind}, ${describeGeometry(config)}`);
+  const t = meta.tokenizer;
+  const tokenizer = t.kind === 'vae' ? `vae ${folder.vaeDir ?? t.dir}` : t.kind === 'latent' ? 'latent, VAE not recorded (give it to sample / edit with --tokenizer vae:DIR)' : t.kind;
+  console.log(`  tokenizer:  ${tokenizer}, ${describeGeometry(config)}`);
   const cfg = Object.entries(configToJson(config)).map(([k, v]) => `${k} ${v}`).join(', ');
   console.log(`  config:     ${cfg}`);
   console.log(`  parameters: ${params.toLocaleString('en-US')} (${((params * 4) / 1e6).toFixed(1)} MB as float32)`);
@@ -33,7 +36,7 @@ export function registerInfo(program: Command): void {
     .command('info')
     .description('print the packages of causalfusion-ts, the default diffusion schedule and a model (--model)')
     .option('--respacing <spec>', 'respacing of the sampling schedule to summarise', '250')
-    .option('--model [dir]', 'also describe a model folder (config, parameter count, backend, training); no dir = the default model')
+    .option('--model [dir|ckpt.pt]', 'also describe a model folder or an official PyTorch checkpoint (config, parameter count, backend, training); no dir = the default model')
     .option('--backend <name>', 'tfjs backend to load the model on: tensorflow, wasm or cpu')
     .action(async (opts: { respacing: string; model?: string | true; backend?: string }) => {
       let diffusion;
@@ -43,7 +46,7 @@ export function registerInfo(program: Command): void {
         throw new UsageError(`--respacing: ${(e as Error).message}`);
       }
       // Read the model's files before printing anything, so a bad folder is a one-line error.
-      const folder = opts.model === undefined ? null : readModelFolder(opts.model === true ? undefined : opts.model);
+      const folder = opts.model === undefined ? null : readModelFolder(opts.model === true ? undefined : opts.model, undefined, { needsTokenizer: false });
       const backend = parseBackend(opts.backend);
       console.log('causalfusion-ts: CausalFusion in TypeScript\n');
       console.log('packages and apps:');

@@ -5,8 +5,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { FeatureExtractor } from './extractor';
+import { partialStatisticsFromImages, statisticsFromImages } from './fid';
 import { frechetDistance } from './frechet';
-import { writeNpz } from './npz';
+import { readNpz, writeNpz } from './npz';
 import { readPartialNpz, savePartialNpz } from './partial';
 import { FeatureStatistics, mergePartials } from './statistics';
 
@@ -53,5 +55,47 @@ describe('partial statistics of shards', () => {
     writeNpz(path.join(dir, 'stats.npz'), { mu: { data: new Float64Array(2), shape: [2] } });
     expect(() => readPartialNpz(path.join(dir, 'stats.npz'))).toThrow(/not the partial statistics of a shard.*found mu/);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('records which shard of how many (and of how many images, with which features) a part holds', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-partial-'));
+    const p = { dim: 2, count: 3, mean: Float64Array.of(1, 2), m2: Float64Array.of(4, 1, 1, 5) };
+    const file = path.join(dir, 'part-1.npz');
+    savePartialNpz(file, p, { index: 1, count: 4, total: 12, features: 'pool3 \u00e9' });
+    const back = readPartialNpz(file);
+    expect(back).toEqual({ ...p, shard: { index: 1, count: 4, total: 12, features: 'pool3 \u00e9' } });
+    // the name is a uint8 array, as numpy writes one (np.frombuffer(name.encode(), np.uint8))
+    expect(readNpz(file).get('partial_features')!.dtype).toBe('uint8');
+    savePartialNpz(file, p);
+    expect(readPartialNpz(file).shard).toBeUndefined();
+    expect(() => savePartialNpz(file, p, { index: 4, count: 4, total: 12 })).toThrow(/shard 4\/4 of 12 images is not a shard/);
+    writeNpz(file, {
+      partial_count: { data: Float64Array.of(20), shape: [1] },
+      partial_mean: { data: p.mean, shape: [2] },
+      partial_m2: { data: p.m2, shape: [2, 2] },
+      partial_shard: { data: Float64Array.of(0, 2), shape: [2] },
+      partial_total: { data: Float64Array.of(12), shape: [1] },
+    });
+    expect(() => readPartialNpz(file)).toThrow(/holds 20 images, more than the 12 of all shards/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('partialStatisticsFromImages: an empty shard is count 0; shards merge into statisticsFromImages', async () => {
+    // a stand-in extractor: the features of image i are a fixed function of its pixels
+    const extractor: FeatureExtractor = {
+      name: 'test',
+      dim: 3,
+      async extract(images) {
+        return { features: Float32Array.from(images.flatMap((im) => [im.data[0], im.data[1] * 0.5, (im.data[0] * im.data[1]) % 7])) };
+      },
+    };
+    const load = async (i: number) => ({ width: 1, height: 1, data: Uint8Array.of((i * 37) % 11, (i * 13) % 5, 0) });
+    const empty = await partialStatisticsFromImages(0, load, extractor);
+    expect(empty).toEqual({ dim: 3, count: 0, mean: new Float64Array(3), m2: new Float64Array(9) });
+    const shard = (from: number, to: number) => partialStatisticsFromImages(to - from, (i) => load(from + i), extractor, { batchSize: 2 });
+    const merged = mergePartials([await shard(0, 4), empty, await shard(4, 9)]).toStats();
+    const whole = (await statisticsFromImages(9, load, extractor, { batchSize: 3 })).stats;
+    for (let i = 0; i < 9; i++) expect(merged.sigma[i]).toBeCloseTo(whole.sigma[i], 12);
+    for (let i = 0; i < 3; i++) expect(merged.mu[i]).toBeCloseTo(whole.mu[i], 12);
   });
 });

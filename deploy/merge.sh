@@ -12,13 +12,8 @@ work=${CF_WORK:?merge.sh: set CF_WORK to the shared folder}
 real=${CF_REAL:?merge.sh: set CF_REAL to the reference images (folder) or statistics (.npz)}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ -n "${CF_CLI:-}" ]]; then
-  read -r -a cli <<<"$CF_CLI"
-elif command -v causalfusion >/dev/null 2>&1; then
-  cli=(causalfusion)
-else
-  cli=(node "$here/../apps/cli/dist/cli.js")
-fi
+# shellcheck source=deploy/cli.sh
+source "$here/cli.sh"
 
 # With SHARD_COUNT: parts 0..N-1 (a stale part of an earlier, larger run is left out); else every part.
 # `eval merge` refuses a set that is not shards 0..N-1 of one run, each once, and names what is missing.

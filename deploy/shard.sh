@@ -39,13 +39,8 @@ count=${SHARD_COUNT:-${SLURM_ARRAY_TASK_COUNT:-}}
 work=${CF_WORK:?shard.sh: set CF_WORK to the shared folder}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if [[ -n "${CF_CLI:-}" ]]; then
-  read -r -a cli <<<"$CF_CLI"
-elif command -v causalfusion >/dev/null 2>&1; then
-  cli=(causalfusion)
-else
-  cli=(node "$here/../apps/cli/dist/cli.js")
-fi
+# shellcheck source=deploy/cli.sh
+source "$here/cli.sh"
 read -r -a sample_args <<<"${CF_SAMPLE_ARGS:-}"
 read -r -a eval_args <<<"${CF_EVAL_ARGS:-}"
 model=()

@@ -12,6 +12,7 @@ import * as path from 'path';
 import { checkpointArgs, checkpointStateDict, readTorchCheckpoint, type TorchValue } from '@causalfusion/pt';
 import type { NamedTensor } from '@causalfusion/safetensors';
 import { checkStateDict, makeConfig, readConfigFile, type ModelConfig } from '@causalfusion/transformer/config';
+import { statOrUndefined } from './outputs';
 import { UsageError } from './errors';
 
 /** The paper's models, as the official model_dict names them (args.model of train.py). */
@@ -117,12 +118,7 @@ export interface ReadOfficialOptions {
 /** Read an official checkpoint, its config and its weights, checked; every problem is one UsageError line. */
 export function readOfficialCheckpoint(file: string, options: ReadOfficialOptions): OfficialCheckpoint {
   const abs = path.resolve(file);
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(abs);
-  } catch {
-    stat = undefined;
-  }
+  const stat = statOrUndefined(abs);
   if (!stat) throw new UsageError(`${options.flag}: ${file} does not exist`);
   if (!stat.isFile()) throw new UsageError(`${options.flag}: ${file} is not a file; give a PyTorch checkpoint (.pt) as torch.save writes it`);
   // the config file is checked before the checkpoint is read: a typo is reported at once

@@ -95,6 +95,15 @@ function checkWritableFolder(dir: string, flag: string, shown: string): void {
   }
 }
 
+/** fs.statSync, or undefined where nothing exists (or it cannot be seen). */
+export function statOrUndefined(file: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A file the command will write (replacing it when it exists): not a folder, not a device, in a folder that
  * exists or can be created and is writable. `example` is a file name suggested when `file` is a folder.
@@ -102,12 +111,7 @@ function checkWritableFolder(dir: string, flag: string, shown: string): void {
 export function checkOutFile(file: string, flag = '--out', example = 'out.png'): void {
   if (file === '' || /[\\/]$/.test(file)) throw new UsageError(`${flag}: '${file}' is not a file name; give one such as ${path.join(file || '.', example)}`);
   const abs = path.resolve(file);
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(abs);
-  } catch {
-    stat = undefined;
-  }
+  const stat = statOrUndefined(abs);
   if (stat?.isDirectory()) throw new UsageError(`${flag}: ${file} is a folder; give a file name such as ${path.join(file, example)}`);
   if (stat && !stat.isFile()) throw new UsageError(`${flag}: ${file} exists and is not a regular file; give another file name`);
   checkWritableFolder(path.dirname(abs), flag, file);
@@ -140,12 +144,7 @@ export function checkImageSize(width: number, height: number, format: ImageForma
 export function checkOutDir(dir: string, flag = '--out'): void {
   if (dir === '') throw new UsageError(`${flag}: give a folder`);
   const abs = path.resolve(dir);
-  let stat: fs.Stats | undefined;
-  try {
-    stat = fs.statSync(abs);
-  } catch {
-    stat = undefined;
-  }
+  const stat = statOrUndefined(abs);
   if (stat && !stat.isDirectory()) throw new UsageError(`${flag}: ${dir} is a file, not a folder; give a folder name`);
   checkWritableFolder(abs, flag, dir);
 }

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { describeFailures, fuzz, fuzzTimeout, jsonText, mutateBytes, mutateJson, type FuzzRng } from '../../../test-utils/fuzz';
-import { parseSafetensors, serializeSafetensors, type SafetensorsContent } from './index';
+import { halfToFloat, parseSafetensors, serializeSafetensors, type SafetensorsContent } from './index';
 
 const OFFICIAL = path.resolve(__dirname, '../../../../shared/reference/official_tiny/weights.safetensors');
 const SIZES: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
@@ -102,12 +102,7 @@ function decodeValue(view: DataView, dtype: string, at: number): number {
   if (dtype === 'F64') return Math.fround(view.getFloat64(at, true));
   const h = view.getUint16(at, true);
   if (dtype === 'BF16') return new Float32Array(new Uint32Array([h << 16]).buffer)[0];
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  return halfToFloat(h);
 }
 
 /** A header mutated as JSON (dtype, shape, offsets, metadata), the data kept. */

@@ -6,11 +6,12 @@
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import { resealZip } from '../../../test-utils/zip';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { onnx } from 'onnx-proto';
-import { parseSafetensors, readSafetensors } from '@causalfusion/safetensors';
+import { parseSafetensors, readSafetensors, crc32 } from '@causalfusion/safetensors';
 import { configFromArgs } from './official';
 import { runCli } from './tiny-model.test-util';
 
@@ -292,7 +293,7 @@ print("ok", len(sd), sum(t.numel() for t in sd.values()))
     const at = bytes.toString('latin1').indexOf('collections\nOrderedDict\n');
     expect(at).toBeGreaterThan(0);
     bytes.set(Buffer.from('subprocess\nPopenDict__\n', 'latin1'), at);
-    fs.writeFileSync(evil, bytes);
+    fs.writeFileSync(evil, resealZip(bytes, crc32)); // a valid archive, so the reader reaches the pickle
     expectRefused(convert(evil, '--config', config), /names the Python global subprocess\.PopenDict__.*refused, never imported or run/, out);
     expectRefused(runCli(['sample', '--model', evil, '--tokenizer', `vae:${vae}`]), /subprocess\.PopenDict__/);
     // no config: the args name no official preset, or there are no args

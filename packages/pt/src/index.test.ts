@@ -4,7 +4,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { readSafetensors } from '@causalfusion/safetensors';
+import { crc32, readSafetensors } from '@causalfusion/safetensors';
+import { resealZip } from '../../../test-utils/zip';
 import { checkpointArgs, checkpointStateDict, parseTorchCheckpoint, readTorchCheckpoint, type TorchTensor } from './index';
 
 const REF = process.env.CAUSALFUSION_REFERENCE ?? path.resolve(__dirname, '../../../../shared/reference/official_tiny');
@@ -72,6 +73,8 @@ describe('bad files are clear errors', () => {
     const at = text.indexOf('collections\nOrderedDict\n');
     expect(at).toBeGreaterThan(0);
     bytes.set(Buffer.from('subprocess\nPopenDict__\n', 'latin1'), at);
+    expect(parse(Uint8Array.from(bytes))).toThrow(/fails its CRC-32 check/); // damage is caught first
+    resealZip(bytes, crc32);
     expect(parse(bytes)).toThrow(/names the Python global subprocess\.PopenDict__.*refused, never imported or run/);
   });
 

@@ -13,7 +13,7 @@
  * argparse.Namespace; any other global is refused with an Error naming it.
  */
 import * as fs from 'fs';
-import { halfToFloat } from '@causalfusion/safetensors';
+import { crc32, halfToFloat } from '@causalfusion/safetensors';
 import { storageRef, unpickle, type Namespace, type StorageDtype, type StorageRef, type TensorRef } from './unpickle';
 import { fileSource, memorySource, readZip, type ByteSource, type ZipEntry } from './zip';
 
@@ -139,7 +139,10 @@ function parseSource(src: ByteSource, source: string): TorchCheckpoint {
   const prefix = pkl.slice(0, -'/data.pkl'.length);
   const slice = (e: ZipEntry) => {
     if (e.size > 2 ** 31 - 1) throw new Error(`${source}: ${e.name} is ${(e.size / 2 ** 30).toFixed(1)} GB, more than one tensor read can hold (2 GB)`);
-    return src.read(e.offset, e.size);
+    const bytes = src.read(e.offset, e.size);
+    // zip's CRC-32 catches damaged data that would otherwise parse as other numbers
+    if (crc32(bytes) !== e.crc) throw new Error(`${source}: ${e.name} fails its CRC-32 check (the file is damaged)`);
+    return bytes;
   };
   const storages = new Map<string, StorageRef>();
   const raw = unpickle(slice(entries.get(pkl)!), source, (pid) => {

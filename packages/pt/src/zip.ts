@@ -8,6 +8,8 @@
 
 export interface ZipEntry {
   name: string;
+  /** The CRC-32 the central directory records for the entry's bytes. */
+  crc: number;
   /** Where the entry's bytes start in the archive, and how many. */
   offset: number;
   size: number;
@@ -114,6 +116,7 @@ export function readZip(src: ByteSource, source: string): Map<string, ZipEntry> 
   for (let i = 0; i < count; i++) {
     if (r.u32(o) !== CENTRAL) fail(source, `central directory entry ${i} is corrupt`);
     const method = r.u16(o + 10);
+    const crc = r.u32(o + 16);
     let compressed = r.u32(o + 20);
     let size = r.u32(o + 24);
     const nameLength = r.u16(o + 28);
@@ -139,7 +142,7 @@ export function readZip(src: ByteSource, source: string): Map<string, ZipEntry> 
     if (r.u32(local) !== LOCAL) fail(source, `entry ${name} has no local header at its offset`);
     const dataOffset = local + 30 + r.u16(local + 26) + r.u16(local + 28);
     r.check(dataOffset, size, `entry ${name}`);
-    entries.set(name, { name, offset: dataOffset, size });
+    entries.set(name, { name, crc, offset: dataOffset, size });
     o += 46 + nameLength + extraLength + commentLength;
   }
   return entries;

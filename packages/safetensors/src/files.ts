@@ -201,3 +201,20 @@ export function copyFileAtomic(src: string, dest: string): void {
     }
   });
 }
+
+let crcTable: Int32Array | undefined;
+
+/** CRC-32 (zip's polynomial 0xEDB88320). */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  let c = -1;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}

@@ -176,7 +176,7 @@ export function readSafetensors(file: string): SafetensorsContent {
 }
 
 // Output folders and atomic writes (temporary file + rename), shared by every tool that writes.
-export { copyFileAtomic, makeDirs, OutputPathError, writeAll, writeFileAtomic, writeFileAtomicWith } from './files';
+export { copyFileAtomic, crc32, makeDirs, OutputPathError, writeAll, writeFileAtomic, writeFileAtomicWith } from './files';
 
 /** Write float32 tensors to a safetensors file, atomically. */
 export function writeSafetensors(

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { inflateSync, zipSync } from 'fflate';
-import { writeFileAtomic } from '@causalfusion/safetensors';
+import { crc32, writeFileAtomic } from '@causalfusion/safetensors';
 import type { GaussianStats } from './frechet';
 import { checkStats } from './frechet';
 
@@ -148,22 +148,6 @@ export function readNpz(file: string): Map<string, NpyArray> {
   return arrays;
 }
 
-let crcTable: Int32Array | undefined;
-
-/** CRC-32 (zip's polynomial 0xEDB88320). */
-export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Int32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c;
-    }
-  }
-  let c = -1;
-  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
-}
 
 /**
  * The members of a zip file, checked as Python's zipfile (which np.load uses) checks them: the central

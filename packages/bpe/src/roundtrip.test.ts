@@ -74,14 +74,13 @@ beforeAll(() => {
 
 describe('BPE round trip: decode(encode(s)) == s', () => {
   it(
-    'on random unicode strings (10,000 here; lone surrogates come back as U+FFFD)',
+    'on 100,000 random unicode strings (lone surrogates come back as U+FFFD)',
     async () => {
       let lone = 0;
       const report = await fuzz<string, string>({
         name: 'bpe round trip (GPT-2)',
         seed: 'roundtrip-1',
-        cases: 10_000,
-        fuzzCases: 100_000,
+        cases: 100_000,
         generate(rng) {
           const s = randomString(rng);
           if (toWellFormed(s) !== s) lone++;
@@ -95,7 +94,7 @@ describe('BPE round trip: decode(encode(s)) == s', () => {
       expect(lone).toBeGreaterThan(report.cases / 30);
       expect(report.cases - lone).toBeGreaterThan(report.cases / 2);
     },
-    fuzzTimeout(60_000),
+    fuzzTimeout(180_000),
   );
 
   it('the lone-surrogate rule: each one becomes U+FFFD (EF BF BD), well-formed text is unchanged', () => {

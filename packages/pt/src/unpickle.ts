@@ -83,7 +83,14 @@ export function unpickle(data: Uint8Array, source: string, persistentLoad: (pid:
     pos += n;
     return data.subarray(pos - n, pos);
   };
-  const text = (n: number) => new TextDecoder('utf-8', { fatal: true }).decode(bytes(n));
+  const text = (n: number) => {
+    const b = bytes(n);
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(b);
+    } catch {
+      return fail('a string that is not valid UTF-8 (corrupt data)');
+    }
+  };
   const line = () => {
     const end = data.indexOf(0x0a, pos);
     if (end < 0) fail('a text field has no end (truncated file)');

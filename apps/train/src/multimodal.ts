@@ -345,9 +345,8 @@ export async function trainMultimodal(
   const runtimeLine = ortSession ? `runtime ort (onnxruntime-node, ${config.threads} thread${config.threads > 1 ? 's' : ''}): the default, ~3.6x faster than tfjs-wasm here (1 thread, multimodal preset)` : `runtime tfjs (${backend}): as asked (--runtime tfjs)`;
 
   /** The loss, its parts and the gradients of step k's batch, on the chosen runtime. */
-  const lossAndGrads = async (batch: ReturnType<typeof batchOf>, rnd: ReturnType<typeof drawMultimodalRandomness>) => {
+  const lossAndGrads = async (params: Float32Array[], batch: ReturnType<typeof batchOf>, rnd: ReturnType<typeof drawMultimodalRandomness>) => {
     if (ortSession) {
-      const params = variables.map((v) => v.dataSync() as Float32Array);
       const r = await ortSession.lossAndGrads(params, { batch, rnd, recipe, nullCaption });
       return { loss: r.loss, text: r.textLoss, image: r.imageLoss, grads: r.grads as (Float32Array | null)[] };
     }
@@ -369,10 +368,11 @@ export async function trainMultimodal(
   const oneStep = async (k: number): Promise<StepOutcome> => {
     const batch = batchOf(k);
     const rnd = drawMultimodalRandomness(rng, config.batchSize, canvas.numTokens, canvas.tokenDim, diffusion.numTimesteps, recipe, config.captionDropout);
-    const r = await lossAndGrads(batch, rnd);
+    // the weights as host arrays, read once: the runtime's input and what the update changes
+    const params = variables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
+    const r = await lossAndGrads(params, batch, rnd);
     parts = { text: r.text, image: r.image };
     checkLoss(r.loss, config, k, ckptDir);
-    const params = variables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
     const emaParams = emaVariables.map((v) => Float32Array.from(v.dataSync() as Float32Array));
     const update = applyUpdate(optimizer.host, params, r.grads, { ema: emaParams, model: params }, config, k);
     tf.tidy(() => {

@@ -39,7 +39,7 @@ export interface Engine {
   release(): Promise<void>;
 }
 
-function loadOrt(): Ort {
+export function loadOrt(): Ort {
   // loaded lazily (building and exporting graphs never touches native code), with require rather than
   // import(): a CommonJS consumer under a test runner's VM may not support dynamic import
   return require('onnxruntime-node') as Ort;

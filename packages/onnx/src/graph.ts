@@ -202,6 +202,14 @@ export class GraphBuilder {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
+/** The 128 frequencies of the timestep sinusoid as timestepSinusoid rounds them: exp(fround(fround(-ln(10000) * i) / 128)) in float32. */
+export function timestepFrequencies(): number[] {
+  const half = 128;
+  const f = Math.fround;
+  const scale = f(-Math.log(10000));
+  return Array.from({ length: half }, (_, i) => f(Math.exp(f(f(scale * i) / half))));
+}
+
 class CausalFusionGraph {
   private readonly D: number;
   private readonly H: number;
@@ -255,12 +263,7 @@ class CausalFusionGraph {
   /** t_embedder(t) for t [T] (T = 1 or rows) as [T, 1, D]: sinusoid [cos, sin] (256 frequencies), Linear, SiLU, Linear. */
   timestepEmbed(t: string): string {
     const g = this.g;
-    // the frequencies as timestepSinusoid rounds them: exp(fround(fround(-ln(10000) * i) / 128)) in float32
-    const half = 128;
-    const f = Math.fround;
-    const scale = f(-Math.log(10000));
-    const freqs = Array.from({ length: half }, (_, i) => f(Math.exp(f(f(scale * i) / half))));
-    const args = g.op('Mul', [g.op('Unsqueeze', [t, g.constant('axes.1', [1], 'int64')]), g.constant('t_freqs', freqs, 'float')]); // [T, 128]
+    const args = g.op('Mul', [g.op('Unsqueeze', [t, g.constant('axes.1', [1], 'int64')]), g.constant('t_freqs', timestepFrequencies(), 'float')]); // [T, 128]
     const sinusoid = g.op('Concat', [g.op('Cos', [args]), g.op('Sin', [args])], [attr.int('axis', -1)]);
     const h = this.linear(sinusoid, 't_embedder.mlp.0');
     const silu = g.op('Mul', [h, g.op('Sigmoid', [h])]);

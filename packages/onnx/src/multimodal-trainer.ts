@@ -17,6 +17,8 @@ import {
   type MultimodalModelShape, type MultimodalParamEntry,
 } from '@causalfusion/multimodal/layout';
 import { checkSplitSizes, getArWeights } from '@causalfusion/sampler';
+import { loadOrt } from './engine';
+import { toInt64, trainingSessionOptions } from './trainer';
 import { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO, type MultimodalGraphVariant } from './multimodal-train-graph';
 
 type Ort = typeof import('onnxruntime-node');
@@ -69,7 +71,6 @@ export interface MultimodalLossAndGrads {
   grads: Float32Array[];
 }
 
-const toInt64 = (values: ArrayLike<number>) => BigInt64Array.from(Array.from(values), (v) => BigInt(v));
 
 function checkIds(name: string, ids: ArrayLike<number>, vocab: number): void {
   for (let i = 0; i < ids.length; i++) {
@@ -103,13 +104,7 @@ export class OrtMultimodalTrainingSession {
 
   static async create(config: MultimodalModelShape, options: MultimodalTrainingSessionOptions = {}): Promise<OrtMultimodalTrainingSession> {
     validateMultimodalShape(config);
-    const ort = require('onnxruntime-node') as Ort;
-    const sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions = {
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-    };
-    const session = new OrtMultimodalTrainingSession(ort, { ...config }, sessionOptions, options.diffusion);
+    const session = new OrtMultimodalTrainingSession(loadOrt(), { ...config }, trainingSessionOptions(options.threads), options.diffusion);
     // the usual step shape (both orders, a clean context) is built now, so its errors surface here
     await session.sessionFor({ textToImage: true, withClean: true, caption: true });
     return session;

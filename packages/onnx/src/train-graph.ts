@@ -13,7 +13,7 @@
  */
 import { derived, trainingEntries, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
 import { GradGraph } from './autodiff';
-import { attr, FLOAT, INT64, valueInfo } from './graph';
+import { attr, FLOAT, INT64, timestepFrequencies, valueInfo } from './graph';
 
 export const TRAIN_IO = {
   labels: 'labels',
@@ -28,14 +28,6 @@ export const TRAIN_IO = {
   loss: 'loss',
   grad: (key: string) => `grad.${key}`,
 } as const;
-
-/** The 128 frequencies of the timestep sinusoid as timestepSinusoid rounds them (float32 exp of float32 args). */
-export function timestepFrequencies(): number[] {
-  const half = 128;
-  const f = Math.fround;
-  const scale = f(-Math.log(10000));
-  return Array.from({ length: half }, (_, i) => f(Math.exp(f(f(scale * i) / half))));
-}
 
 /** The transformer body shared by training graphs: pre-LN blocks with QK-LayerNorm attention and a tanh-GELU MLP. */
 export class TransformerLayers {

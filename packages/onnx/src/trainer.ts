@@ -12,6 +12,7 @@ import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion
 import { getArWeights } from '@causalfusion/sampler';
 import { derived, trainingEntries, type ModelConfig, type TrainingEntry } from '@causalfusion/transformer/config';
 import { prepareTrainingTokens, type TrainingShard } from '@causalfusion/transformer/tokens';
+import { loadOrt } from './engine';
 import { buildTrainingGraph, TRAIN_IO } from './train-graph';
 
 type Ort = typeof import('onnxruntime-node');
@@ -30,7 +31,13 @@ export interface LossAndGrads {
   grads: Float32Array[];
 }
 
-const toInt64 = (values: ArrayLike<number>) => BigInt64Array.from(Array.from(values), (v) => BigInt(v));
+/** Session options of the training graphs: all graph optimizations, `threads` intra-op threads (default: ORT's choice). */
+export function trainingSessionOptions(threads?: number): import('onnxruntime-node').InferenceSession.SessionOptions {
+  return { graphOptimizationLevel: 'all', executionMode: 'sequential', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
+}
+
+/** Integers as the int64 data of an ORT tensor. */
+export const toInt64 = (values: ArrayLike<number>) => BigInt64Array.from(Array.from(values), (v) => BigInt(v));
 
 export class OrtTrainingSession {
   readonly entries: TrainingEntry[];
@@ -49,12 +56,8 @@ export class OrtTrainingSession {
   }
 
   static async create(config: ModelConfig, options: TrainingSessionOptions = {}): Promise<OrtTrainingSession> {
-    const ort = require('onnxruntime-node') as Ort;
-    const sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions = {
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      ...(options.threads ? { intraOpNumThreads: options.threads, interOpNumThreads: 1 } : {}),
-    };
+    const ort = loadOrt();
+    const sessionOptions = trainingSessionOptions(options.threads);
     const [withClean, withoutClean] = await Promise.all([
       ort.InferenceSession.create(buildTrainingGraph(config, { withClean: true }), sessionOptions),
       ort.InferenceSession.create(buildTrainingGraph(config, { withClean: false }), sessionOptions),

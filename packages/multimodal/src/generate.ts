@@ -8,7 +8,7 @@
  */
 import { createDiffusion } from '@causalfusion/diffusion';
 import { createRng, type Rng } from '@causalfusion/rng';
-import { sample, type Denoiser, type DenoiserSession, type OrderName } from '@causalfusion/sampler';
+import { sample, type Denoiser, type DenoiserSession, type Intermediate, type OrderName, type SampleProgress } from '@causalfusion/sampler';
 import type { MultimodalModel } from './model';
 import { BOS_ID, EOS_ID, PAD_ID } from './layout';
 import type { CaptionCodec } from './text';
@@ -152,19 +152,31 @@ export interface GenerateImageOptions {
   steps?: number;
   order?: OrderName;
   seed?: number;
+  /** Hears each AR step's frame as it finishes: the finished tokens and that step's x0 estimate, [N, L, tokenDim]. */
+  onArStep?: (frame: Intermediate) => void;
+  /** Called after each diffusion step. */
+  onProgress?: (progress: SampleProgress) => void;
+  /** Stops the sampling before its next diffusion step once aborted (the sampler throws the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /** Images for caption rows (one image per row): tokens [N, L, tokenDim] in raster order, in [-1, 1]. */
 export async function generateImages(model: MultimodalModel, codec: CaptionCodec, captions: Int32Array[], options: GenerateImageOptions = {}): Promise<Float32Array> {
+  const diffusion = createDiffusion({ respacing: String(options.steps ?? 50) });
   const { tokens } = await sample(new CaptionDenoiser(model, codec.nullCaption()), {
     conditions: captions,
     arSteps: options.arSteps ?? 1,
     cfgScale: options.cfgScale ?? 1,
-    diffusion: createDiffusion({ respacing: String(options.steps ?? 50) }),
+    diffusion,
     order: options.order ?? 'raster',
     grid: [model.gridH, model.gridW],
     seed: options.seed ?? 0,
     clipDenoised: true, // pixels live in [-1, 1]
+    // one frame per AR step: recorded at its last diffusion step
+    intermediates: options.onArStep ? { every: diffusion.samplingTimesteps().length } : false,
+    onIntermediate: options.onArStep,
+    onProgress: options.onProgress,
+    signal: options.signal,
   });
   return tokens;
 }

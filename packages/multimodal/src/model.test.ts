@@ -200,6 +200,12 @@ describe('decoding and generation', () => {
     const img = await generateImages(model, codec, prompts, { arSteps: 4, cfgScale: 2, steps: 4, seed: 1 });
     expect(img.length).toBe(2 * model.numTokens * model.tokenDim);
     expect(img.every((v) => v >= -1.0001 && v <= 1.0001)).toBe(true);
+    // one frame per AR step, the last one the result; the frames do not change the images
+    const frames: Float32Array[] = [];
+    const watched = await generateImages(model, codec, prompts, { arSteps: 4, cfgScale: 2, steps: 4, seed: 1, onArStep: (f) => frames.push(f.x0) });
+    expect(frames).toHaveLength(4);
+    expect(Array.from(frames[3])).toEqual(Array.from(img));
+    expect(Array.from(watched)).toEqual(Array.from(img));
 
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-model-'));
     try {

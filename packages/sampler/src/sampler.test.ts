@@ -313,6 +313,31 @@ describe('options', () => {
     expect(Array.from(first.subarray(8))).toEqual(new Array(8).fill(0));
     expect(Array.from(a.intermediates![9].x0)).toEqual(Array.from(a.tokens));
   });
+  it('onIntermediate hears each frame as it is recorded; an aborted signal stops the loop and frees the session', async () => {
+    const heard: number[] = [];
+    const r = await sample(new GaussianDenoiser(), {
+      conditions: [0], arSteps: 4, diffusion, intermediates: { every: 5 }, onIntermediate: (f) => heard.push(f.arStep),
+    });
+    expect(heard).toEqual([1, 2, 3, 4]);
+    expect(r.intermediates!.map((f) => f.arStep)).toEqual(heard);
+
+    const controller = new AbortController();
+    const den = new GaussianDenoiser();
+    let disposed = 0;
+    const start = den.start.bind(den);
+    den.start = (conds) => ({ ...start(conds), dispose: () => void disposed++ });
+    let steps = 0;
+    const run = sample(den, {
+      conditions: [0], arSteps: 2, diffusion,
+      onProgress: () => {
+        if (++steps === 3) controller.abort(new Error('client went away'));
+      },
+      signal: controller.signal,
+    });
+    await expect(run).rejects.toThrow('client went away');
+    expect(steps).toBe(3);
+    expect(disposed).toBe(1);
+  });
   it('clipDenoised keeps every x0 estimate, and so the result, in [-1, 1]', async () => {
     // class 0's mean is +-1, so unclamped draws spill past 1 in magnitude; clamped ones cannot
     const opts = { conditions: [0, 0, 0, 0, 1, 1, 1, 1], arSteps: 2, diffusion, seed: 3, intermediates: true } as const;

@@ -85,6 +85,10 @@ export interface SampleOptions<C> {
   onProgress?: (progress: SampleProgress) => void;
   /** Record x0 predictions on the full canvas, every step (`true`) or every `every` steps. */
   intermediates?: boolean | { every: number };
+  /** Hears each intermediate as it is recorded (needs `intermediates`): frames can be shown while sampling goes on. */
+  onIntermediate?: (frame: Intermediate) => void;
+  /** Once aborted, the sampler stops before its next diffusion step and throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface SampleResult {
@@ -282,6 +286,7 @@ async function generate<C>(
       let x = random.normals(B, n * D); // x_T for this AR step's tokens
       let x0: Float64Array = x;
       for (let s = 0; s < steps.length; s++) {
+        options.signal?.throwIfAborted();
         const t = steps[s];
         const modelT = diffusion.timestepMap[t];
         const out = await session.predictEps(toRows(x, n), positions, n, modelT);
@@ -299,7 +304,9 @@ async function generate<C>(
           // tokens not generated yet (this step's and later ones) show as 0, then this step's x0 estimate
           for (let b = 0; b < B; b++) for (const p of genOrders[b].subarray(bounds[k])) frame.fill(0, (b * L + p) * D, (b * L + p + 1) * D);
           scatter(frame, x0, stepOrders, n, L, D);
-          intermediates.push({ arStep: k + 1, step: s + 1, timestep: modelT, x0: frame });
+          const recorded = { arStep: k + 1, step: s + 1, timestep: modelT, x0: frame };
+          intermediates.push(recorded);
+          options.onIntermediate?.(recorded);
         }
         options.onProgress?.({ arStep: k + 1, arSteps: splitSizes.length, step: s + 1, steps: steps.length, timestep: modelT });
       }

@@ -154,8 +154,8 @@ export interface GenerateImageOptions {
   seed?: number;
   /** Hears each AR step's frame as it finishes: the finished tokens and that step's x0 estimate, [N, L, tokenDim]. */
   onArStep?: (frame: Intermediate) => void;
-  /** Called after each diffusion step. */
-  onProgress?: (progress: SampleProgress) => void;
+  /** Called after each diffusion step (a returned promise is awaited before the next one). */
+  onProgress?: (progress: SampleProgress) => unknown;
   /** Stops the sampling before its next diffusion step once aborted (the sampler throws the signal's reason). */
   signal?: AbortSignal;
 }

@@ -321,6 +321,16 @@ describe('options', () => {
     expect(heard).toEqual([1, 2, 3, 4]);
     expect(r.intermediates!.map((f) => f.arStep)).toEqual(heard);
 
+    // a promise from onProgress is awaited: timers run between the diffusion steps
+    const order: string[] = [];
+    await sample(new GaussianDenoiser(), {
+      conditions: [0], diffusion,
+      onProgress: (p) => new Promise<void>((resolve) => setTimeout(() => (order.push(`timer ${p.step}`), resolve()), 0)),
+      onIntermediate: (f) => order.push(`frame ${f.step}`),
+      intermediates: true,
+    });
+    expect(order.slice(0, 4)).toEqual(['frame 1', 'timer 1', 'frame 2', 'timer 2']);
+
     const controller = new AbortController();
     const den = new GaussianDenoiser();
     let disposed = 0;

@@ -81,8 +81,11 @@ export interface SampleOptions<C> {
    * image whether it is drawn alone, in a shard or in the whole batch). Overrides `seed` / `rng`.
    */
   rowSeeds?: ReadonlyArray<Seed>;
-  /** Called after each diffusion step. */
-  onProgress?: (progress: SampleProgress) => void;
+  /**
+   * Called after each diffusion step. A returned promise is awaited before the next step: a server can let
+   * its other work (sockets, timers) run between steps of a backbone that computes synchronously.
+   */
+  onProgress?: (progress: SampleProgress) => unknown;
   /** Record x0 predictions on the full canvas, every step (`true`) or every `every` steps. */
   intermediates?: boolean | { every: number };
   /** Hears each intermediate as it is recorded (needs `intermediates`): frames can be shown while sampling goes on. */
@@ -308,7 +311,7 @@ async function generate<C>(
           intermediates.push(recorded);
           options.onIntermediate?.(recorded);
         }
-        options.onProgress?.({ arStep: k + 1, arSteps: splitSizes.length, step: s + 1, steps: steps.length, timestep: modelT });
+        await options.onProgress?.({ arStep: k + 1, arSteps: splitSizes.length, step: s + 1, steps: steps.length, timestep: modelT });
       }
       const clean = Float32Array.from(x);
       scatter(canvas, clean, stepOrders, n, L, D);

@@ -378,7 +378,7 @@ const maxAbsDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]
 
 async function main() {
   const { readModelFolder } = loadOnnx();
-  const { derived } = onnxRequire('@causalfusion/transformer/config');
+  const { derived } = onnxRequire('@causalfusion/config');
   const { createRng } = requireFrom('packages/transformer')('@causalfusion/rng');
   const { createDiffusion } = loadDiffusion();
 

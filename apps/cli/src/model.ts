@@ -12,8 +12,8 @@ import { BACKEND_NAMES, initBackend, type BackendName } from '@causalfusion/back
 import type { Denoiser } from '@causalfusion/sampler';
 import { PixelTokenizer } from '@causalfusion/data';
 import { latentSizeOf, loadVae, readVaeConfig, VaeTokenizer, type Vae } from '@causalfusion/vae';
-import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/onnx';
-import { configFromJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
+import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/config';
+import { configFromJson, derived, type ModelConfig } from '@causalfusion/config';
 import type { CausalDiffusionModel } from '@causalfusion/transformer';
 import type { NamedTensor } from '@causalfusion/safetensors';
 import { UsageError } from './errors';

@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { checkpointArgs, checkpointStateDict, readTorchCheckpoint, type TorchValue } from '@causalfusion/pt';
 import type { NamedTensor } from '@causalfusion/safetensors';
-import { checkStateDict, makeConfig, readConfigFile, type ModelConfig } from '@causalfusion/transformer/config';
+import { checkStateDict, makeConfig, readConfigFile, type ModelConfig } from '@causalfusion/config';
 import { statOrUndefined } from './outputs';
 import { UsageError } from './errors';
 

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseSafetensors, serializeSafetensors } from '@causalfusion/safetensors';
-import { trainingEntries } from '@causalfusion/transformer/config';
+import { trainingEntries } from '@causalfusion/config';
 import { describeFailures, fuzz, fuzzTimeout, jsonText, mutateBytes, mutateJson, type FuzzRng } from '../../../test-utils/fuzz';
 import { readCheckpoint, readCheckpointState, writeCheckpoint, type CheckpointContent } from './checkpoint';
 import { makeTrainConfig, modelConfigOf } from './config';

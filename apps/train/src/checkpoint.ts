@@ -11,11 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import type { RngState } from '@causalfusion/rng';
-import { checkStateDict, configToJson, toOfficialLayout, toTrainingLayout, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
-import type { AdamWState } from '@causalfusion/transformer/optim';
-
-export const WEIGHTS_FILE = 'model.safetensors';
-export const CONFIG_FILE = 'config.json';
+import { checkStateDict, CONFIG_FILE, configToJson, toOfficialLayout, toTrainingLayout, trainingEntries, WEIGHTS_FILE, type AdamWState, type ModelConfig } from '@causalfusion/config';
 import type { TrainConfig } from './config';
 
 export const CHECKPOINT_FORMAT = 'causalfusion-train-checkpoint';

@@ -4,7 +4,7 @@
  */
 import * as os from 'os';
 import * as path from 'path';
-import type { ModelConfig } from '@causalfusion/transformer';
+import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
 import { FlagKind, flagOf, parseFlags } from './flags';
 import { MULTIMODAL_USAGE, parseMultimodalTrainArgs, type MultimodalTrainCommand } from './multimodal';

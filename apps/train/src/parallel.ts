@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import type { ModelConfig } from '@causalfusion/transformer';
+import type { ModelConfig } from '@causalfusion/config';
 import type { ShardInput, ShardResult } from './step';
 import type { WorkerReply, WorkerRequest } from './worker';
 

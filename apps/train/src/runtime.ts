@@ -9,8 +9,8 @@
  *   tfjs: @causalfusion/transformer's tfjs model (wasm here, tensorflow where tfjs-node is installed),
  *         data-parallel over worker_threads. Loaded only when chosen.
  */
-import type { ModelConfig } from '@causalfusion/transformer/config';
-import type { TrainingShard } from '@causalfusion/transformer/tokens';
+import type { ModelConfig } from '@causalfusion/config';
+import type { TrainingShard } from '@causalfusion/config';
 
 export type RuntimeName = 'ort' | 'tfjs';
 

@@ -13,7 +13,7 @@
  */
 import type { Rng } from '@causalfusion/rng';
 import { splitIntegerExpDecay } from '@causalfusion/sampler';
-import type { TrainingShard } from '@causalfusion/transformer/tokens';
+import type { TrainingShard } from '@causalfusion/config';
 
 export interface StepRandomness {
   /** [N] timesteps 0..T-1. */

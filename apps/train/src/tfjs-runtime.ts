@@ -5,7 +5,8 @@
  */
 import { initBackend } from '@causalfusion/backend';
 import { createDiffusion } from '@causalfusion/diffusion';
-import { CausalDiffusionModel, type ModelConfig, type TrainingShard } from '@causalfusion/transformer';
+import type { ModelConfig, TrainingShard } from '@causalfusion/config';
+import { CausalDiffusionModel } from '@causalfusion/transformer';
 import { tf } from '@causalfusion/backend';
 import { ReplicaPool } from './parallel';
 import type { RuntimeOptions, TrainingRuntime } from './runtime';

@@ -13,13 +13,11 @@ import { OrtDenoiser } from '@causalfusion/onnx';
 import { createRng, Rng } from '@causalfusion/rng';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { checkStateDict, configToJson, derived, trainingEntries, type ModelConfig } from '@causalfusion/transformer/config';
-import { initialWeights } from '@causalfusion/transformer/init';
-import { HostAdamW } from '@causalfusion/transformer/optim';
+import { checkStateDict, CONFIG_FILE, configToJson, derived, HostAdamW, initialWeights, trainingEntries, WEIGHTS_FILE, type ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
-import { CONFIG_FILE, findCheckpoint, officialState, readCheckpoint, readCheckpointState, writeCheckpoint, WEIGHTS_FILE, writeModelFiles } from './checkpoint';
+import { findCheckpoint, officialState, readCheckpoint, readCheckpointState, writeCheckpoint, writeModelFiles } from './checkpoint';
 import { resumedConfig } from './flags';
 import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
 import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
@@ -103,7 +101,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // The model, its EMA (from the same initial weights) and AdamW's moments, as host arrays in the
   // training layout; every runtime reads and the one update writes them.
   const entries = trainingEntries(modelConfig);
-  const model = initialWeights(modelConfig, config.seed);
+  const model = initialWeights(entries, config.seed);
   let ema: Float32Array[] = model.map((a) => a.slice());
   const trainableIndex = entries.map((e, i) => (e.trainable ? i : -1)).filter((i) => i >= 0);
   const trainable = () => trainableIndex.map((i) => model[i]);

@@ -1,9 +1,9 @@
 /**
  * The end of every training step, the same for every task and runtime: the warmup learning rate, global
- * norm clipping, AdamW and the EMA, on host Float32Arrays (@causalfusion/transformer/optim), and the
+ * norm clipping, AdamW and the EMA, on host Float32Arrays (@causalfusion/config), and the
  * one error a step stops a run with.
  */
-import { clipGradArrays, updateEmaArrays, type GradientArrays, type HostAdamW } from '@causalfusion/transformer/optim';
+import { clipGradArrays, updateEmaArrays, type GradientArrays, type HostAdamW } from '@causalfusion/config';
 
 /** The loss became NaN or infinite: the weights of that step were not applied (exit code 1). */
 export class NanLossError extends Error {

@@ -5,7 +5,8 @@
 import { parentPort } from 'worker_threads';
 import { initBackend, tf } from '@causalfusion/backend';
 import { createDiffusion } from '@causalfusion/diffusion';
-import { CausalDiffusionModel, ModelConfig } from '@causalfusion/transformer';
+import type { ModelConfig } from '@causalfusion/config';
+import { CausalDiffusionModel } from '@causalfusion/transformer';
 import type { ShardInput } from './step';
 import { shardGradients } from './tfjs-runtime';
 

@@ -10,7 +10,7 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import { createRng, type Rng } from '@causalfusion/rng';
 import { sample, type Denoiser, type DenoiserSession, type Intermediate, type OrderName, type SampleProgress } from '@causalfusion/sampler';
 import type { MultimodalModel } from './model';
-import { BOS_ID, EOS_ID, PAD_ID } from './layout';
+import { BOS_ID, EOS_ID, PAD_ID } from '@causalfusion/config';
 import type { CaptionCodec } from './text';
 
 export interface DecodeOptions {
@@ -91,7 +91,7 @@ export function generateCaptions(
   const ids: number[][] = Array.from({ length: count }, () => []);
   try {
     const positions = Int32Array.from({ length: count * L }, (_, i) => i % L);
-    model.pushImage(cache, tokens, positions, L);
+    model.pushClean(cache, tokens, positions, L);
     let current = new Int32Array(count).fill(BOS_ID);
     const done = new Uint8Array(count);
     for (let j = 0; j < maxTokens && !done.every(Boolean); j++) {
@@ -136,7 +136,7 @@ export class CaptionDenoiser implements Denoiser<Int32Array> {
     const cache = this.model.createCache(conditions.length);
     this.model.pushText(cache, rows, 0, T);
     return {
-      pushClean: (tokens, positions, count) => this.model.pushImage(cache, tokens, positions, count),
+      pushClean: (tokens, positions, count) => this.model.pushClean(cache, tokens, positions, count),
       predictEps: (noised, positions, count, timestep) => this.model.predictEps(cache, noised, positions, count, timestep),
       dispose: () => cache.dispose(),
     };

@@ -16,24 +16,24 @@ export type { CaptionedItem, CaptionedDatasetOptions, DigitBank, DigitSize, Scen
 export {
   CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption, DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, SPECIAL_TOKENS,
 } from './text';
-// the tfjs-free rules (also the `@causalfusion/multimodal/layout` entry)
+// the framework-free rules of the model (@causalfusion/config), for users of this package
 export {
-  CONFIG_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, multimodalGeometry, validateMultimodalConfig, validateMultimodalShape,
+  MULTIMODAL_CONFIG_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, multimodalGeometry, validateMultimodalConfig, validateMultimodalShape,
   PAD_ID, BOS_ID, EOS_ID, multimodalParamEntries, captionMask, textToImageMask, maskToBias, textLossMask, textTargets,
-} from './layout';
-export type { MultimodalConfig, MultimodalModelShape, MultimodalParamEntry } from './layout';
-export { MultimodalModel, sincos2d } from './model';
-export type { CaptionInputs, MultimodalParams, MultimodalStateEntry, TextToImageInputs } from './model';
-export { DEFAULT_RECIPE, capArSteps, crossEntropy, drawMultimodalRandomness, multimodalLosses, multimodalTrainStep } from './train';
-export type { MultimodalBatch, MultimodalLosses, MultimodalRandomness, MultimodalRecipe, MultimodalStepResult } from './train';
+  prepareTextToImageTokens, prepareMultimodalStep, DEFAULT_RECIPE, capArSteps, drawMultimodalRandomness,
+} from '@causalfusion/config';
+export type {
+  MultimodalConfig, MultimodalModelShape, MultimodalMeta, ParamEntry, TextToImageInputs, TextToImageTokens, MultimodalBatch, MultimodalRandomness,
+  MultimodalRecipe, MultimodalStepInputs,
+} from '@causalfusion/config';
+export { MultimodalModel } from './model';
+export type { CaptionInputs, MultimodalParams } from './model';
+export { crossEntropy, multimodalLosses, multimodalTrainStep } from './train';
+export type { MultimodalLosses, MultimodalStepResult } from './train';
 export { CaptionDenoiser, checkDecodeOptions, generateCaptions, generateImages, pickToken } from './generate';
 export type { CaptionOptions, DecodeOptions, GenerateImageOptions } from './generate';
 export { CanvasCodec } from './canvas';
-export {
-  saveMultimodalModel, loadMultimodalModel, readMultimodalFolder, DEFAULT_MULTIMODAL_MODEL_DIR,
-  MODEL_WEIGHTS_FILE, MODEL_CONFIG_FILE, MODEL_TOKENIZER_FILE, MODEL_META_FILE,
-} from './checkpoint';
-export type { MultimodalMeta } from './checkpoint';
+export { saveMultimodalModel, loadMultimodalModel, readMultimodalFolder, DEFAULT_MULTIMODAL_MODEL_DIR } from './checkpoint';
 export { readImageTextFolder, writeImageTextFolder, CAPTIONS_FILE } from './folder';
 export type { ImageTextItem } from './folder';
 export { readSlots, checkFaithfulness } from './read';

@@ -7,7 +7,7 @@ import * as path from 'path';
 import {
   CaptionCodec, captionMask, generateCaptions, generateImages, initBackend, loadCaptionTokenizer, loadMultimodalModel, MultimodalConfig,
   MultimodalModel, multimodalLosses, multimodalTrainStep, pickToken, saveMultimodalModel, textLossMask, textToImageMask, tf, capArSteps,
-  drawMultimodalRandomness, DEFAULT_RECIPE,
+  drawMultimodalRandomness, DEFAULT_RECIPE, prepareTextToImageTokens,
 } from './index';
 
 jest.setTimeout(120_000);
@@ -25,7 +25,7 @@ beforeAll(async () => {
   model = new MultimodalModel(TINY, { seed: 1 });
   // the official init zeroes the eps head; random weights there make the eps comparisons meaningful
   const rng = createRng(9);
-  const w = model.params.finalLinear.weight;
+  const w = model.body.finalLayer.linear.weight;
   w.assign(tf.tensor(Float32Array.from({ length: w.size }, () => rng.normal() * 0.2), w.shape));
 });
 afterAll(() => model.dispose());
@@ -118,7 +118,7 @@ describe('KV cache equals the full-sequence forward', () => {
     const T = TINY.textLength;
     const full = tf.tidy(() => model.forwardCaption({ image, text }).dataSync() as Float32Array);
     const cache = model.createCache(2);
-    model.pushImage(cache, image, Int32Array.from({ length: 2 * model.numTokens }, (_, i) => i % model.numTokens), model.numTokens);
+    model.pushClean(cache, image, Int32Array.from({ length: 2 * model.numTokens }, (_, i) => i % model.numTokens), model.numTokens);
     let err = 0;
     for (let j = 0; j < T; j++) {
       const logits = model.pushText(cache, [text[j], text[T + j]], j, 1, { logits: true })!;
@@ -138,7 +138,7 @@ describe('KV cache equals the full-sequence forward', () => {
     const ids = createRng(8).permutation(L);
     const t = 417;
     const full = tf.tidy(() => {
-      const r = model.forwardTextToImage({ text, x, xn, t: [t], splitSizes: [12, 20], idsShuffle: ids });
+      const r = model.forwardTextToImage(prepareTextToImageTokens(model.config, { text, x, xn, t: [t], splitSizes: [12, 20], idsShuffle: ids }));
       return { logits: r.logits.dataSync() as Float32Array, eps: r.eps.dataSync() as Float32Array };
     });
     const cache = model.createCache(1);
@@ -149,7 +149,7 @@ describe('KV cache equals the full-sequence forward', () => {
       for (let j = from; j < to; j++) out.set(src.subarray(ids[j] * d, ids[j] * d + d), (j - from) * d);
       return out;
     };
-    model.pushImage(cache, gather(x, 0, 12), ids.slice(0, 12), 12);
+    model.pushClean(cache, gather(x, 0, 12), ids.slice(0, 12), 12);
     const eps = model.predictEps(cache, gather(xn, 12, L), ids.slice(12), L - 12, t);
     cache.dispose();
     expect(maxAbsDiff(eps, full.eps.subarray(12 * d))).toBeLessThan(1e-5);

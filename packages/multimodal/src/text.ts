@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BPETokenizer, fromTokenizerJson, trainBPE } from '@causalfusion/bpe';
-import { BOS_ID, EOS_ID, PAD_ID } from './layout';
+import { BOS_ID, EOS_ID, PAD_ID } from '@causalfusion/config';
 import { CAPTION_WORDS, CaptionedDataset } from './scenes';
 
 export { BOS_ID, EOS_ID, PAD_ID };

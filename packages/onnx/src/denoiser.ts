@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Denoiser, DenoiserSession } from '@causalfusion/sampler';
-import { derived, type ModelConfig } from '@causalfusion/transformer/config';
+import { derived, type ModelConfig } from '@causalfusion/config';
 import { LocalEngine, type Engine, type EngineOptions, type GraphSources, type KVLayer } from './engine';
 import { buildOnnxGraphs, type OnnxGraphs } from './graph';
 import { MANIFEST_FILE, readManifest } from './export';

@@ -4,14 +4,9 @@
  * worker_threads (each with its own sessions and a share of the batch rows: see ./worker-engine).
  * Inputs arrive checked (OrtDenoiser validates them); the engine only runs the graphs.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { derived, type ModelConfig } from '@causalfusion/transformer/config';
+import { derived, type ModelConfig } from '@causalfusion/config';
+import { createSession, loadOrt, type Device, type InferenceSession, type Ort, type OrtTensor } from '@causalfusion/ort';
 import { IO_NAMES, type GraphName } from './graph';
-
-type Ort = typeof import('onnxruntime-node');
-type InferenceSession = import('onnxruntime-node').InferenceSession;
-type OrtTensor = import('onnxruntime-node').Tensor;
 
 /** Where each graph comes from: a file path or the serialized model. */
 export type GraphSources = Record<GraphName, string | Uint8Array>;
@@ -19,7 +14,7 @@ export type GraphSources = Record<GraphName, string | Uint8Array>;
 export interface EngineOptions {
   /** Intra-op threads of each session; default: ORT's choice (one per core). */
   threads?: number;
-  device: 'cpu' | 'cuda';
+  device: Device;
 }
 
 /** One layer of the cache in the official layout: k (after k_norm) and v, [rows, heads, tokens, headDim]. */
@@ -39,33 +34,6 @@ export interface Engine {
   release(): Promise<void>;
 }
 
-export function loadOrt(): Ort {
-  // loaded lazily (building and exporting graphs never touches native code), with require rather than
-  // import(): a CommonJS consumer under a test runner's VM may not support dynamic import
-  return require('onnxruntime-node') as Ort;
-}
-
-/**
- * The CUDA provider is a shared library beside onnxruntime-node's binding; without it ORT fails deep
- * inside and prints a native error line. Look first, and say what is missing.
- */
-function checkCudaProvider(): void {
-  let bindingDir: string;
-  try {
-    const main = require.resolve('onnxruntime-node');
-    bindingDir = path.join(path.dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
-  } catch {
-    return; // an unusual install: let ORT itself report
-  }
-  const missing = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter((f) => !fs.existsSync(path.join(bindingDir, f)));
-  if (process.platform === 'linux' && missing.length) {
-    throw new Error(
-      `this onnxruntime-node has no CUDA execution provider (${missing.join(' and ')} missing in ${bindingDir}; its install script ` +
-        `downloads them, and this workspace does not run it). Use --device cpu (device: 'cpu') to run on the CPU.`,
-    );
-  }
-}
-
 /** The engine of the calling thread. */
 export class LocalEngine implements Engine {
   private readonly batches = new Map<number, Cache>();
@@ -78,32 +46,14 @@ export class LocalEngine implements Engine {
   ) {}
 
   static async create(config: ModelConfig, sources: GraphSources, options: EngineOptions): Promise<LocalEngine> {
-    const ort = loadOrt();
-    const sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions = {
-      executionProviders: [options.device],
-      graphOptimizationLevel: 'all',
-      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-      // no spin-waiting: between calls the sampler's JavaScript needs the cores that idle ORT threads would spin on
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    };
-    if (options.device === 'cuda') checkCudaProvider();
     const created: Partial<Record<GraphName, InferenceSession>> = {};
     try {
-      for (const name of ['cond', 'push', 'eps'] as const) created[name] = await ort.InferenceSession.create(sources[name] as Uint8Array, sessionOptions);
+      for (const name of ['cond', 'push', 'eps'] as const) created[name] = await createSession(sources[name], { device: options.device, threads: options.threads });
     } catch (err) {
       await Promise.all(Object.values(created).map((s) => s.release()));
-      const message = (err as Error).message;
-      if (options.device === 'cuda') {
-        throw new Error(
-          `onnxruntime-node ${ort.env.versions.node ?? ''} cannot use CUDA here (${message.split('\n')[0]}). Its CUDA execution ` +
-            `provider needs libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so beside its binding (onnxruntime-node's ` +
-            `install script downloads them; this workspace does not run it), plus CUDA 12 and cuDNN 9 on the machine. ` +
-            `Use --device cpu (device: 'cpu') to run on the CPU.`,
-        );
-      }
       throw err;
     }
-    return new LocalEngine(ort, config, created as Record<GraphName, InferenceSession>);
+    return new LocalEngine(loadOrt(), config, created as Record<GraphName, InferenceSession>);
   }
 
   private cache(batch: number): Cache {

@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { onnx } from 'onnx-proto';
 import { readSafetensors, writeSafetensors } from '@causalfusion/safetensors';
-import { configToJson, type ModelConfig } from '@causalfusion/transformer/config';
+import { configToJson, type ModelConfig } from '@causalfusion/config';
 import { OrtDenoiser } from './denoiser';
 import { EXTERNAL_WEIGHTS_FILE, exportOnnx, GRAPH_FILES, MANIFEST_FILE } from './export';
 import { buildOnnxGraphs } from './graph';

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeAll, writeFileAtomic, writeFileAtomicWith } from '@causalfusion/safetensors';
-import { configFromJson, configToJson, derived, type ModelConfig } from '@causalfusion/transformer/config';
+import { configFromJson, configToJson, derived, type ModelConfig } from '@causalfusion/config';
 import { buildOnnxGraphs, graphSignature, OPSET, type ExternalWeights, type GraphName } from './graph';
 import { checkWeights, readModelFolder, type Weights } from './weights';
 

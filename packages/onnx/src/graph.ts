@@ -17,7 +17,7 @@
  * (MatMul + bias Add) into one Gemm, and the tanh-GELU is written in the form ORT fuses into FastGelu.
  */
 import { onnx } from 'onnx-proto';
-import { derived, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
+import { BODY_KEYS, blockKeys, CLASS_KEYS, derived, timestepFrequencies, trainingEntries, transpose2d, validateConfig, type ModelConfig } from '@causalfusion/config';
 import { checkWeights, type Weights } from './weights';
 
 export const OPSET = 17;
@@ -82,27 +82,14 @@ export interface OnnxGraphs {
 
 // ------------------------------------------------------------------ the weights, as the graphs use them
 
-/** Official [out, in] -> [in, out]. */
-function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
-
-/** Initializer name -> dims and data: the official tensors, linear weights transposed (named `<key>.T`). */
+/** Initializer name -> dims and data: the weights in the training layout (Linear weights [in, out], named `<key>.T`). */
 function weightTable(config: ModelConfig, weights: Weights): Map<string, { dims: number[]; data: Float32Array }> {
-  const d = derived(config);
   const table = new Map<string, { dims: number[]; data: Float32Array }>();
-  for (const [key, t] of weights) {
-    const isLinearWeight = key.endsWith('.weight') && t.shape.length === 2 && key !== 'y_embedder.embedding_table.weight';
-    if (isLinearWeight) {
-      const [out, inp] = t.shape;
-      table.set(`${key}.T`, { dims: [inp, out], data: transpose2d(t.data, out, inp) });
-    } else if (key === 'pos_embed') {
-      table.set(key, { dims: [d.numTokens, config.hiddenSize], data: t.data }); // [1, L, D] -> [L, D] for Gather
-    } else {
-      table.set(key, { dims: [...t.shape], data: t.data });
-    }
+  for (const e of trainingEntries(config)) {
+    const t = weights.get(e.key)!;
+    // pos_embed [1, L, D] -> [L, D] for Gather
+    if (e.transposed) table.set(`${e.key}.T`, { dims: e.shape, data: transpose2d(t.data, e.officialShape[0], e.officialShape[1]) });
+    else table.set(e.key, { dims: e.shape, data: t.data });
   }
   return table;
 }
@@ -202,14 +189,6 @@ export class GraphBuilder {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
-/** The 128 frequencies of the timestep sinusoid as timestepSinusoid rounds them: exp(fround(fround(-ln(10000) * i) / 128)) in float32. */
-export function timestepFrequencies(): number[] {
-  const half = 128;
-  const f = Math.fround;
-  const scale = f(-Math.log(10000));
-  return Array.from({ length: half }, (_, i) => f(Math.exp(f(f(scale * i) / half))));
-}
-
 class CausalFusionGraph {
   private readonly D: number;
   private readonly H: number;
@@ -256,18 +235,18 @@ class CausalFusionGraph {
 
   /** Clean tokens: x_proj(tokens) + pos_embed[positions], [rows, n, D]. */
   embedTokens(tokens: string, positions: string): string {
-    const pos = this.g.op('Gather', [this.g.weight('pos_embed'), positions], [attr.int('axis', 0)]);
-    return this.g.op('Add', [this.linear(tokens, 'x_proj'), pos]);
+    const pos = this.g.op('Gather', [this.g.weight(CLASS_KEYS.posEmbed), positions], [attr.int('axis', 0)]);
+    return this.g.op('Add', [this.linear(tokens, BODY_KEYS.xProj), pos]);
   }
 
-  /** t_embedder(t) for t [T] (T = 1 or rows) as [T, 1, D]: sinusoid [cos, sin] (256 frequencies), Linear, SiLU, Linear. */
+  /** t_embedder(t) for t [n] (n = 1 or rows) as [n, 1, D]: sinusoid [cos, sin] (256 frequencies), Linear, SiLU, Linear. */
   timestepEmbed(t: string): string {
     const g = this.g;
-    const args = g.op('Mul', [g.op('Unsqueeze', [t, g.constant('axes.1', [1], 'int64')]), g.constant('t_freqs', timestepFrequencies(), 'float')]); // [T, 128]
+    const args = g.op('Mul', [g.op('Unsqueeze', [t, g.constant('axes.1', [1], 'int64')]), g.constant('t_freqs', timestepFrequencies(), 'float')]); // [rows, 128]
     const sinusoid = g.op('Concat', [g.op('Cos', [args]), g.op('Sin', [args])], [attr.int('axis', -1)]);
-    const h = this.linear(sinusoid, 't_embedder.mlp.0');
+    const h = this.linear(sinusoid, BODY_KEYS.timestepFc1);
     const silu = g.op('Mul', [h, g.op('Sigmoid', [h])]);
-    return g.op('Unsqueeze', [this.linear(silu, 't_embedder.mlp.2'), g.constant('axes.1', [1], 'int64')]);
+    return g.op('Unsqueeze', [this.linear(silu, BODY_KEYS.timestepFc2), g.constant('axes.1', [1], 'int64')]);
   }
 
   /**
@@ -309,23 +288,23 @@ class CausalFusionGraph {
    */
   block(x: string, layer: number, past: { key: string; value: string } | null, kvOnly: boolean): { x: string | null; key: string; value: string } {
     const g = this.g;
-    const p = `blocks.${layer}`;
+    const k = blockKeys(layer);
     const D = this.D;
-    const h = this.layerNorm(x, `${p}.norm1`);
+    const h = this.layerNorm(x, k.norm1);
     // qkv has no bias; its output columns are (q | k | v) x heads x headDim
-    const [q2, k2, v2] = g.opN('Split', [this.linear(h, `${p}.attn.qkv`, false), g.constant('split.qkv', [D, D, D], 'int64')], 3, [attr.int('axis', -1)]);
-    const key = this.heads(k2, `${p}.attn.k_norm`);
+    const [q2, k2, v2] = g.opN('Split', [this.linear(h, k.qkv, false), g.constant('split.qkv', [D, D, D], 'int64')], 3, [attr.int('axis', -1)]);
+    const key = this.heads(k2, k.kNorm);
     const value = this.heads(v2, null);
     if (kvOnly) return { x: null, key, value };
-    const q = g.op('Mul', [this.heads(q2, `${p}.attn.q_norm`), g.scalar('attn.scale', 1 / Math.sqrt(this.hd))]);
+    const q = g.op('Mul', [this.heads(q2, k.qNorm), g.scalar('attn.scale', 1 / Math.sqrt(this.hd))]);
     const keys = past ? g.op('Concat', [past.key, key], [attr.int('axis', 2)]) : key;
     const values = past ? g.op('Concat', [past.value, value], [attr.int('axis', 2)]) : value;
     const scores = g.op('MatMul', [q, g.op('Transpose', [keys], [attr.ints('perm', [0, 1, 3, 2])])]); // [rows, H, n, keys]
     const attn = g.op('Softmax', [scores], [attr.int('axis', -1)]);
     const o = g.op('MatMul', [attn, values]); // [rows, H, n, hd]
     const merged = g.op('Reshape', [g.op('Transpose', [o], [attr.ints('perm', [0, 2, 1, 3])]), g.constant('shape.flat', [-1, D], 'int64')]);
-    const x1 = g.op('Add', [x, this.linear(merged, `${p}.attn.proj`)]);
-    const m = this.linear(this.geluTanh(this.linear(this.layerNorm(x1, `${p}.norm2`), `${p}.mlp.fc1`)), `${p}.mlp.fc2`);
+    const x1 = g.op('Add', [x, this.linear(merged, k.proj)]);
+    const m = this.linear(this.geluTanh(this.linear(this.layerNorm(x1, k.norm2), k.fc1)), k.fc2);
     return { x: g.op('Add', [x1, m]), key, value };
   }
 
@@ -397,9 +376,9 @@ export function buildOnnxGraphs(config: ModelConfig, weights: Weights, options: 
   const cond = (() => {
     const g = new GraphBuilder(table, external);
     const m = new CausalFusionGraph(g, config);
-    const rowsOfTable = g.op('Gather', [g.weight('y_embedder.embedding_table.weight'), IO_NAMES.labels], [attr.int('axis', 0)]);
+    const rowsOfTable = g.op('Gather', [g.weight(CLASS_KEYS.labelTable), IO_NAMES.labels], [attr.int('axis', 0)]);
     const tokens = g.op('Reshape', [rowsOfTable, g.constant('shape.cond', [0, config.numCondTokens, config.hiddenSize], 'int64')]);
-    m.pushThroughBlocks(g.op('Add', [tokens, g.weight('cond_pos_embed')]), false);
+    m.pushThroughBlocks(g.op('Add', [tokens, g.weight(CLASS_KEYS.condPosEmbed)]), false);
     return g.finish('causalfusion_cond', [valueInfo(IO_NAMES.labels, INT64, ['rows'])], layers.flatMap((l) => kvOut(l, config.numCondTokens)));
   })();
 
@@ -421,7 +400,7 @@ export function buildOnnxGraphs(config: ModelConfig, weights: Weights, options: 
     const m = new CausalFusionGraph(g, config);
     let x = m.flatten(g.op('Add', [m.embedTokens(IO_NAMES.noised, IO_NAMES.positions), m.timestepEmbed(IO_NAMES.timestep)]));
     for (const l of layers) x = m.block(x, l, { key: IO_NAMES.pastKey(l), value: IO_NAMES.pastValue(l) }, false).x!;
-    m.unflatten(m.linear(m.layerNorm(x, 'final_layer.0'), 'final_layer.1'), [d.tokenDim], 'eps', IO_NAMES.eps);
+    m.unflatten(m.linear(m.layerNorm(x, BODY_KEYS.finalNorm), BODY_KEYS.finalLinear), [d.tokenDim], 'eps', IO_NAMES.eps);
     return g.finish(
       'causalfusion_eps',
       [valueInfo(IO_NAMES.noised, FLOAT, ['rows', 'n', d.tokenDim]), positions, valueInfo(IO_NAMES.timestep, FLOAT, ['timesteps']), ...layers.flatMap(past)],

@@ -22,16 +22,10 @@ export { OrtTrainingSession } from './trainer';
 export type { LossAndGrads, TrainingSessionOptions } from './trainer';
 export { trainStepParity, argsortRows, ROUNDOFF_GRADIENT, EPS_DOMINATED } from './train-parity';
 export type { TrainStepParity } from './train-parity';
-export { checkWeights, expectedShapes, readModelFolder, WEIGHTS_FILE, CONFIG_FILE } from './weights';
+export { checkWeights, expectedShapes, readModelFolder } from './weights';
 export type { ModelFolder, Weights } from './weights';
-// the model config helpers of @causalfusion/transformer (its tfjs-free entry), for callers of this package
-export { configFromJson, configToJson, makeConfig } from '@causalfusion/transformer/config';
-export type { ModelConfig } from '@causalfusion/transformer/config';
 // the multimodal model (@causalfusion/multimodal) on onnxruntime: its training graph and step, tfjs-free
 export { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO } from './multimodal-train-graph';
 export type { MultimodalGraphVariant } from './multimodal-train-graph';
 export { OrtMultimodalTrainingSession } from './multimodal-trainer';
-export type { MultimodalLossAndGrads, MultimodalStepInputs, MultimodalTrainingSessionOptions } from './multimodal-trainer';
-// its parameter layout (the tfjs-free `@causalfusion/multimodal/layout` entry), for callers of the session
-export { multimodalParamEntries } from '@causalfusion/multimodal/layout';
-export type { MultimodalModelShape, MultimodalParamEntry } from '@causalfusion/multimodal/layout';
+export type { MultimodalLossAndGrads, MultimodalTrainingSessionOptions } from './multimodal-trainer';

@@ -3,7 +3,7 @@
  * @causalfusion/multimodal (multimodalLosses under tf.variableGrads): a tiny model with random weights, a
  * batch with both orders, a CFG-dropped caption, and AR splits with and without a clean context. The loss
  * (and its text / image parts) and every parameter's gradient must agree. Both sides take the parameter
- * layout, the masks and the text-loss rules from `@causalfusion/multimodal/layout`.
+ * layout, the masks and the text-loss rules from `@causalfusion/config`.
  */
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
@@ -156,7 +156,7 @@ describe('the session and the tfjs model hold the same parameters', () => {
   });
 });
 
-describe('this package takes the multimodal rules from the tfjs-free @causalfusion/multimodal/layout', () => {
+describe('this package takes the multimodal rules from the tfjs-free @causalfusion/config', () => {
   it('its built entry (OrtMultimodalTrainingSession included) loads without tfjs', () => {
     const entry = path.resolve(__dirname, '..', 'dist', 'index.js');
     if (!fs.existsSync(entry)) throw new Error(`${entry} is missing: build the package first (pnpm turbo run build --filter @causalfusion/onnx)`);

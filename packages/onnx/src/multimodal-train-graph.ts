@@ -22,8 +22,8 @@
  * rows with or without a clean context (one AR step has none), captioning rows or not.
  */
 import {
-  captionMask, maskToBias, multimodalGeometry, multimodalParamEntries, validateMultimodalShape, type MultimodalModelShape,
-} from '@causalfusion/multimodal/layout';
+  BODY_KEYS, captionMask, maskToBias, MULTIMODAL_KEYS as K, multimodalGeometry, multimodalParamEntries, validateMultimodalShape, type MultimodalModelShape,
+} from '@causalfusion/config';
 import { GradGraph } from './autodiff';
 import { attr, FLOAT, INT64, valueInfo } from './graph';
 import { TransformerLayers } from './train-graph';
@@ -39,7 +39,7 @@ export const MULTIMODAL_TRAIN_IO = {
   /** [G, Lc, d] clean tokens of the first Lc shuffled positions, and their positions [G, Lc] (withClean). */
   t2iClean: 't2i_clean',
   t2iCleanPositions: 't2i_clean_positions',
-  /** [S, S] additive mask (0 / -inf), S = T + Lc + L. */
+  /** [seqLen, seqLen] additive mask (0 / -inf), seqLen = textLength + Lc + L. */
   t2iMask: 't2i_mask',
   /** [G, L, d] the noise in shuffled order (eps target), and the per-token weights [1, L, 1]. */
   t2iTarget: 't2i_target',
@@ -69,7 +69,7 @@ export interface MultimodalGraphVariant {
 }
 
 /** Parameters a captioning-only step does not reach (their gradient is zero there). */
-const IMAGE_ONLY_PREFIXES = ['t_embedder.', 'final_layer.'];
+const IMAGE_ONLY_PREFIXES = [BODY_KEYS.timestepFc1, BODY_KEYS.timestepFc2, BODY_KEYS.finalNorm, BODY_KEYS.finalLinear].map((k) => `${k}.`);
 
 /** Build the training graph of a multimodal model for one step shape (serialized ModelProto). */
 export function buildMultimodalTrainingGraph(config: MultimodalModelShape, variant: MultimodalGraphVariant): Uint8Array {
@@ -89,22 +89,12 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   const c = (name: string, values: number[]) => gg.g.constant(name, values, 'int64');
 
   /** text_embed[ids] + text_pos for ids [R, T] -> [R, T, D]. */
-  const embedText = (ids: string) => gg.addBroadcast(gg.gather('text_embed.weight', ids, V, D), 'text_pos_embed', [0], false);
-  /** x_proj of tokens [R, n, d] -> [R, n, D]. */
-  const project = (tokens: string, rowsTokens: string) => {
-    const projected = gg.linear(gg.op('Reshape', [tokens, c(`shape.tokens.${d}`, [-1, d])]), 'x_proj.weight', 'x_proj.bias');
-    return gg.reshape(projected, gg.op('Concat', [rowsTokens, c(`shape.D.${D}`, [D])], [attr.int('axis', 0)]));
-  };
+  const embedText = (ids: string) => gg.addBroadcast(gg.gather(K.textEmbed, ids, V, D), K.textPos, [0], false);
   /** lm_head on hidden states [R*T, D]: the weighted next-token cross-entropy against labels [R, T]. */
-  const textLoss = (h: string, labels: string, weights: string) => {
-    const logits = gg.linear(gg.layerNorm(h, 'lm_head.0.weight', 'lm_head.0.bias'), 'lm_head.1.weight', 'lm_head.1.bias');
+  const textLoss = (layers: TransformerLayers, h: string, labels: string, weights: string) => {
+    const logits = layers.head(h, K.lmNorm, K.lmLinear);
     const flat = c('shape.flat', [-1]);
     return gg.weightedCrossEntropy(logits, gg.op('Reshape', [labels, flat]), gg.op('Reshape', [weights, flat]), V);
-  };
-  const runBlocks = (seq: string, layers: TransformerLayers, mask: string) => {
-    let x = gg.reshape(seq, [-1, D]);
-    for (let l = 0; l < config.depth; l++) x = layers.block(x, `blocks.${l}`, mask);
-    return gg.reshape(x, gg.op('Shape', [seq])); // [R, S, D]
   };
 
   const textLosses: string[] = [];
@@ -113,27 +103,26 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
     const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.t2iTimestep]));
     const text = embedText(io.t2iText);
     const tEmbed = gg.reshape(layers.timestepEmbed(io.t2iTimestep), [-1, 1, D]);
-    const imageRows = (tokens: string, positions: string) =>
-      gg.add(project(tokens, gg.op('Shape', [positions])), gg.gather('image_pos_embed', positions, L, D));
+    const imageRows = (tokens: string, positions: string) => gg.add(layers.project(tokens, d, gg.op('Shape', [positions])), gg.gather(K.imagePos, positions, L, D));
     const noised = gg.addBroadcast(imageRows(io.t2iNoised, io.t2iPositions), tEmbed, [1], true);
     const parts = withClean ? [text, imageRows(io.t2iClean, io.t2iCleanPositions), noised] : [text, noised];
-    const h = runBlocks(gg.concat(parts, 1), layers, io.t2iMask);
+    const h = layers.blocks(gg.concat(parts, 1), config.depth, io.t2iMask);
     const sizes = withClean
       ? gg.op('Concat', [c(`len.${T}`, [T]), gg.op('Shape', [io.t2iCleanPositions], [attr.int('start', 1), attr.int('end', 2)]), c(`len.${L}`, [L])], [attr.int('axis', 0)])
       : [T, L];
     const pieces = gg.split(h, 1, sizes, parts.length);
-    textLosses.push(textLoss(gg.reshape(pieces[0], [-1, D]), io.t2iLabels, io.t2iTextWeights));
-    const eps = gg.linear(gg.layerNorm(gg.reshape(pieces[pieces.length - 1], [-1, D]), 'final_layer.0.weight', 'final_layer.0.bias'), 'final_layer.1.weight', 'final_layer.1.bias');
+    textLosses.push(textLoss(layers, gg.reshape(pieces[0], [-1, D]), io.t2iLabels, io.t2iTextWeights));
+    const eps = layers.head(gg.reshape(pieces[pieces.length - 1], [-1, D]));
     imageLoss = gg.weightedSquaredError(gg.reshape(eps, [-1, L, d]), io.t2iTarget, io.t2iImageWeights);
   }
   if (variant.caption) {
     const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.capText], [attr.int('start', 0), attr.int('end', 1)]));
-    const image = gg.addBroadcast(project(io.capImage, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])), 'image_pos_embed', [0], false);
-    const S = L + T;
-    const mask = gg.g.constant('cap_mask', maskToBias(captionMask(L, T)), 'float', [S, S]);
-    const h = runBlocks(gg.concat([image, embedText(io.capText)], 1), layers, mask);
+    const image = gg.addBroadcast(layers.project(io.capImage, d, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])), K.imagePos, [0], false);
+    const seqLen = L + T;
+    const mask = gg.g.constant('cap_mask', maskToBias(captionMask(L, T)), 'float', [seqLen, seqLen]);
+    const h = layers.blocks(gg.concat([image, embedText(io.capText)], 1), config.depth, mask);
     const [, hText] = gg.split(h, 1, [L, T], 2);
-    textLosses.push(textLoss(gg.reshape(hText, [-1, D]), io.capLabels, io.capTextWeights));
+    textLosses.push(textLoss(layers, gg.reshape(hText, [-1, D]), io.capLabels, io.capTextWeights));
   }
   const text = textLosses.length === 2 ? gg.add(textLosses[0], textLosses[1]) : textLosses[0];
   const loss = imageLoss ? gg.add(text, gg.weightedSum(imageLoss, io.lossLambda)) : text;
@@ -163,7 +152,7 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
       valueInfo(io.t2iNoised, FLOAT, ['G', L, d]),
       valueInfo(io.t2iPositions, INT64, ['G', L]),
       ...(withClean ? [valueInfo(io.t2iClean, FLOAT, ['G', 'Lc', d]), valueInfo(io.t2iCleanPositions, INT64, ['G', 'Lc'])] : []),
-      valueInfo(io.t2iMask, FLOAT, ['S', 'S']),
+      valueInfo(io.t2iMask, FLOAT, ['seqLen', 'seqLen']),
       valueInfo(io.t2iTarget, FLOAT, ['G', L, d]),
       valueInfo(io.t2iImageWeights, FLOAT, [1, L, 1]),
       valueInfo(io.t2iLabels, INT64, ['G', T]),

@@ -13,52 +13,17 @@
  */
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
 import {
-  maskToBias, multimodalGeometry, multimodalParamEntries, textLossMask, textTargets, textToImageMask, validateMultimodalShape,
-  type MultimodalModelShape, type MultimodalParamEntry,
-} from '@causalfusion/multimodal/layout';
-import { checkSplitSizes, getArWeights } from '@causalfusion/sampler';
-import { loadOrt } from './engine';
-import { toInt64, trainingSessionOptions } from './trainer';
+  checkLength, multimodalGeometry, multimodalParamEntries, prepareMultimodalStep, validateMultimodalShape,
+  type MultimodalModelShape, type MultimodalStepInputs, type ParamEntry,
+} from '@causalfusion/config';
+import { createSession, toInt64, loadOrt, type InferenceSession, type Ort, type OrtTensor } from '@causalfusion/ort';
 import { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO, type MultimodalGraphVariant } from './multimodal-train-graph';
-
-type Ort = typeof import('onnxruntime-node');
-type InferenceSession = import('onnxruntime-node').InferenceSession;
-type OrtTensor = import('onnxruntime-node').Tensor;
 
 export interface MultimodalTrainingSessionOptions {
   /** Intra-op threads (default: ORT's choice, one per core). */
   threads?: number;
   /** The diffusion of q_sample (default: createDiffusion({ respacing: '' }), as apps/train). */
   diffusion?: GaussianDiffusion;
-}
-
-/**
- * One step's inputs, as `multimodalLosses(model, diffusion, batch, rnd, recipe, nullCaption)` takes them
- * (MultimodalBatch, MultimodalRandomness, MultimodalRecipe of @causalfusion/multimodal fit these shapes).
- */
-export interface MultimodalStepInputs {
-  batch: {
-    /** [N, L, tokenDim] clean image tokens, raster order. */
-    tokens: ArrayLike<number>;
-    /** [N, T] caption rows. */
-    text: ArrayLike<number>;
-  };
-  rnd: {
-    /** [N] 1 = captioning order. */
-    caption: ArrayLike<number>;
-    /** [N] 1 = caption replaced by the null caption (text-to-image rows only). */
-    dropped: ArrayLike<number>;
-    /** [N] timesteps (used by text-to-image rows). */
-    t: ArrayLike<number>;
-    splitSizes: ArrayLike<number>;
-    /** [N, L, tokenDim] noise. */
-    noise: ArrayLike<number>;
-    /** [N, L] per-sample permutations: shuffled position j of sample n holds raster token idsShuffle[n*L + j]. */
-    idsShuffle: ArrayLike<number>;
-  };
-  recipe: { lossLambda: number; maxArWeight: number; minArWeight: number };
-  /** [T] the null caption row of CFG-dropped samples. */
-  nullCaption: ArrayLike<number>;
 }
 
 export interface MultimodalLossAndGrads {
@@ -71,23 +36,11 @@ export interface MultimodalLossAndGrads {
   grads: Float32Array[];
 }
 
-
-function checkIds(name: string, ids: ArrayLike<number>, vocab: number): void {
-  for (let i = 0; i < ids.length; i++) {
-    const v = ids[i];
-    if (!Number.isInteger(v) || v < 0 || v >= vocab) throw new RangeError(`${name}: token id ${v} at ${i} is outside the vocabulary 0..${vocab - 1}`);
-  }
-}
-
-function checkLength(name: string, values: ArrayLike<number> | undefined, expected: number, layout: string): void {
-  if (values == null || values.length !== expected) throw new Error(`${name} has ${values == null ? 'no' : values.length} values, expected ${expected} (${layout})`);
-}
-
 const variantKey = (v: MultimodalGraphVariant) => `${v.textToImage ? (v.withClean ? 't2i+clean' : 't2i') : ''}|${v.caption ? 'cap' : ''}`;
 
 export class OrtMultimodalTrainingSession {
   /** Every parameter, in the order of `params` and of the gradients. */
-  readonly entries: MultimodalParamEntry[];
+  readonly entries: ParamEntry[];
   private readonly diffusion: GaussianDiffusion;
   /** One session per step shape, built on first use. */
   private readonly sessions = new Map<string, Promise<InferenceSession>>();
@@ -95,7 +48,7 @@ export class OrtMultimodalTrainingSession {
   private constructor(
     private readonly ort: Ort,
     readonly config: MultimodalModelShape,
-    private readonly sessionOptions: import('onnxruntime-node').InferenceSession.SessionOptions,
+    private readonly threads: number | undefined,
     diffusion: GaussianDiffusion | undefined,
   ) {
     this.entries = multimodalParamEntries(config);
@@ -104,7 +57,7 @@ export class OrtMultimodalTrainingSession {
 
   static async create(config: MultimodalModelShape, options: MultimodalTrainingSessionOptions = {}): Promise<OrtMultimodalTrainingSession> {
     validateMultimodalShape(config);
-    const session = new OrtMultimodalTrainingSession(loadOrt(), { ...config }, trainingSessionOptions(options.threads), options.diffusion);
+    const session = new OrtMultimodalTrainingSession(loadOrt(), { ...config }, options.threads, options.diffusion);
     // the usual step shape (both orders, a clean context) is built now, so its errors surface here
     await session.sessionFor({ textToImage: true, withClean: true, caption: true });
     return session;
@@ -114,7 +67,7 @@ export class OrtMultimodalTrainingSession {
     const key = variantKey(variant);
     let s = this.sessions.get(key);
     if (!s) {
-      s = this.ort.InferenceSession.create(buildMultimodalTrainingGraph(this.config, variant), this.sessionOptions);
+      s = createSession(buildMultimodalTrainingGraph(this.config, variant), { purpose: 'training', threads: this.threads });
       this.sessions.set(key, s);
     }
     return s;
@@ -125,26 +78,12 @@ export class OrtMultimodalTrainingSession {
    * training layout) and the step's inputs, and its gradient with respect to each parameter.
    */
   async lossAndGrads(params: ArrayLike<Float32Array>, step: MultimodalStepInputs): Promise<MultimodalLossAndGrads> {
-    const c = this.config;
-    const geo = multimodalGeometry(c);
-    const L = geo.numTokens;
-    const d = geo.tokenDim;
-    const T = c.textLength;
-    const per = L * d;
     if (params.length !== this.entries.length) throw new Error(`lossAndGrads: ${params.length} parameter arrays for ${this.entries.length} parameters`);
     this.entries.forEach((e, i) => checkLength(`parameter ${e.key}`, params[i], e.shape.reduce((a, b) => a * b, 1), `[${e.shape}]`));
-    const { batch, rnd, recipe } = step;
-    const N = batch.text.length / T;
-    if (!Number.isInteger(N) || N === 0) throw new Error(`batch.text has ${batch.text.length} ids: not whole rows of ${T}`);
-    checkIds('batch.text', batch.text, c.vocabSize);
-    checkLength('batch.tokens', batch.tokens, N * per, `[N=${N}, L=${L}, tokenDim=${d}]`);
-    checkLength('rnd.caption', rnd.caption, N, '[N]');
-    checkLength('rnd.dropped', rnd.dropped, N, '[N]');
-    checkLength('rnd.t', rnd.t, N, '[N]');
-    checkLength('rnd.noise', rnd.noise, N * per, `[N=${N}, L=${L}, tokenDim=${d}]`);
-    checkLength('rnd.idsShuffle', rnd.idsShuffle, N * L, `[N=${N}, L=${L}]`);
-    checkLength('nullCaption', step.nullCaption, T, `[T=${T}]`);
-    checkIds('nullCaption', step.nullCaption, c.vocabSize);
+    // the host half (both orders' rows, q_sample, the layout, loss masks and weights): @causalfusion/config
+    const prep = prepareMultimodalStep(this.config, (x, t, noise) => this.diffusion.qSample(x, t, noise), step);
+    const { numTokens: L, tokenDim: d } = multimodalGeometry(this.config);
+    const T = this.config.textLength;
 
     const io = MULTIMODAL_TRAIN_IO;
     const Tensor = this.ort.Tensor;
@@ -152,96 +91,35 @@ export class OrtMultimodalTrainingSession {
     this.entries.forEach((e, i) => {
       feeds[e.key] = new Tensor('float32', params[i], e.shape);
     });
-    const t2i: number[] = [];
-    const cap: number[] = [];
-    for (let n = 0; n < N; n++) (rnd.caption[n] ? cap : t2i).push(n);
-    let textCount = 0;
-    let t2iTextMask: Float32Array | null = null;
-    let capTextMask: Float32Array | null = null;
-    let withClean = false;
-
-    if (t2i.length) {
-      const G = t2i.length;
-      const splitSizes = Array.from(rnd.splitSizes);
-      checkSplitSizes(splitSizes, L);
-      const Lc = L - splitSizes[splitSizes.length - 1];
-      withClean = Lc > 0;
-      const text = new Int32Array(G * T);
-      const x = new Float32Array(G * per);
-      const noise = new Float32Array(G * per);
-      const ids = new Int32Array(G * L);
-      const dropped = new Uint8Array(G);
-      t2i.forEach((n, i) => {
-        dropped[i] = rnd.dropped[n] ? 1 : 0;
-        for (let j = 0; j < T; j++) text[i * T + j] = dropped[i] ? step.nullCaption[j] : batch.text[n * T + j];
-        for (let k = 0; k < per; k++) {
-          x[i * per + k] = batch.tokens[n * per + k];
-          noise[i * per + k] = rnd.noise[n * per + k];
-        }
-        const seen = new Uint8Array(L);
-        for (let j = 0; j < L; j++) {
-          const q = rnd.idsShuffle[n * L + j];
-          if (!Number.isInteger(q) || q < 0 || q >= L || seen[q]) throw new Error(`rnd.idsShuffle row ${n} is not a permutation of 0..${L - 1}`);
-          seen[q] = 1;
-          ids[i * L + j] = q;
-        }
-      });
-      const t = t2i.map((n) => rnd.t[n]);
-      // q_sample per sample, elementwise on the token layout, then the shuffled layout of the sequence
-      const xn = Float32Array.from(this.diffusion.qSample(x, t, noise));
-      const noisedShuf = new Float32Array(G * per);
-      const noiseShuf = new Float32Array(G * per);
-      const cleanShuf = new Float32Array(G * Lc * d);
-      const cleanPos = new BigInt64Array(G * Lc);
-      for (let g = 0; g < G; g++)
-        for (let j = 0; j < L; j++) {
-          const src = (g * L + ids[g * L + j]) * d;
-          noisedShuf.set(xn.subarray(src, src + d), (g * L + j) * d);
-          noiseShuf.set(noise.subarray(src, src + d), (g * L + j) * d);
-          if (j < Lc) {
-            cleanShuf.set(x.subarray(src, src + d), (g * Lc + j) * d);
-            cleanPos[g * Lc + j] = BigInt(ids[g * L + j]);
-          }
-        }
-      const S = T + Lc + L;
-      const arWeights = getArWeights(splitSizes, recipe.maxArWeight, recipe.minArWeight, 'linear');
-      const elements = G * per;
-      t2iTextMask = textLossMask(text, T, dropped);
-      feeds[io.t2iText] = new Tensor('int64', toInt64(text), [G, T]);
-      feeds[io.t2iTimestep] = new Tensor('float32', Float32Array.from(t), [G]);
-      feeds[io.t2iNoised] = new Tensor('float32', noisedShuf, [G, L, d]);
-      feeds[io.t2iPositions] = new Tensor('int64', toInt64(ids), [G, L]);
-      if (withClean) {
-        feeds[io.t2iClean] = new Tensor('float32', cleanShuf, [G, Lc, d]);
-        feeds[io.t2iCleanPositions] = new Tensor('int64', cleanPos, [G, Lc]);
+    const t2i = prep.textToImage;
+    if (t2i) {
+      const { N: G, Lc, seqLen } = t2i;
+      feeds[io.t2iText] = new Tensor('int64', toInt64(t2i.text), [G, T]);
+      feeds[io.t2iTimestep] = new Tensor('float32', t2i.t, [G]);
+      feeds[io.t2iNoised] = new Tensor('float32', t2i.noisedShuf, [G, L, d]);
+      feeds[io.t2iPositions] = new Tensor('int64', toInt64(t2i.ids), [G, L]);
+      if (Lc > 0) {
+        feeds[io.t2iClean] = new Tensor('float32', t2i.cleanShuf, [G, Lc, d]);
+        feeds[io.t2iCleanPositions] = new Tensor('int64', toInt64(t2i.cleanPositions), [G, Lc]);
       }
-      feeds[io.t2iMask] = new Tensor('float32', maskToBias(textToImageMask(T, L, splitSizes)), [S, S]);
-      feeds[io.t2iTarget] = new Tensor('float32', noiseShuf, [G, L, d]);
-      feeds[io.t2iImageWeights] = new Tensor('float32', Float32Array.from(arWeights, (w) => w / elements), [1, L, 1]);
-      feeds[io.t2iLabels] = new Tensor('int64', toInt64(textTargets(text, T)), [G, T]);
-      feeds[io.lossLambda] = new Tensor('float32', Float32Array.of(recipe.lossLambda), []);
-      textCount += t2iTextMask.reduce((a, b) => a + b, 0);
+      feeds[io.t2iMask] = new Tensor('float32', t2i.maskBias, [seqLen, seqLen]);
+      feeds[io.t2iTarget] = new Tensor('float32', t2i.noiseShuf, [G, L, d]);
+      // the image loss is a mean over the text-to-image rows' elements: fold it into the weights
+      feeds[io.t2iImageWeights] = new Tensor('float32', Float32Array.from(t2i.arWeights, (w) => w / (G * L * d)), [1, L, 1]);
+      feeds[io.t2iLabels] = new Tensor('int64', toInt64(t2i.targets), [G, T]);
+      feeds[io.t2iTextWeights] = new Tensor('float32', t2i.textMask.map((m) => m / prep.textCount), [G, T]);
+      feeds[io.lossLambda] = new Tensor('float32', Float32Array.of(step.recipe.lossLambda), []);
     }
-    if (cap.length) {
-      const M = cap.length;
-      const text = new Int32Array(M * T);
-      const image = new Float32Array(M * per);
-      cap.forEach((n, i) => {
-        for (let j = 0; j < T; j++) text[i * T + j] = batch.text[n * T + j];
-        for (let k = 0; k < per; k++) image[i * per + k] = batch.tokens[n * per + k];
-      });
-      capTextMask = textLossMask(text, T);
-      feeds[io.capImage] = new Tensor('float32', image, [M, L, d]);
-      feeds[io.capText] = new Tensor('int64', toInt64(text), [M, T]);
-      feeds[io.capLabels] = new Tensor('int64', toInt64(textTargets(text, T)), [M, T]);
-      textCount += capTextMask.reduce((a, b) => a + b, 0);
+    const cap = prep.caption;
+    if (cap) {
+      feeds[io.capImage] = new Tensor('float32', cap.image, [cap.M, L, d]);
+      feeds[io.capText] = new Tensor('int64', toInt64(cap.text), [cap.M, T]);
+      feeds[io.capLabels] = new Tensor('int64', toInt64(cap.targets), [cap.M, T]);
+      // L_text averages over the masked positions of both orders
+      feeds[io.capTextWeights] = new Tensor('float32', cap.textMask.map((m) => m / prep.textCount), [cap.M, T]);
     }
-    // L_text averages over the masked positions of both orders
-    const denominator = Math.max(1, textCount);
-    if (t2iTextMask) feeds[io.t2iTextWeights] = new Tensor('float32', t2iTextMask.map((m) => m / denominator), [t2i.length, T]);
-    if (capTextMask) feeds[io.capTextWeights] = new Tensor('float32', capTextMask.map((m) => m / denominator), [cap.length, T]);
 
-    const session = await this.sessionFor({ textToImage: t2i.length > 0, withClean, caption: cap.length > 0 });
+    const session = await this.sessionFor({ textToImage: t2i !== null, withClean: t2i !== null && t2i.Lc > 0, caption: cap !== null });
     const out = await session.run(feeds);
     const scalar = (name: string) => (out[name] ? (out[name].data as Float32Array)[0] : 0);
     return {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { configFromJson, type ModelConfig } from '@causalfusion/transformer/config';
+import { configFromJson, type ModelConfig } from '@causalfusion/config';
 
 export const REFERENCE_DIR =
   process.env.CAUSALFUSION_REFERENCE ?? path.resolve(__dirname, '../../../../shared/reference/official_tiny');

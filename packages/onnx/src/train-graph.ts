@@ -11,9 +11,9 @@
  * a clean context (one AR step) uses the variant built with `withClean: false` (ORT has no empty tensors
  * in Gemm).
  */
-import { derived, trainingEntries, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
+import { BODY_KEYS, blockKeys, CLASS_KEYS, derived, timestepFrequencies, trainingEntries, validateConfig, type ModelConfig } from '@causalfusion/config';
 import { GradGraph } from './autodiff';
-import { attr, FLOAT, INT64, timestepFrequencies, valueInfo } from './graph';
+import { attr, FLOAT, INT64, valueInfo } from './graph';
 
 export const TRAIN_IO = {
   labels: 'labels',
@@ -52,27 +52,50 @@ export class TransformerLayers {
     return gg.transpose(gg.reshape(h, shape), [0, 2, 1, 3]);
   }
 
-  /** One block on x [N*S, D] under an additive mask [S, S] (or null). */
-  block(x: string, prefix: string, mask: string | null): string {
+  /** One block (`blocks.<i>`) on x [N*seqLen, D] under an additive mask [seqLen, seqLen] (or null). */
+  block(x: string, i: number, mask: string | null): string {
     const gg = this.gg;
-    const h = gg.layerNorm(x, `${prefix}.norm1.weight`, `${prefix}.norm1.bias`);
-    const [q2, k2, v2] = gg.split(gg.linear(h, `${prefix}.attn.qkv.weight`, null), 1, [this.D, this.D, this.D], 3);
-    const q = gg.scale(this.heads(q2, `${prefix}.attn.q_norm`), 1 / Math.sqrt(this.hd));
-    const k = this.heads(k2, `${prefix}.attn.k_norm`);
+    const k = blockKeys(i);
+    const lin = (h: string, prefix: string, bias = true) => gg.linear(h, `${prefix}.weight`, bias ? `${prefix}.bias` : null);
+    const norm = (h: string, prefix: string) => gg.layerNorm(h, `${prefix}.weight`, `${prefix}.bias`);
+    const [q2, k2, v2] = gg.split(lin(norm(x, k.norm1), k.qkv, false), 1, [this.D, this.D, this.D], 3);
+    const q = gg.scale(this.heads(q2, k.qNorm), 1 / Math.sqrt(this.hd));
+    const key = this.heads(k2, k.kNorm);
     const v = this.heads(v2, null);
-    const attn = gg.softmax(gg.matmul(q, k, true), mask); // [N, H, S, S]
+    const attn = gg.softmax(gg.matmul(q, key, true), mask); // [N, H, seqLen, seqLen]
     const o = gg.reshape(gg.transpose(gg.matmul(attn, v), [0, 2, 1, 3]), [-1, this.D]);
-    const x1 = gg.add(x, gg.linear(o, `${prefix}.attn.proj.weight`, `${prefix}.attn.proj.bias`));
-    const m = gg.linear(gg.gelu(gg.linear(gg.layerNorm(x1, `${prefix}.norm2.weight`, `${prefix}.norm2.bias`), `${prefix}.mlp.fc1.weight`, `${prefix}.mlp.fc1.bias`)), `${prefix}.mlp.fc2.weight`, `${prefix}.mlp.fc2.bias`);
-    return gg.add(x1, m);
+    const x1 = gg.add(x, lin(o, k.proj));
+    return gg.add(x1, lin(gg.gelu(lin(norm(x1, k.norm2), k.fc1)), k.fc2));
+  }
+
+  /** The blocks over sequences seq [N, seqLen, D] under `mask`: [N, seqLen, D]. */
+  blocks(seq: string, depth: number, mask: string | null): string {
+    const gg = this.gg;
+    let x = gg.reshape(seq, [-1, this.D]);
+    for (let i = 0; i < depth; i++) x = this.block(x, i, mask);
+    return gg.reshape(x, gg.op('Shape', [seq]));
   }
 
   /** t_embedder(t) for t [N] float: sinusoid [cos, sin], Linear, SiLU, Linear -> [N, D]. */
-  timestepEmbed(t: string, prefix = 't_embedder.mlp'): string {
+  timestepEmbed(t: string): string {
     const gg = this.gg;
     const args = gg.op('Mul', [gg.op('Unsqueeze', [t, gg.g.constant('axes.1', [1], 'int64')]), gg.g.constant('t_freqs', timestepFrequencies(), 'float')]);
     const sinusoid = gg.op('Concat', [gg.op('Cos', [args]), gg.op('Sin', [args])], [attr.int('axis', -1)]);
-    return gg.linear(gg.silu(gg.linear(sinusoid, `${prefix}.0.weight`, `${prefix}.0.bias`)), `${prefix}.2.weight`, `${prefix}.2.bias`);
+    const { timestepFc1: fc1, timestepFc2: fc2 } = BODY_KEYS;
+    return gg.linear(gg.silu(gg.linear(sinusoid, `${fc1}.weight`, `${fc1}.bias`)), `${fc2}.weight`, `${fc2}.bias`);
+  }
+
+  /** x_proj of tokens [R, n, d] -> [R, n, D]; `rowsTokens` is [R, n] (int64). */
+  project(tokens: string, tokenDim: number, rowsTokens: string): string {
+    const gg = this.gg;
+    const projected = gg.linear(gg.op('Reshape', [tokens, gg.g.constant(`shape.tokens.${tokenDim}`, [-1, tokenDim], 'int64')]), `${BODY_KEYS.xProj}.weight`, `${BODY_KEYS.xProj}.bias`);
+    return gg.reshape(projected, gg.op('Concat', [rowsTokens, gg.g.constant(`shape.D.${this.D}`, [this.D], 'int64')], [attr.int('axis', 0)]));
+  }
+
+  /** A LayerNorm + Linear head on h [rows, D] (the eps head by default). */
+  head(h: string, normPrefix: string = BODY_KEYS.finalNorm, linearPrefix: string = BODY_KEYS.finalLinear): string {
+    const gg = this.gg;
+    return gg.linear(gg.layerNorm(h, `${normPrefix}.weight`, `${normPrefix}.bias`), `${linearPrefix}.weight`, `${linearPrefix}.bias`);
   }
 }
 
@@ -81,7 +104,7 @@ export function buildTrainingGraph(config: ModelConfig, options: { withClean: bo
   validateConfig(config);
   const geo = derived(config);
   const D = config.hiddenSize;
-  const T = config.numCondTokens;
+  const C = config.numCondTokens;
   const L = geo.numTokens;
   const d = geo.tokenDim;
   const entries = trainingEntries(config);
@@ -90,28 +113,21 @@ export function buildTrainingGraph(config: ModelConfig, options: { withClean: bo
   const io = TRAIN_IO;
   const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.labels]));
 
-  // cond tokens: label_table[y] as [N, T, D] + cond_pos_embed
-  const labelRows = gg.gather('y_embedder.embedding_table.weight', io.labels, geo.labelRows, T * D);
-  const cond = gg.addBroadcast(gg.reshape(labelRows, [-1, T, D]), 'cond_pos_embed', [0], false);
+  // cond tokens: label_table[y] as [N, C, D] + cond_pos_embed
+  const labelRows = gg.gather(CLASS_KEYS.labelTable, io.labels, geo.labelRows, C * D);
+  const cond = gg.addBroadcast(gg.reshape(labelRows, [-1, C, D]), CLASS_KEYS.condPosEmbed, [0], false);
   // noised tokens: x_proj(x_t) + pos_embed[positions] + t_embed
-  const embed = (tokens: string, positions: string) => {
-    const projected = gg.linear(gg.op('Reshape', [tokens, gg.g.constant(`shape.tokens.${d}`, [-1, d], 'int64')]), 'x_proj.weight', 'x_proj.bias');
-    const shape = gg.op('Concat', [gg.op('Shape', [positions]), gg.g.constant(`shape.D.${D}`, [D], 'int64')], [attr.int('axis', 0)]); // [N, n, D]
-    return gg.add(gg.reshape(projected, shape), gg.gather('pos_embed', positions, L, D));
-  };
+  const embed = (tokens: string, positions: string) => gg.add(layers.project(tokens, d, gg.op('Shape', [positions])), gg.gather(CLASS_KEYS.posEmbed, positions, L, D));
   const tEmbed = gg.reshape(layers.timestepEmbed(io.timestep), [-1, 1, D]);
   const noised = gg.addBroadcast(embed(io.noised, io.positions), tEmbed, [1], true);
   // clean context: x_proj(x) + pos_embed[positions of the first Lc tokens], no timestep
   const parts = options.withClean ? [cond, embed(io.clean, io.cleanPositions), noised] : [cond, noised];
-  const seq = gg.concat(parts, 1); // [N, S, D]
-
-  let x = gg.reshape(seq, [-1, D]);
-  for (let l = 0; l < config.depth; l++) x = layers.block(x, `blocks.${l}`, io.mask);
+  const seq = gg.concat(parts, 1); // [N, seqLen, D]
+  const h = layers.blocks(seq, config.depth, io.mask);
   // the noised tokens are the last L of each sequence
-  const seq3 = gg.reshape(x, gg.op('Shape', [seq]));
   const prefixLength = gg.op('Sub', [gg.op('Shape', [seq], [attr.int('start', 1), attr.int('end', 2)]), gg.g.constant(`len.${L}`, [L], 'int64')]);
-  const [, hNoised] = gg.split(seq3, 1, gg.op('Concat', [prefixLength, gg.g.constant(`len.${L}`, [L], 'int64')], [attr.int('axis', 0)]), 2);
-  const pred = gg.linear(gg.layerNorm(gg.reshape(hNoised, [-1, D]), 'final_layer.0.weight', 'final_layer.0.bias'), 'final_layer.1.weight', 'final_layer.1.bias');
+  const [, hNoised] = gg.split(h, 1, gg.op('Concat', [prefixLength, gg.g.constant(`len.${L}`, [L], 'int64')], [attr.int('axis', 0)]), 2);
+  const pred = layers.head(gg.reshape(hNoised, [-1, D]));
   const loss = gg.weightedSquaredError(gg.reshape(pred, [-1, L, d]), io.target, io.weights);
   gg.g.op('Identity', [loss], [], io.loss);
 
@@ -131,7 +147,7 @@ export function buildTrainingGraph(config: ModelConfig, options: { withClean: bo
     valueInfo(io.noised, FLOAT, ['N', L, d]),
     valueInfo(io.positions, INT64, ['N', L]),
     ...(options.withClean ? [valueInfo(io.clean, FLOAT, ['N', 'Lc', d]), valueInfo(io.cleanPositions, INT64, ['N', 'Lc'])] : []),
-    valueInfo(io.mask, FLOAT, ['S', 'S']),
+    valueInfo(io.mask, FLOAT, ['seqLen', 'seqLen']),
     valueInfo(io.target, FLOAT, ['N', L, d]),
     valueInfo(io.weights, FLOAT, [1, L, 1]),
   ];

@@ -5,8 +5,8 @@
  * (lr from the case, betas (0.9, 0.95), eps 1e-8, no weight decay, zero moments), and their errors.
  * Used by the parity test and by `scripts/train-step-parity.mjs`; nothing here knows a particular case.
  */
-import { configFromJson, makeConfig, trainingEntries, toOfficialLayout, toTrainingLayout, type ModelConfig } from '@causalfusion/transformer/config';
-import { clipGradArrays, HostAdamW } from '@causalfusion/transformer/optim';
+import { configFromJson, makeConfig, trainingEntries, toOfficialLayout, toTrainingLayout, type ModelConfig } from '@causalfusion/config';
+import { clipGradArrays, HostAdamW } from '@causalfusion/config';
 import { checkWeights, type Weights } from './weights';
 import { OrtTrainingSession } from './trainer';
 

@@ -10,14 +10,9 @@
  */
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
 import { getArWeights } from '@causalfusion/sampler';
-import { derived, trainingEntries, type ModelConfig, type TrainingEntry } from '@causalfusion/transformer/config';
-import { prepareTrainingTokens, type TrainingShard } from '@causalfusion/transformer/tokens';
-import { loadOrt } from './engine';
+import { derived, prepareTrainingTokens, trainingEntries, type ModelConfig, type ParamEntry, type TrainingShard } from '@causalfusion/config';
+import { createSession, loadOrt, toInt64, type InferenceSession, type Ort, type OrtTensor } from '@causalfusion/ort';
 import { buildTrainingGraph, TRAIN_IO } from './train-graph';
-
-type Ort = typeof import('onnxruntime-node');
-type InferenceSession = import('onnxruntime-node').InferenceSession;
-type OrtTensor = import('onnxruntime-node').Tensor;
 
 export interface TrainingSessionOptions {
   /** Intra-op threads (default: ORT's choice, one per core). */
@@ -31,17 +26,9 @@ export interface LossAndGrads {
   grads: Float32Array[];
 }
 
-/** Session options of the training graphs: all graph optimizations, `threads` intra-op threads (default: ORT's choice). */
-export function trainingSessionOptions(threads?: number): import('onnxruntime-node').InferenceSession.SessionOptions {
-  return { graphOptimizationLevel: 'all', executionMode: 'sequential', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
-}
-
-/** Integers as the int64 data of an ORT tensor. */
-export const toInt64 = (values: ArrayLike<number>) => BigInt64Array.from(Array.from(values), (v) => BigInt(v));
-
 export class OrtTrainingSession {
-  readonly entries: TrainingEntry[];
-  readonly trainable: TrainingEntry[];
+  readonly entries: ParamEntry[];
+  readonly trainable: ParamEntry[];
   private readonly diffusion: GaussianDiffusion;
 
   private constructor(
@@ -56,13 +43,12 @@ export class OrtTrainingSession {
   }
 
   static async create(config: ModelConfig, options: TrainingSessionOptions = {}): Promise<OrtTrainingSession> {
-    const ort = loadOrt();
-    const sessionOptions = trainingSessionOptions(options.threads);
+    const settings = { purpose: 'training', threads: options.threads } as const;
     const [withClean, withoutClean] = await Promise.all([
-      ort.InferenceSession.create(buildTrainingGraph(config, { withClean: true }), sessionOptions),
-      ort.InferenceSession.create(buildTrainingGraph(config, { withClean: false }), sessionOptions),
+      createSession(buildTrainingGraph(config, { withClean: true }), settings),
+      createSession(buildTrainingGraph(config, { withClean: false }), settings),
     ]);
-    return new OrtTrainingSession(ort, config, { withClean, withoutClean });
+    return new OrtTrainingSession(loadOrt(), config, { withClean, withoutClean });
   }
 
   /**
@@ -76,7 +62,7 @@ export class OrtTrainingSession {
     const L = geo.numTokens;
     const xt = Float32Array.from(this.diffusion.qSample(shard.x, shard.t, shard.noise));
     const prep = prepareTrainingTokens(this.config, { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes }, { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand });
-    const { N, Lc, S } = prep;
+    const { N, Lc, seqLen } = prep;
     const arWeights = shard.arWeights ?? getArWeights(prep.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear');
     if (arWeights.length !== L) throw new Error(`arWeights has ${arWeights.length} values, expected ${L} (one per token)`);
     const denominator = shard.batchSize * L * geo.tokenDim;
@@ -91,14 +77,12 @@ export class OrtTrainingSession {
     feeds[TRAIN_IO.timestep] = new T('float32', Float32Array.from(shard.t), [N]);
     feeds[TRAIN_IO.noised] = new T('float32', prep.noisedShuf, [N, L, geo.tokenDim]);
     feeds[TRAIN_IO.positions] = new T('int64', toInt64(prep.ids), [N, L]);
-    feeds[TRAIN_IO.mask] = new T('float32', prep.maskBias, [S, S]);
+    feeds[TRAIN_IO.mask] = new T('float32', prep.maskBias, [seqLen, seqLen]);
     feeds[TRAIN_IO.target] = new T('float32', prep.noiseShuf, [N, L, geo.tokenDim]);
     feeds[TRAIN_IO.weights] = new T('float32', weights, [1, L, 1]);
     if (Lc > 0) {
-      const cleanIds = new BigInt64Array(N * Lc);
-      for (let n = 0; n < N; n++) for (let j = 0; j < Lc; j++) cleanIds[n * Lc + j] = BigInt(prep.ids[n * L + j]);
       feeds[TRAIN_IO.clean] = new T('float32', prep.cleanShuf, [N, Lc, geo.tokenDim]);
-      feeds[TRAIN_IO.cleanPositions] = new T('int64', cleanIds, [N, Lc]);
+      feeds[TRAIN_IO.cleanPositions] = new T('int64', toInt64(prep.cleanPositions), [N, Lc]);
     }
     const session = Lc > 0 ? this.sessions.withClean : this.sessions.withoutClean;
     const out = await session.run(feeds);

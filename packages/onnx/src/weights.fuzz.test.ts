@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseSafetensors, serializeSafetensors, type NamedTensor } from '@causalfusion/safetensors';
-import { configToJson, makeConfig, officialShapes } from '@causalfusion/transformer/config';
+import { configToJson, makeConfig, officialShapes } from '@causalfusion/config';
 import { describeFailures, fuzz, fuzzTimeout, jsonText, mutateBytes, mutateJson, type FuzzRng } from '../../../test-utils/fuzz';
 import { readModelFolder, type ModelFolder } from './weights';
 

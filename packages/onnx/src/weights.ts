@@ -7,13 +7,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensors, type NamedTensor } from '@causalfusion/safetensors';
-// The config entry point of @causalfusion/transformer is plain TypeScript; its main entry loads tfjs.
-import { checkStateDict, configFromJson, officialShapes, readConfigFile, validateConfig, type ModelConfig } from '@causalfusion/transformer/config';
+import { checkStateDict, CONFIG_FILE, configFromJson, officialShapes, readConfigFile, validateConfig, WEIGHTS_FILE, type ModelConfig } from '@causalfusion/config';
 
 export type Weights = Map<string, NamedTensor>;
-
-export const WEIGHTS_FILE = 'model.safetensors';
-export const CONFIG_FILE = 'config.json';
 
 /** The official state_dict of a config, in its order: key -> shape (nn.Linear weights are [out, in]). */
 export const expectedShapes = officialShapes;

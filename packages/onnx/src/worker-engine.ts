@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import type { ModelConfig } from '@causalfusion/transformer/config';
+import type { ModelConfig } from '@causalfusion/config';
 import type { Engine, EngineOptions, GraphSources, KVLayer } from './engine';
 
 export type WorkerRequest =

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '@causalfusion/backend';
-import { configFromJson, makeConfig, officialShapes } from './config';
+import { configFromJson, makeConfig, officialShapes } from '@causalfusion/config';
 import { loadModel, saveModel } from './checkpoint';
 import { CausalDiffusionModel } from './model';
 import { parseSafetensors, serializeSafetensors } from '@causalfusion/safetensors';

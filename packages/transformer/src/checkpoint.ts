@@ -5,12 +5,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkStateDict, configFromJson, configToJson, ModelConfig, readConfigFile } from './config';
+import { checkStateDict, CONFIG_FILE, configFromJson, configToJson, readConfigFile, WEIGHTS_FILE, writeModelFolder, type ModelConfig } from '@causalfusion/config';
+import { readSafetensors } from '@causalfusion/safetensors';
 import { CausalDiffusionModel } from './model';
-import { readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
-
-export const WEIGHTS_FILE = 'model.safetensors';
-export const CONFIG_FILE = 'config.json';
 
 export interface LoadModelOptions {
   /** The config to build, when there is no config.json (e.g. a bare converted .safetensors file). */
@@ -67,8 +64,6 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
 
 /** Write `model.safetensors` (official keys, [out, in] linear weights) and `config.json` into `dir`. */
 export async function saveModel(model: CausalDiffusionModel, dir: string): Promise<void> {
-  const configJson = configToJson(model.config);
   // atomic writes: an interrupted save never leaves a half-written checkpoint
-  writeSafetensors(path.join(dir, WEIGHTS_FILE), model.stateDict(), { format: 'pt', config: JSON.stringify(configJson) });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
+  writeModelFolder(dir, { weights: model.stateDict(), config: configToJson(model.config) });
 }

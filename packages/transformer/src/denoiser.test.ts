@@ -5,10 +5,11 @@
  */
 import { initBackend } from '@causalfusion/backend';
 import { createRng } from '@causalfusion/rng';
-import { makeConfig } from './config';
+import { makeConfig } from '@causalfusion/config';
 import { loadModel } from './checkpoint';
 import { TransformerDenoiser } from './denoiser';
-import { CausalDiffusionModel, unpatchify } from './model';
+import { CausalDiffusionModel } from './model';
+import { unpatchify } from '@causalfusion/config';
 import { maxAbsDiff, readReference, refConfig, WEIGHTS } from './reference.test-util';
 
 let model: CausalDiffusionModel;

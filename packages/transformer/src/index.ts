@@ -7,33 +7,20 @@
  * const cache = model.createCache([207, 360, 1000, 1000]);     // labels, then null classes for CFG
  * const { eps } = model.forwardInference(xn, 500, cache, positions, 16, 4.0);
  * ```
+ *
+ * The config, the parameter table, token preparation and the host-side optimizer are @causalfusion/config's
+ * (no tfjs); the few a user of this package needs are re-exported here.
  */
-export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, officialShapes, checkStateDict, trainingEntries, toTrainingLayout, toOfficialLayout, transpose2d } from './config';
-export type { ModelConfig, PresetName, TrainingEntry } from './config';
-export { prepareTrainingTokens } from './tokens';
-export { initialWeights } from './init';
-export type { PreparedTokens, TrainingShard } from './tokens';
-export { blockParams, CausalDiffusionModel, KVCache, patchify, unpatchify, transformerBlock, embeddingRows } from './model';
-export type {
-  BlockDims,
-  BlockParams,
-  CreateModelOptions,
-  InferenceResult,
-  LayerNormParams,
-  LinearParams,
-  ModelParams,
-  StateEntry,
-  TrainingForwardResult,
-  TrainingInputs,
-  TrainingRandomness,
-} from './model';
-export { get2dSincosPosEmbed, timestepSinusoid } from './embeddings';
-export { loadModel, saveModel, WEIGHTS_FILE, CONFIG_FILE } from './checkpoint';
+export { DEFAULT_CONFIG, PRESETS, makeConfig, validateConfig, derived, configToJson, configFromJson, patchify, unpatchify } from '@causalfusion/config';
+export type { ModelConfig, PresetName, TrainingInputs, TrainingRandomness } from '@causalfusion/config';
+export { CausalDiffusionModel } from './model';
+export type { CreateModelOptions, InferenceResult, ModelParams, TrainingForwardResult } from './model';
+export { applyHead, embeddingRows, KVCache, ParamStore, timestepEmbed, transformerBlock, TransformerBody } from './layers';
+export type { BlockDims, BlockParams, BodyParams, HeadParams, LayerNormParams, LinearParams, StateEntry } from './layers';
+export { loadModel, saveModel } from './checkpoint';
 export type { LoadModelOptions } from './checkpoint';
 export { TransformerDenoiser, createDenoiser } from './denoiser';
 export { AdamW, clipGradNorm, trainStep, trainingLosses } from './train';
 export type { TrainStepOptions, TrainStepResult, TrainingLossInputs } from './train';
-export { adamwUpdate, clipGradArrays, HostAdamW, updateEmaArrays } from './optim';
-export type { AdamWOptions, AdamWState, GradientArrays } from './optim';
-export { convBatchMatMul, geluTanh, layerNorm, linear, matMul } from './ops';
+export { convBatchMatMul, geluTanh, layerNorm, linear, matMul, silu } from './ops';
 export { initBackend, tf } from '@causalfusion/backend';

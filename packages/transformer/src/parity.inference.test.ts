@@ -5,7 +5,8 @@
  */
 import { initBackend } from '@causalfusion/backend';
 import { loadModel } from './checkpoint';
-import type { CausalDiffusionModel, KVCache } from './model';
+import type { CausalDiffusionModel } from './model';
+import type { KVCache } from './layers';
 import { f32, i32, maxAbsDiff, printMeasured, readReference, record, refConfig, WEIGHTS } from './reference.test-util';
 import { tf } from '@causalfusion/backend';
 

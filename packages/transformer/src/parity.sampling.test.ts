@@ -11,7 +11,7 @@ import { sample } from '@causalfusion/sampler';
 import { loadModel } from './checkpoint';
 import { TransformerDenoiser } from './denoiser';
 import type { CausalDiffusionModel } from './model';
-import { unpatchify } from './model';
+import { unpatchify } from '@causalfusion/config';
 import { maxAbs, maxAbsDiff, printMeasured, readReference, record, refConfig, WEIGHTS } from './reference.test-util';
 
 const ref = readReference('sampling_ddpm20.json');

@@ -7,7 +7,7 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import { getArWeights, getAttnMask } from '@causalfusion/sampler';
 import { initBackend, tf } from '@causalfusion/backend';
 import { loadModel } from './checkpoint';
-import { get2dSincosPosEmbed } from './embeddings';
+import { get2dSincosPosEmbed } from '@causalfusion/config';
 import type { CausalDiffusionModel } from './model';
 import { trainingLosses } from './train';
 import { f32, maxAbsDiff, printMeasured, readReference, record, refConfig, WEIGHTS } from './reference.test-util';

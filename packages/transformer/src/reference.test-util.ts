@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { configFromJson, ModelConfig } from './config';
+import { configFromJson, ModelConfig } from '@causalfusion/config';
 
 export const REFERENCE_DIR =
   process.env.CAUSALFUSION_REFERENCE ?? path.resolve(__dirname, '../../../../shared/reference/official_tiny');

@@ -1,9 +1,9 @@
 import { initBackend, tf } from '@causalfusion/backend';
 import { createRng } from '@causalfusion/rng';
-import { makeConfig } from './config';
+import { clipGradArrays, makeConfig } from '@causalfusion/config';
 import { CausalDiffusionModel } from './model';
 import { convBatchMatMul, geluTanh, layerNorm, matMul } from './ops';
-import { AdamW, clipGradArrays, clipGradNorm, trainStep } from './train';
+import { AdamW, clipGradNorm, trainStep } from './train';
 import { maxAbsDiff } from './reference.test-util';
 
 beforeAll(async () => {

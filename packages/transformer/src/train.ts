@@ -8,10 +8,9 @@ import type { GaussianDiffusion } from '@causalfusion/diffusion';
 import { createDiffusion } from '@causalfusion/diffusion';
 import type { Rng } from '@causalfusion/rng';
 import { ArWeightSchedule, getArWeights, splitIntegerExpDecay } from '@causalfusion/sampler';
-import type { CausalDiffusionModel, TrainingForwardResult, TrainingRandomness } from './model';
-import { HostAdamW, type AdamWOptions, type AdamWState, type GradientArrays } from './optim';
-export { clipGradArrays } from './optim';
-export type { AdamWOptions, GradientArrays } from './optim';
+import type { TrainingRandomness } from '@causalfusion/config';
+import type { CausalDiffusionModel, TrainingForwardResult } from './model';
+import { HostAdamW, type AdamWOptions, type AdamWState, type GradientArrays } from '@causalfusion/config';
 
 export interface TrainingLossInputs {
   /** Clean latents NCHW [N, C, H, W]. */

@@ -9,11 +9,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createRng, type Rng } from '@causalfusion/rng';
+import { createSession, loadOrt, sessionOptions, type InferenceSession, type Ort } from '@causalfusion/ort';
 import { copyFileAtomic, makeDirs } from '@causalfusion/safetensors';
 import { DECODER_FILE, ENCODER_FILE, latentSizeOf, readVaeConfig, writeVaeConfig, type VaeConfig } from './config';
 
-type Ort = typeof import('onnxruntime-node');
-type InferenceSession = import('onnxruntime-node').InferenceSession;
 type Dim = number | string;
 
 export interface VaeOptions {
@@ -65,7 +64,7 @@ export function splitMoments(moments: Float32Array, N: number, C: number, h: num
   return { mean, logvar, shape: [N, C, h, w] };
 }
 
-function dims(meta: import('onnxruntime-node').InferenceSession.ValueMetadata, file: string, what: string): Dim[] {
+function dims(meta: InferenceSession['inputMetadata'][number], file: string, what: string): Dim[] {
   if (!meta.isTensor || meta.type !== 'float32') {
     throw new Error(`${file}: its ${what} "${meta.name}" is ${meta.isTensor ? meta.type : 'not a tensor'}; a VAE graph takes and returns float32 tensors`);
   }
@@ -132,27 +131,11 @@ export function checkGraphs(encoder: InferenceSession, decoder: InferenceSession
   };
 }
 
-async function loadOrt(): Promise<Ort> {
-  // require, not import(): a CommonJS consumer under a test runner's VM may not support dynamic import
-  return require('onnxruntime-node') as typeof import('onnxruntime-node');
-}
-
-function sessionOptions(options: VaeOptions): import('onnxruntime-node').InferenceSession.SessionOptions {
-  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) {
-    throw new Error(`threads must be a positive integer, got ${options.threads}`);
-  }
-  return {
-    executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
-    ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  };
-}
-
-async function openSession(ort: Ort, file: string, options: VaeOptions, role: string): Promise<InferenceSession> {
+async function openSession(file: string, options: VaeOptions, role: string): Promise<InferenceSession> {
   if (!fs.existsSync(file)) throw new Error(`${file} is missing: a VAE folder holds ${ENCODER_FILE} and ${DECODER_FILE} (the ${role} exported to ONNX; see @causalfusion/vae's README)`);
+  sessionOptions({ threads: options.threads }); // a bad thread count is the caller's error, not the file's
   try {
-    return await ort.InferenceSession.create(file, sessionOptions(options));
+    return await createSession(file, { device: 'cpu', threads: options.threads });
   } catch (e) {
     throw new Error(`${file}: onnxruntime cannot load it as the VAE ${role} (${(e as Error).message.split('\n')[0]})`);
   }
@@ -180,12 +163,12 @@ export class Vae {
     const config = readVaeConfig(dir);
     const batchSize = options.batchSize ?? 8;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
-    const ort = await loadOrt();
+    const ort = loadOrt();
     const files = { encoder: path.join(dir, ENCODER_FILE), decoder: path.join(dir, DECODER_FILE) };
-    const encoder = await openSession(ort, files.encoder, options, 'encoder');
+    const encoder = await openSession(files.encoder, options, 'encoder');
     let decoder: InferenceSession | undefined;
     try {
-      decoder = await openSession(ort, files.decoder, options, 'decoder');
+      decoder = await openSession(files.decoder, options, 'decoder');
       const g = checkGraphs(encoder, decoder, files);
       const latentSize = latentSizeOf(config);
       const problems: string[] = [];
@@ -303,12 +286,11 @@ export async function initVaeFolder(options: {
   imageSize?: number;
   downsample?: number;
 }): Promise<VaeConfig> {
-  const ort = await loadOrt();
-  const encoder = await openSession(ort, options.encoder, {}, 'encoder');
+  const encoder = await openSession(options.encoder, {}, 'encoder');
   let decoder: InferenceSession | undefined;
   let g: GraphGeometry;
   try {
-    decoder = await openSession(ort, options.decoder, {}, 'decoder');
+    decoder = await openSession(options.decoder, {}, 'decoder');
     g = checkGraphs(encoder, decoder, options);
   } finally {
     await encoder.release();

@@ -1,8 +1,8 @@
 import * as path from 'path';
 import { Command } from 'commander';
 import { makeDirs, writeFileAtomic, writeSafetensors, type NamedTensor } from '@causalfusion/safetensors';
-import { configToJson, officialShapes } from '@causalfusion/transformer/config';
-import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/onnx';
+import { configToJson, officialShapes } from '@causalfusion/config';
+import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/config';
 import { describeGeometry, META_FILE, officialMeta, tokenizerMetaFor } from '../model';
 import { describeWeights, parseWeightsFlag, readOfficialCheckpoint } from '../official';
 import { checkOutDir } from '../outputs';

@@ -2,7 +2,7 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { exportOnnx, readModelFolder as readWeights } from '@causalfusion/onnx';
 import { copyFileAtomic, OutputPathError, writeFileAtomic, writeSafetensors, type NamedTensor } from '@causalfusion/safetensors';
-import { configToJson, makeConfig, officialShapes, type ModelConfig } from '@causalfusion/transformer/config';
+import { configToJson, makeConfig, officialShapes, type ModelConfig } from '@causalfusion/config';
 import { exportCheckpoint } from '@causalfusion/train';
 import { UsageError } from '../errors';
 import { META_FILE, readModelFolder } from '../model';

@@ -5,6 +5,7 @@
  * Outputs: `pool3` [N, 2048] (or [N, 2048, 1, 1]) and optionally `logits` [N, classes] for Inception Score.
  */
 import * as fs from 'node:fs';
+import { createSession, loadOrt, type InferenceSession } from '@causalfusion/ort';
 import type { FeatureBatch, FeatureExtractor, RgbImage } from './extractor';
 import { preprocessInception } from './preprocess';
 
@@ -25,10 +26,10 @@ export async function createInceptionExtractor(modelPath: string, options: Incep
   if (!fs.existsSync(modelPath)) {
     throw new Error(`Inception ONNX file ${modelPath} not found; export it from pytorch-fid as described in @causalfusion/eval's README`);
   }
-  const ort = await import('onnxruntime-node');
-  let session: import('onnxruntime-node').InferenceSession;
+  const ort = loadOrt();
+  let session: InferenceSession;
   try {
-    session = await ort.InferenceSession.create(modelPath, options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {});
+    session = await createSession(modelPath, { threads: options.intraOpNumThreads });
   } catch (err) {
     throw new Error(`cannot load ${modelPath} with onnxruntime: ${(err as Error).message}`);
   }

@@ -4,6 +4,7 @@
  * multithreaded float64 GEMM is ~20x faster than scalar JavaScript on 2048x2048 matrices.
  * All matrices are row-major Float64Array.
  */
+import { createSession, loadOrt } from '@causalfusion/ort';
 import { onnx } from 'onnx-proto';
 
 export interface MatMul {
@@ -40,8 +41,6 @@ export const jsMatMul: MatMul = {
   },
 };
 
-type Ort = typeof import('onnxruntime-node');
-type Session = import('onnxruntime-node').InferenceSession;
 
 /** Two tiny float64 graphs with symbolic shapes: Y = A @ B and Y = C - A @ B. */
 function matmulModel(withSub: boolean): Uint8Array {
@@ -85,12 +84,11 @@ let ortMatMulPromise: Promise<MatMul> | undefined;
 /** The onnxruntime-node MatMul (sessions created once per process). */
 export function ortMatMul(): Promise<MatMul> {
   ortMatMulPromise ??= (async () => {
-    // Loaded lazily so that small problems and the pure-JS path never touch native code.
-    const ort: Ort = await import('onnxruntime-node');
-    // No spin-waiting: between products the JavaScript stages need the cores ORT's idle threads would spin on.
-    const options = { graphOptimizationLevel: 'all' as const, extra: { session: { intra_op: { allow_spinning: '0' } } } };
-    const mulSession: Session = await ort.InferenceSession.create(matmulModel(false), options);
-    const mulSubSession: Session = await ort.InferenceSession.create(matmulModel(true), options);
+    // Loaded lazily so that small problems and the pure-JS path never touch native code; inference sessions
+    // do not spin-wait (between products the JavaScript stages need the cores).
+    const ort = loadOrt();
+    const mulSession = await createSession(matmulModel(false));
+    const mulSubSession = await createSession(matmulModel(true));
     const tensor = (data: Float64Array, rows: number, cols: number) => new ort.Tensor('float64', data, [rows, cols]);
     return {
       async mul(a, b, m, k, n) {

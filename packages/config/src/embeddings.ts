@@ -10,12 +10,17 @@
  * [sin(pos * omega), cos(pos * omega)] with omega_i = 10000^(-i / (embedDim / 4)).
  */
 export function get2dSincosPosEmbed(embedDim: number, gridSize: number): Float32Array {
+  return sincosPosEmbed2d(embedDim, gridSize, gridSize);
+}
+
+/** {@link get2dSincosPosEmbed} of a gridH x gridW grid (raster order, rows of width gridW). */
+export function sincosPosEmbed2d(embedDim: number, gridH: number, gridW: number): Float32Array {
   if (embedDim % 4 !== 0) throw new Error(`2-D sin-cos pos_embed needs a width divisible by 4, got ${embedDim}`);
   const quarter = embedDim / 4;
-  const out = new Float32Array(gridSize * gridSize * embedDim);
-  for (let h = 0; h < gridSize; h++) {
-    for (let w = 0; w < gridSize; w++) {
-      const row = (h * gridSize + w) * embedDim;
+  const out = new Float32Array(gridH * gridW * embedDim);
+  for (let h = 0; h < gridH; h++) {
+    for (let w = 0; w < gridW; w++) {
+      const row = (h * gridW + w) * embedDim;
       const coords = [w, h]; // first half: w, second half: h (the official meshgrid order)
       for (let half = 0; half < 2; half++) {
         for (let i = 0; i < quarter; i++) {
@@ -37,10 +42,8 @@ export function get2dSincosPosEmbed(embedDim: number, gridSize: number): Float32
  */
 export function timestepSinusoid(t: ArrayLike<number>, dim = 256, maxPeriod = 10000): Float32Array {
   const half = Math.floor(dim / 2);
+  const freqs = timestepFrequencies(dim, maxPeriod);
   const f = Math.fround;
-  const scale = f(-Math.log(maxPeriod));
-  const freqs = new Float32Array(half);
-  for (let i = 0; i < half; i++) freqs[i] = f(Math.exp(f(f(scale * i) / half)));
   const out = new Float32Array(t.length * dim);
   for (let n = 0; n < t.length; n++) {
     const tn = f(t[n]);
@@ -52,4 +55,17 @@ export function timestepSinusoid(t: ArrayLike<number>, dim = 256, maxPeriod = 10
     // an odd dim gets one zero column, as the official code
   }
   return out;
+}
+
+/**
+ * The dim/2 frequencies of {@link timestepSinusoid} as torch rounds them: exp(fround(fround(-ln(maxPeriod) * i)
+ * / (dim/2))) in float32. The ONNX graphs take this table as a constant.
+ */
+export function timestepFrequencies(dim = 256, maxPeriod = 10000): Float32Array {
+  const half = Math.floor(dim / 2);
+  const f = Math.fround;
+  const scale = f(-Math.log(maxPeriod));
+  const freqs = new Float32Array(half);
+  for (let i = 0; i < half; i++) freqs[i] = f(Math.exp(f(f(scale * i) / half)));
+  return freqs;
 }

@@ -3,6 +3,7 @@
  * L / XL / H presets and small presets that train on a CPU.
  */
 import * as fs from 'fs';
+import { checkStateEntries, CLASS_KEYS, ParamTable, type ParamEntry } from './layers';
 
 export interface ModelConfig {
   /** Latent side length (image size / 16 for the official VAE): the latent is inputSize x inputSize. */
@@ -196,39 +197,27 @@ export function configFromJson(json: unknown, where = 'config.json'): ModelConfi
   }
 }
 
-/** The official state_dict of a config, in its order: key -> shape (nn.Linear weights are [out, in]). */
-export function officialShapes(config: ModelConfig): Map<string, number[]> {
+/**
+ * The parameters of a config in state_dict order (./layers): official keys and shapes (nn.Linear weights
+ * [out, in], pos_embed [1, L, D]), the training layout (Linear weights [in, out], pos_embed [L, D]) and the
+ * official init rules. pos_embed trains only with trainablePos.
+ */
+export function trainingEntries(config: ModelConfig): ParamEntry[] {
   const c = config;
   const d = derived(c);
   const D = c.hiddenSize;
-  const out = new Map<string, number[]>();
-  const linear = (prefix: string, fanIn: number, fanOut: number, bias = true) => {
-    out.set(`${prefix}.weight`, [fanOut, fanIn]);
-    if (bias) out.set(`${prefix}.bias`, [fanOut]);
-  };
-  const norm = (prefix: string, n: number) => {
-    out.set(`${prefix}.weight`, [n]);
-    out.set(`${prefix}.bias`, [n]);
-  };
-  out.set('pos_embed', [1, d.numTokens, D]);
-  out.set('cond_pos_embed', [1, c.numCondTokens, D]);
-  linear('x_proj', d.tokenDim, D);
-  linear('t_embedder.mlp.0', 256, D);
-  linear('t_embedder.mlp.2', D, D);
-  out.set('y_embedder.embedding_table.weight', [d.labelRows, c.numCondTokens * D]);
-  for (let i = 0; i < c.depth; i++) {
-    norm(`blocks.${i}.norm1`, D);
-    linear(`blocks.${i}.attn.qkv`, D, 3 * D, false);
-    linear(`blocks.${i}.attn.proj`, D, D);
-    norm(`blocks.${i}.attn.q_norm`, d.headDim);
-    norm(`blocks.${i}.attn.k_norm`, d.headDim);
-    norm(`blocks.${i}.norm2`, D);
-    linear(`blocks.${i}.mlp.fc1`, D, d.mlpHidden);
-    linear(`blocks.${i}.mlp.fc2`, d.mlpHidden, D);
-  }
-  norm('final_layer.0', D);
-  linear('final_layer.1', D, d.tokenDim);
-  return out;
+  return new ParamTable()
+    .tensor(CLASS_KEYS.posEmbed, [d.numTokens, D], 'sincos', { official: [1, d.numTokens, D], trainable: c.trainablePos, grid: { height: d.grid, width: d.grid } })
+    .tensor(CLASS_KEYS.condPosEmbed, [c.numCondTokens, D], 'normal', { official: [1, c.numCondTokens, D] })
+    .tokenAndTimestepEmbedders(d.tokenDim, D)
+    .tensor(CLASS_KEYS.labelTable, [d.labelRows, c.numCondTokens * D], 'normal')
+    .blocks(c.depth, { hiddenSize: D, headDim: d.headDim, mlpHidden: d.mlpHidden })
+    .finalLayer(D, d.tokenDim).entries;
+}
+
+/** The official state_dict of a config, in its order: key -> shape (nn.Linear weights are [out, in]). */
+export function officialShapes(config: ModelConfig): Map<string, number[]> {
+  return new Map(trainingEntries(config).map((e) => [e.key, e.officialShape]));
 }
 
 /**
@@ -240,42 +229,12 @@ export function checkStateDict(config: ModelConfig, state: ReadonlyMap<string, {
   const fix = '  Fix: use the config the checkpoint was trained with (config.json next to model.safetensors).';
   // A config far larger than the file (a hand-edited depth of 65536) would build and list a million
   // missing keys: compare the key counts first, counted without building the list.
-  const base = officialShapes({ ...config, depth: 0 }).size;
-  const keyCount = base + (officialShapes({ ...config, depth: 1 }).size - base) * config.depth;
+  const base = trainingEntries({ ...config, depth: 0 }).length;
+  const keyCount = base + (trainingEntries({ ...config, depth: 1 }).length - base) * config.depth;
   if (keyCount > state.size + 10_000) {
     throw new Error(`${where} does not match the model config (${JSON.stringify(config)}): the config has ${keyCount} tensors, the file ${state.size}\n${fix}`);
   }
-  const expected = officialShapes(config);
-  const missing = [...expected.keys()].filter((k) => !state.has(k));
-  const unexpected = [...state.keys()].filter((k) => !expected.has(k));
-  const mismatched: string[] = [];
-  for (const [key, shape] of expected) {
-    const t = state.get(key);
-    if (!t) continue;
-    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
-      mismatched.push(`${key}: checkpoint ${JSON.stringify(t.shape)}, model ${JSON.stringify(shape)}`);
-    } else if (t.data.length !== shape.reduce((a, b) => a * b, 1)) {
-      mismatched.push(`${key}: ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
-    }
-  }
-  if (missing.length || unexpected.length || mismatched.length) {
-    // at most 40 of each: a file of another model must not make a message of megabytes
-    const list = (items: string[], sep: string) => (items.length > 40 ? `${items.slice(0, 40).join(sep)}${sep}... (${items.length - 40} more)` : items.join(sep));
-    const parts = [`${where} does not match the model config (${JSON.stringify(config)}):`];
-    if (missing.length) parts.push(`  missing keys (${missing.length}): ${list(missing, ', ')}`);
-    if (unexpected.length) parts.push(`  unexpected keys (${unexpected.length}): ${list(unexpected, ', ')}`);
-    if (mismatched.length) parts.push(`  shape mismatches (${mismatched.length}): ${list(mismatched, '; ')}`);
-    parts.push(fix);
-    throw new Error(parts.join('\n'));
-  }
-  // NaN or Inf weights only make NaN images: say so at load time, naming the tensor.
-  for (const [key, t] of state) {
-    for (let i = 0; i < t.data.length; i++) {
-      if (!Number.isFinite(t.data[i])) {
-        throw new Error(`${where}: tensor "${key}" holds ${t.data[i]} at index ${i}; the weights are damaged (or from a diverged run): use another checkpoint`);
-      }
-    }
-  }
+  checkStateEntries(trainingEntries(config), state, where, `the model config (${JSON.stringify(config)})`, fix);
 }
 
 /** Read a config.json file ({@link configFromJson}); a file that is not JSON gets an error naming it. */
@@ -287,45 +246,4 @@ export function readConfigFile(file: string): ModelConfig {
     throw new Error(`${file}: cannot read the model config (${(err as Error).message.replace(/\s+/g, ' ')})`);
   }
   return configFromJson(json, file);
-}
-
-/**
- * One parameter as a trainer holds it: the official key and shape, and the training layout (nn.Linear
- * weights transposed to [in, out] so that y = x @ W + b; pos_embed and cond_pos_embed without their
- * leading 1). The tfjs variables and the ONNX training graphs use this layout; checkpoints store the
- * official one.
- */
-export interface TrainingEntry {
-  key: string;
-  officialShape: number[];
-  shape: number[];
-  transposed: boolean;
-  /** pos_embed is fixed unless trainablePos. */
-  trainable: boolean;
-}
-
-/** The parameters of a config in state_dict order, in the training layout ({@link TrainingEntry}). */
-export function trainingEntries(config: ModelConfig): TrainingEntry[] {
-  return [...officialShapes(config)].map(([key, officialShape]) => {
-    const transposed = key.endsWith('.weight') && officialShape.length === 2 && key !== 'y_embedder.embedding_table.weight';
-    const shape = transposed ? [officialShape[1], officialShape[0]] : officialShape.length === 3 ? officialShape.slice(1) : [...officialShape];
-    return { key, officialShape, shape, transposed, trainable: key !== 'pos_embed' || config.trainablePos };
-  });
-}
-
-/** [rows, cols] -> [cols, rows]. */
-export function transpose2d(data: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
-
-/** An official tensor in the training layout of its entry (a copy). */
-export function toTrainingLayout(entry: TrainingEntry, official: ArrayLike<number>): Float32Array {
-  return entry.transposed ? transpose2d(official, entry.officialShape[0], entry.officialShape[1]) : Float32Array.from(official);
-}
-
-/** A training-layout tensor in the official layout of its entry (a copy). */
-export function toOfficialLayout(entry: TrainingEntry, data: ArrayLike<number>): Float32Array {
-  return entry.transposed ? transpose2d(data, entry.shape[0], entry.shape[1]) : Float32Array.from(data);
 }

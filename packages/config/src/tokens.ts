@@ -7,7 +7,7 @@ import type { Rng } from '@causalfusion/rng';
 import { checkSplitSizes, getAttnMask } from '@causalfusion/sampler';
 import { derived, type ModelConfig } from './config';
 
-/** What the training forward needs. Latents are NCHW float32, [N, C, H, W] flattened. */
+/** What the training forward needs. Latents are NCHW float32, [N, channels, size, size] flattened. */
 export interface TrainingInputs {
   /** The clean latent x0. */
   x: ArrayLike<number>;
@@ -38,27 +38,78 @@ export interface TrainingRandomness {
 export interface PreparedTokens {
   N: number;
   L: number;
-  /** Clean tokens in the sequence (all but the last AR step), and the sequence length T + Lc + L. */
+  /** Context tokens: the clean copies of all but the last AR step. */
   Lc: number;
-  S: number;
+  /** Sequence length C + Lc + L (cond tokens, context, noised tokens). */
+  seqLen: number;
   splitSizes: number[];
   /** [N * L] the permutation: shuffled position j of sample n holds raster token ids[n * L + j]. */
   ids: Int32Array;
   /** [N] labels after dropout. */
   labels: Int32Array;
-  /** [N, Lc, d] the clean tokens of the first Lc shuffled positions. */
+  /** [N, Lc, d] the clean tokens of the first Lc shuffled positions, and their raster positions [N, Lc]. */
   cleanShuf: Float32Array;
+  cleanPositions: Int32Array;
   /** [N, L, d] x_t and its noise (the target), shuffled. */
   noisedShuf: Float32Array;
   noiseShuf: Float32Array;
-  /** [S, S] the mask as an additive bias: -inf where masked, else 0. */
+  /** [seqLen, seqLen] the mask as an additive bias: -inf where masked, else 0. */
   maskBias: Float32Array;
 }
 
-function checkLength(name: string, values: ArrayLike<number>, expected: number, layout: string): void {
+export function checkLength(name: string, values: ArrayLike<number> | null | undefined, expected: number, layout: string): void {
   if (values == null || values.length !== expected) {
     throw new Error(`${name} has ${values == null ? 'no' : values.length} values, expected ${expected} (${layout})`);
   }
+}
+
+/** `given` [N, L] as checked permutations (each row a permutation of 0..L-1), or raster order when undefined. */
+export function checkPermutations(name: string, given: ArrayLike<number> | undefined, N: number, L: number): Int32Array {
+  const ids = new Int32Array(N * L);
+  if (!given) {
+    for (let i = 0; i < N * L; i++) ids[i] = i % L;
+    return ids;
+  }
+  checkLength(name, given, N * L, `[N=${N}, L=${L}] permutations`);
+  for (let n = 0; n < N; n++) {
+    const seen = new Uint8Array(L);
+    for (let j = 0; j < L; j++) {
+      const id = given[n * L + j];
+      if (!Number.isInteger(id) || id < 0 || id >= L || seen[id]) {
+        throw new Error(`${name} of sample ${n} is not a permutation of 0..${L - 1} (bad entry ${id} at ${j})`);
+      }
+      seen[id] = 1;
+      ids[n * L + j] = id;
+    }
+  }
+  return ids;
+}
+
+/**
+ * Tokens [N, L, d] in raster order -> the first `count` shuffled positions of each sample, [N, count, d]:
+ * shuffled position j of sample n holds raster token ids[n * L + j].
+ */
+export function shuffleTokens(tokens: ArrayLike<number>, ids: Int32Array, N: number, L: number, d: number, count = L): Float32Array {
+  const out = new Float32Array(N * count * d);
+  for (let n = 0; n < N; n++)
+    for (let j = 0; j < count; j++) {
+      const src = (n * L + ids[n * L + j]) * d;
+      const dst = (n * count + j) * d;
+      for (let k = 0; k < d; k++) out[dst + k] = tokens[src + k];
+    }
+  return out;
+}
+
+/** The raster positions of the first `count` shuffled positions of each sample: [N, count]. */
+export function shuffledPositions(ids: Int32Array, N: number, L: number, count: number): Int32Array {
+  const out = new Int32Array(N * count);
+  for (let n = 0; n < N; n++) out.set(ids.subarray(n * L, n * L + count), n * count);
+  return out;
+}
+
+/** A 1/0 mask as the additive attention bias: -inf where masked, 0 elsewhere. */
+export function maskToBias(mask: ArrayLike<number>): Float32Array {
+  return Float32Array.from(mask, (m) => (m ? -Infinity : 0));
 }
 
 /** Check the inputs, draw (or take) the shuffle and label dropout in the official order, and lay out the tokens. */
@@ -77,25 +128,14 @@ export function prepareTrainingTokens(c: ModelConfig, inputs: TrainingInputs, ra
   const splitSizes = Array.from(inputs.splitSizes);
   checkSplitSizes(splitSizes, L);
   const Lc = L - splitSizes[splitSizes.length - 1];
-  const S = c.numCondTokens + Lc + L;
+  const seqLen = c.numCondTokens + Lc + L;
 
   // The random draws, in the official order: the shuffle, then label dropout.
-  const ids = new Int32Array(N * L);
-  if (randomness.idsShuffle) {
-    checkLength('idsShuffle', randomness.idsShuffle, N * L, `[N=${N}, L=${L}] permutations`);
-    for (let n = 0; n < N; n++) {
-      const seen = new Uint8Array(L);
-      for (let j = 0; j < L; j++) {
-        const id = randomness.idsShuffle[n * L + j];
-        if (!Number.isInteger(id) || id < 0 || id >= L || seen[id]) {
-          throw new Error(`idsShuffle of sample ${n} is not a permutation of 0..${L - 1} (bad entry ${id} at ${j})`);
-        }
-        seen[id] = 1;
-        ids[n * L + j] = id;
-      }
-    }
-  } else {
+  let ids: Int32Array;
+  if (randomness.idsShuffle) ids = checkPermutations('idsShuffle', randomness.idsShuffle, N, L);
+  else {
     if (!randomness.rng) throw new Error('trainingForward: give randomness.rng, or both idsShuffle and labelDropRand');
+    ids = new Int32Array(N * L);
     for (let n = 0; n < N; n++) ids.set(randomness.rng.permutation(L), n * L);
   }
   const labels = new Int32Array(N);
@@ -121,56 +161,47 @@ export function prepareTrainingTokens(c: ModelConfig, inputs: TrainingInputs, ra
   }
 
   // Patchify and shuffle: shuffled position j holds raster token ids[j].
-  const xTok = patchify(inputs.x, N, c.latentChannels, c.inputSize, c.patchSize);
-  const xnTok = patchify(inputs.xn, N, c.latentChannels, c.inputSize, c.patchSize);
-  const noiseTok = patchify(inputs.noise, N, c.latentChannels, c.inputSize, c.patchSize);
-  const cleanShuf = new Float32Array(N * Lc * d);
-  const noisedShuf = new Float32Array(N * L * d);
-  const noiseShuf = new Float32Array(N * L * d);
-  for (let n = 0; n < N; n++) {
-    for (let j = 0; j < L; j++) {
-      const src = (n * L + ids[n * L + j]) * d;
-      noisedShuf.set(xnTok.subarray(src, src + d), (n * L + j) * d);
-      noiseShuf.set(noiseTok.subarray(src, src + d), (n * L + j) * d);
-      if (j < Lc) cleanShuf.set(xTok.subarray(src, src + d), (n * Lc + j) * d);
-    }
-  }
-  const mask = getAttnMask(L, c.numCondTokens, splitSizes);
-  const maskBias = new Float32Array(mask.length);
-  for (let i = 0; i < mask.length; i++) maskBias[i] = mask[i] ? -Infinity : 0;
-  return { N, L, Lc, S, splitSizes, ids, labels, cleanShuf, noisedShuf, noiseShuf, maskBias };
+  const tokens = (latent: ArrayLike<number>) => patchify(latent, N, c.latentChannels, c.inputSize, c.patchSize);
+  return {
+    N, L, Lc, seqLen, splitSizes, ids, labels,
+    cleanShuf: shuffleTokens(tokens(inputs.x), ids, N, L, d, Lc),
+    cleanPositions: shuffledPositions(ids, N, L, Lc),
+    noisedShuf: shuffleTokens(tokens(inputs.xn), ids, N, L, d),
+    noiseShuf: shuffleTokens(tokens(inputs.noise), ids, N, L, d),
+    maskBias: maskToBias(getAttnMask(L, c.numCondTokens, splitSizes)),
+  };
 }
 
 /**
- * Visit every value of N NCHW latents [N, C, size, size] with its place in the token layout [N, L, p*p*C]
- * (the official nchpwq -> nhwpqc): `visit(latentIndex, tokenIndex)`.
+ * Visit every value of N NCHW latents [N, channels, size, size] with its place in the token layout
+ * [N, L, p*p*channels] (the official nchpwq -> nhwpqc): `visit(latentIndex, tokenIndex)`.
  */
-function forEachPatchValue(N: number, C: number, size: number, p: number, visit: (latentIndex: number, tokenIndex: number) => void): void {
+function forEachPatchValue(N: number, channels: number, size: number, p: number, visit: (latentIndex: number, tokenIndex: number) => void): void {
   const g = size / p;
-  const d = p * p * C;
+  const d = p * p * channels;
   for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
+    for (let ch = 0; ch < channels; ch++)
       for (let y = 0; y < size; y++)
         for (let x = 0; x < size; x++) {
           const token = Math.floor(y / p) * g + Math.floor(x / p);
-          const feat = ((y % p) * p + (x % p)) * C + c;
-          visit(((n * C + c) * size + y) * size + x, (n * g * g + token) * d + feat);
+          const feat = ((y % p) * p + (x % p)) * channels + ch;
+          visit(((n * channels + ch) * size + y) * size + x, (n * g * g + token) * d + feat);
         }
 }
 
-/** NCHW latents [N, C, H, W] -> tokens [N, (H/p)(W/p), p*p*C] in the official order (nchpwq -> nhwpqc). */
-export function patchify(latent: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
-  const out = new Float32Array(N * C * size * size);
-  forEachPatchValue(N, C, size, p, (li, ti) => {
+/** NCHW latents [N, channels, size, size] -> tokens [N, L, d] (L = (size/p)^2, d = p*p*channels) in the official order (nchpwq -> nhwpqc). */
+export function patchify(latent: ArrayLike<number>, N: number, channels: number, size: number, p: number): Float32Array {
+  const out = new Float32Array(N * channels * size * size);
+  forEachPatchValue(N, channels, size, p, (li, ti) => {
     out[ti] = latent[li];
   });
   return out;
 }
 
-/** The inverse of {@link patchify}: tokens [N, L, p*p*C] -> NCHW [N, C, H, W]. */
-export function unpatchify(tokens: ArrayLike<number>, N: number, C: number, size: number, p: number): Float32Array {
-  const out = new Float32Array(N * C * size * size);
-  forEachPatchValue(N, C, size, p, (li, ti) => {
+/** The inverse of {@link patchify}: tokens [N, L, d] -> NCHW [N, channels, size, size]. */
+export function unpatchify(tokens: ArrayLike<number>, N: number, channels: number, size: number, p: number): Float32Array {
+  const out = new Float32Array(N * channels * size * size);
+  forEachPatchValue(N, channels, size, p, (li, ti) => {
     out[li] = tokens[ti];
   });
   return out;
@@ -182,7 +213,7 @@ export function unpatchify(tokens: ArrayLike<number>, N: number, C: number, size
  * dropout uniforms, the AR split shared by the batch, and what the loss is averaged over.
  */
 export interface TrainingShard {
-  /** [n, C, H, W] clean latents and [n] labels of the shard. */
+  /** [n, channels, size, size] clean latents and [n] labels of the shard. */
   x: Float32Array;
   y: Int32Array;
   t: Int32Array;

@@ -15,6 +15,7 @@ import { registerConvert } from './commands/convert';
 import { registerVae } from './commands/vae';
 import { registerGenerate } from './commands/generate';
 import { registerCaption } from './commands/caption';
+import { registerServe } from './commands/serve';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerVae(program);
   registerGenerate(program);
   registerCaption(program);
+  registerServe(program);
   return program;
 }
 

@@ -6,12 +6,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
-import { makeDirs } from '@causalfusion/safetensors';
+import { makeDirs, writeFileAtomic } from '@causalfusion/safetensors';
 import { ORDER_NAMES, type Intermediate, type OrderName, type SampleOptions, type SampleProgress } from '@causalfusion/sampler';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { UsageError } from './errors';
 import { boundedInt, LIMITS } from './limits';
-import { defaultZoom, gridSize, writeGrid, writeImageGrid } from './images';
+import { defaultZoom, encodeImageGrid, gridSize, writeGrid, writeImageGrid } from './images';
 import { checkImageOut, checkOutDir } from './outputs';
 import type { ModelFolder } from './model';
 
@@ -71,6 +71,11 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 
+/** One condition per image: each class `num` times, in the grid's row order (a row per class). */
+export function classConditions(classes: number[], num: number): number[] {
+  return classes.flatMap((c) => Array<number>(num).fill(c));
+}
+
 /** The images one call draws (classes x --num), against {@link LIMITS.images} (sample --out-dir: LIMITS.dirImages). */
 export function checkImageCount(classes: number, num: number, limit: number = LIMITS.images, hint = 'run several calls with different --seed values'): void {
   if (classes * num > limit) {
@@ -93,7 +98,7 @@ export interface SamplingSettings {
 
 /** Parse and check the shared flags against the model, before any compute starts. */
 export function parseSamplingFlags(
-  flags: SamplingFlags,
+  flags: Omit<SamplingFlags, 'out'>,
   config: ModelConfig,
   numTokensToGenerate: number,
   pixels = true,
@@ -194,15 +199,20 @@ export async function writeProgressFrames(
   zoom = 1,
 ): Promise<string[]> {
   makeDirs(dir);
-  const { imageSize, channels } = folder.tokenizer;
   const width = String(frames.length).length;
   const files: string[] = [];
   for (const frame of frames) {
     const file = path.join(dir, `ar-step-${String(frame.arStep).padStart(width, '0')}.png`);
-    await writeGrid(file, await folder.tokenizer.decode(frame.x0), count, cols, imageSize, channels, zoom);
+    writeFileAtomic(file, await encodeProgressFrame(frame, folder, count, cols, zoom));
     files.push(file);
   }
   return files;
+}
+
+/** One progress frame as a PNG grid: the tokens decoded by the model's tokenizer (the studio streams these). */
+export async function encodeProgressFrame(frame: Intermediate, folder: ModelFolder, count: number, cols: number, zoom = 1): Promise<Buffer> {
+  const { imageSize, channels } = folder.tokenizer;
+  return encodeImageGrid(await folder.tokenizer.decode(frame.x0), count, cols, imageSize, imageSize, channels, zoom);
 }
 
 /** The written grid's cells when they are not the model's images as decoded (edit: the input's size). */

@@ -10,14 +10,32 @@ import sharp from 'sharp';
 import { writeFileAtomic } from '@causalfusion/safetensors';
 import { UsageError } from './errors';
 import { LIMITS } from './limits';
-import { encodeAs } from './outputs';
+import { encodeFormat, imageFormatOf, type ImageFormat } from './outputs';
 
-/** Decode an image file to raw pixels, or a one-line UsageError naming the flag and the file. */
-async function decode(file: string, flag: string, pipeline: (img: sharp.Sharp) => sharp.Sharp) {
-  if (!fs.existsSync(file)) throw new UsageError(`${flag}: ${file} does not exist`);
-  if (fs.statSync(file).isDirectory()) throw new UsageError(`${flag}: ${file} is a folder, not an image`);
+/** An image that arrives as bytes rather than as a file (the studio's uploads); `name` stands for it in messages. */
+export interface ImageBytes {
+  name: string;
+  bytes: Buffer;
+}
+
+/** Where an input image comes from: a file path, or bytes. */
+export type ImageSource = string | ImageBytes;
+
+/** The name an image source goes by in messages. */
+export function sourceName(source: ImageSource): string {
+  return typeof source === 'string' ? source : source.name;
+}
+
+/** Decode an image (a file, or bytes) to raw pixels, or a one-line UsageError naming the flag and the file. */
+async function decode(source: ImageSource, flag: string, pipeline: (img: sharp.Sharp) => sharp.Sharp) {
+  const file = sourceName(source);
+  if (typeof source === 'string') {
+    if (!fs.existsSync(file)) throw new UsageError(`${flag}: ${file} does not exist`);
+    if (fs.statSync(file).isDirectory()) throw new UsageError(`${flag}: ${file} is a folder, not an image`);
+  }
   try {
-    return await pipeline(sharp(file, { limitInputPixels: LIMITS.imagePixels })).raw().toBuffer({ resolveWithObject: true });
+    const input = typeof source === 'string' ? source : source.bytes;
+    return await pipeline(sharp(input, { limitInputPixels: LIMITS.imagePixels })).raw().toBuffer({ resolveWithObject: true });
   } catch (e) {
     if (/pixel limit/i.test((e as Error).message)) {
       throw new UsageError(`${flag}: ${file} has more than ${LIMITS.imagePixels} pixels (64 megapixels, the limit); use a smaller image`);
@@ -38,8 +56,9 @@ export interface RawImage {
  * An image at its own resolution, in `channels` (1: gray, 3: RGB); transparency is flattened onto black
  * (MNIST's background). Images over {@link LIMITS.imagePixels} pixels are refused before they are decoded.
  */
-export async function readRaw(file: string, channels: number, flag = '--input'): Promise<RawImage> {
-  const { data, info } = await decode(file, flag, (img) => {
+export async function readRaw(source: ImageSource, channels: number, flag = '--input'): Promise<RawImage> {
+  const file = sourceName(source);
+  const { data, info } = await decode(source, flag, (img) => {
     const p = img.flatten({ background: '#000000' });
     return channels === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb');
   });
@@ -138,13 +157,14 @@ export function fitToModel(img: RawImage, size: number): Uint8Array {
  * mask of another size was mapped.
  */
 export async function readMask(
-  file: string,
+  source: ImageSource,
   size: number,
   pixelsPerToken: number,
   flag = '--mask',
   onResize?: (message: string) => void,
 ): Promise<Uint8Array> {
-  const mask = await readRaw(file, 1, flag);
+  const file = sourceName(source);
+  const mask = await readRaw(source, 1, flag);
   const crop = centerSquare(mask.width, mask.height);
   const m = crop.side;
   const grid = size / pixelsPerToken;
@@ -228,6 +248,27 @@ export async function writeImageGrid(
   channels: number,
   zoom = 1,
 ): Promise<void> {
+  let encoded: Buffer;
+  try {
+    encoded = await encodeImageGrid(images, count, cols, cellWidth, cellHeight, channels, zoom, imageFormatOf(file));
+  } catch (e) {
+    throw new UsageError(`cannot write ${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  // encoded in memory, then a temporary file renamed into place (folders made as needed): never half an image
+  writeFileAtomic(file, encoded);
+}
+
+/** The grid {@link writeImageGrid} writes, as the bytes of an image file (PNG unless `format` says otherwise). */
+export async function encodeImageGrid(
+  images: Uint8Array,
+  count: number,
+  cols: number,
+  cellWidth: number,
+  cellHeight: number,
+  channels: number,
+  zoom = 1,
+  format: ImageFormat = 'png',
+): Promise<Buffer> {
   const rows = Math.ceil(count / cols);
   const size = cellHeight;
   const width = cols * cellWidth;
@@ -241,17 +282,10 @@ export async function writeImageGrid(
       canvas.set(images.subarray(src, src + rowBytes), ((top + y) * width + left) * channels);
     }
   }
-  let encoded: Buffer;
-  try {
-    let img = sharp(canvas, { raw: { width, height: rows * size, channels: channels as 1 | 3 } });
-    // sharp would otherwise write gray pixels as an RGB PNG
-    if (channels === 1) img = img.toColourspace('b-w');
-    if (zoom > 1) img = sharp(await img.png().toBuffer()).resize(width * zoom, rows * size * zoom, { kernel: 'nearest' });
-    if (channels === 1) img = img.toColourspace('b-w');
-    encoded = await encodeAs(img, file).toBuffer();
-  } catch (e) {
-    throw new UsageError(`cannot write ${file}: ${(e as Error).message.split('\n')[0]}`);
-  }
-  // encoded in memory, then a temporary file renamed into place (folders made as needed): never half an image
-  writeFileAtomic(file, encoded);
+  let img = sharp(canvas, { raw: { width, height: rows * size, channels: channels as 1 | 3 } });
+  // sharp would otherwise write gray pixels as an RGB PNG
+  if (channels === 1) img = img.toColourspace('b-w');
+  if (zoom > 1) img = sharp(await img.png().toBuffer()).resize(width * zoom, rows * size * zoom, { kernel: 'nearest' });
+  if (channels === 1) img = img.toColourspace('b-w');
+  return encodeFormat(img, format).toBuffer();
 }

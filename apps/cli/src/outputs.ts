@@ -31,9 +31,9 @@ export function imageFormatOf(file: string, flag = '--out'): ImageFormat {
   return format;
 }
 
-/** Set the encoder of a sharp pipeline to the format `file`'s extension names (WebP lossless, JPEG quality 95). */
-export function encodeAs(img: sharp.Sharp, file: string): sharp.Sharp {
-  switch (imageFormatOf(file)) {
+/** Set the encoder of a sharp pipeline to `format` (WebP lossless, JPEG quality 95). */
+export function encodeFormat(img: sharp.Sharp, format: ImageFormat): sharp.Sharp {
+  switch (format) {
     case 'jpeg':
       return img.jpeg({ quality: 95 });
     case 'webp':

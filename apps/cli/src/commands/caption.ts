@@ -1,11 +1,9 @@
-import * as fs from 'fs';
 import { Command } from 'commander';
-import sharp from 'sharp';
 import { initBackend } from '@causalfusion/backend';
-import { CanvasCodec, generateCaptions, loadMultimodalModel } from '@causalfusion/multimodal';
+import { CanvasCodec, generateCaptions, loadMultimodalModel, type CaptionCodec, type CaptionOptions, type MultimodalModel } from '@causalfusion/multimodal';
 import { UsageError } from '../errors';
 import { boundedInt, LIMITS } from '../limits';
-import { resizeArea } from '../images';
+import { readRaw, resizeArea, sourceName, type ImageSource } from '../images';
 import { openMultimodalFolder, parseNumber } from './generate';
 
 /**
@@ -14,20 +12,9 @@ import { openMultimodalFolder, parseNumber } from './generate';
  * the zoom is the image's height over the canvas height, the cells are its width over zoom x canvas width.
  * Each cell comes back at the canvas size, reduced by block averaging. Anything else is a one-line error.
  */
-export async function readCaptionInput(file: string, H: number, W: number): Promise<{ cells: Uint8Array[]; zoom: number }> {
-  if (!fs.existsSync(file)) throw new UsageError(`--input: ${file} does not exist`);
-  if (fs.statSync(file).isDirectory()) throw new UsageError(`--input: ${file} is a folder, not an image`);
-  let data: Buffer;
-  let info: sharp.OutputInfo;
-  try {
-    ({ data, info } = await sharp(file, { limitInputPixels: LIMITS.imagePixels })
-      .flatten({ background: '#000000' })
-      .toColourspace('b-w')
-      .raw()
-      .toBuffer({ resolveWithObject: true }));
-  } catch (e) {
-    throw new UsageError(`--input: cannot read ${file} as an image (${(e as Error).message.split('\n')[0]})`);
-  }
+export async function readCaptionInput(source: ImageSource, H: number, W: number): Promise<{ cells: Uint8Array[]; zoom: number }> {
+  const file = sourceName(source);
+  const { data, ...info } = await readRaw(source, 1, '--input');
   const zoom = info.height / H;
   const count = info.width / (zoom * W);
   if (!Number.isInteger(zoom) || zoom < 1 || !Number.isInteger(count) || count < 1) {
@@ -43,10 +30,49 @@ export async function readCaptionInput(file: string, H: number, W: number): Prom
   const cells: Uint8Array[] = [];
   for (let n = 0; n < count; n++) {
     for (let y = 0; y < gray.height; y++)
-      for (let x = 0; x < gray.width; x++) gray.data[y * gray.width + x] = data[(y * info.width + n * gray.width + x) * info.channels];
+      for (let x = 0; x < gray.width; x++) gray.data[y * gray.width + x] = data[y * info.width + n * gray.width + x];
     cells.push(resizeArea(gray, W, H));
   }
   return { cells, zoom };
+}
+
+/** `caption`'s flags as commander hands them over. */
+export interface CaptionFlags {
+  greedy?: boolean;
+  topK?: string;
+  topP?: string;
+  temperature?: string;
+  num: string;
+  seed: string;
+}
+
+/** Check `caption`'s decoding flags: greedy unless a sampling flag is given; one-line UsageErrors. */
+export function parseCaptionFlags(flags: CaptionFlags): { options: CaptionOptions; num: number } {
+  const sampling = flags.topK !== undefined || flags.topP !== undefined || flags.temperature !== undefined;
+  if (flags.greedy && sampling) throw new UsageError('--greedy cannot be combined with --top-k / --top-p / --temperature');
+  const options = {
+    greedy: !sampling,
+    topK: flags.topK !== undefined ? parseNumber('--top-k', flags.topK, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') : undefined,
+    topP: flags.topP !== undefined ? parseNumber('--top-p', flags.topP, (n) => n > 0 && n <= 1, 'in (0, 1]') : undefined,
+    temperature: flags.temperature !== undefined ? parseNumber('--temperature', flags.temperature, (n) => n > 0, 'a number > 0') : undefined,
+    seed: parseNumber('--seed', flags.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
+  };
+  return { options, num: boundedInt(flags.num, '--num', LIMITS.captions) };
+}
+
+/**
+ * `num` captions of each cell (gray canvases of the model's size). Each cell is captioned on its own, with
+ * the same seed, so a cell's captions do not depend on its neighbours.
+ */
+export function captionCells(model: MultimodalModel, codec: CaptionCodec, cells: Uint8Array[], num: number, options: CaptionOptions): string[][] {
+  const { imageHeight: H, imageWidth: W, patchSize } = model.config;
+  const canvas = new CanvasCodec(H, W, patchSize);
+  return cells.map((pixels) => {
+    const tokens = canvas.encode(pixels);
+    const batch = new Float32Array(num * tokens.length);
+    for (let i = 0; i < num; i++) batch.set(tokens, i * tokens.length);
+    return generateCaptions(model, codec, batch, num, options).texts;
+  });
 }
 
 /**
@@ -67,20 +93,11 @@ export function registerCaption(program: Command): void {
     .option('--temperature <t>', 'sampling temperature')
     .option('--num <n>', `captions to draw per image (sampling; at most ${LIMITS.captions})`, '1')
     .option('--seed <n>', 'seed of the sampling draws', '0')
-    .action(async (flags: Record<string, string | boolean | undefined>) => {
-      const folder = openMultimodalFolder(flags.model as string | undefined);
-      const sampling = flags.topK !== undefined || flags.topP !== undefined || flags.temperature !== undefined;
-      if (flags.greedy && sampling) throw new UsageError('--greedy cannot be combined with --top-k / --top-p / --temperature');
-      const options = {
-        greedy: !sampling,
-        topK: flags.topK !== undefined ? parseNumber('--top-k', flags.topK as string, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1') : undefined,
-        topP: flags.topP !== undefined ? parseNumber('--top-p', flags.topP as string, (n) => n > 0 && n <= 1, 'in (0, 1]') : undefined,
-        temperature: flags.temperature !== undefined ? parseNumber('--temperature', flags.temperature as string, (n) => n > 0, 'a number > 0') : undefined,
-        seed: parseNumber('--seed', flags.seed as string, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
-      };
-      const num = boundedInt(flags.num as string, '--num', LIMITS.captions);
-      const file = flags.input as string;
-      const { imageHeight: H, imageWidth: W, patchSize } = folder.config;
+    .action(async (flags: CaptionFlags & { model?: string; input: string }) => {
+      const folder = openMultimodalFolder(flags.model);
+      const { options, num } = parseCaptionFlags(flags);
+      const file = flags.input;
+      const { imageHeight: H, imageWidth: W } = folder.config;
       const { cells, zoom } = await readCaptionInput(file, H, W);
       if (cells.length > 1 || zoom > 1) {
         const what = cells.length > 1 ? `a row of ${cells.length} ${W}x${H} images` : `one ${W}x${H} image`;
@@ -89,13 +106,7 @@ export function registerCaption(program: Command): void {
       await initBackend({ quiet: true });
       const { model, codec } = loadMultimodalModel(folder.dir);
       try {
-        const canvas = new CanvasCodec(H, W, patchSize);
-        // each cell on its own (same seed), so a cell's captions do not depend on its neighbours
-        cells.forEach((pixels, cell) => {
-          const tokens = canvas.encode(pixels);
-          const batch = new Float32Array(num * tokens.length);
-          for (let i = 0; i < num; i++) batch.set(tokens, i * tokens.length);
-          const { texts } = generateCaptions(model, codec, batch, num, options);
+        captionCells(model, codec, cells, num, options).forEach((texts, cell) => {
           for (const t of texts) console.log(cells.length > 1 ? `cell ${cell}: ${t}` : t);
         });
       } finally {

@@ -1,19 +1,17 @@
-import * as fs from 'fs';
 import { Command } from 'commander';
-import { edit, editRegion, EDIT_REGIONS } from '@causalfusion/sampler';
-import { UsageError } from '../errors';
+import { EDIT_REGIONS } from '@causalfusion/sampler';
+import { compositeEdits, parseEditFlags, readEditRegion, runEdit } from '../editing';
 import {
   addSamplingFlags,
   checkImageCount,
   checkSamplingOutputs,
+  classConditions,
   DEFAULT_EDIT_CFG,
-  parseSamplingFlags,
   progressReporter,
-  samplerOptions,
   writeResults,
   type SamplingFlags,
 } from '../generation';
-import { compositeEdit, describeFit, fitToModel, readMask, readRaw } from '../images';
+import { describeFit, readRaw } from '../images';
 import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
 
 interface EditFlags extends SamplingFlags {
@@ -47,62 +45,38 @@ export function registerEdit(program: Command): void {
     const runtime = parseRuntimeFlags(flags);
     const folder = readModelFolder(flags.model, flags.tokenizer);
     const classes = resolveClasses(flags.class ?? [], folder.meta);
-    const { imageSize, channels, pixelsPerToken, grid } = folder.tokenizer;
     const note = (message: string) => process.stderr.write(`note: ${message}\n`);
-    // The input at its own resolution (the output keeps it), and brought to the model's size for the model.
-    const original = await readRaw(flags.input, channels);
+    // The input at its own resolution (the output keeps it); runEdit brings it to the model's size.
+    const original = await readRaw(flags.input, folder.tokenizer.channels);
     const { width, height } = original;
-    const fit = describeFit(width, height, imageSize);
+    const fit = describeFit(width, height, folder.tokenizer.imageSize);
     if (fit) note(`--input: ${flags.input} is ${width}x${height}, ${fit} for the model; the edit is put back into its ${width}x${height} pixels`);
-    const image = fitToModel(original, imageSize);
-    let region: Uint8Array;
-    if ((EDIT_REGIONS as readonly string[]).includes(flags.mask)) region = editRegion(flags.mask, grid, grid);
-    else if (fs.existsSync(flags.mask)) region = await readMask(flags.mask, imageSize, pixelsPerToken, '--mask', note);
-    else throw new UsageError(`--mask: '${flags.mask}' is neither a region (${EDIT_REGIONS.join(', ')}) nor an existing mask image`);
+    const region = await readEditRegion(flags.mask, folder, note);
     const regenerated = region.reduce((a, b) => a + b, 0);
-    const settings = parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel', DEFAULT_EDIT_CFG);
+    const settings = parseEditFlags(flags, folder, region);
     checkImageCount(classes.length, settings.num);
-    const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
+    const conditions = classConditions(classes, settings.num);
     // The edits have the input's size unless --zoom enlarges them (progress frames: the model's size, zoomed as for sample).
     const outZoom = flags.zoom === undefined ? 1 : settings.zoom;
     checkSamplingOutputs(flags, conditions.length, settings.num, width, height, outZoom);
-
-    // Every edit starts from the same tokens; the sampler keeps the ones outside the region bit for bit.
-    // (A latent-space model's tokens are the VAE's posterior mean of the image, scaled.)
-    const source = await folder.tokenizer.encode(image);
-    const tokens = new Float32Array(conditions.length * source.length);
-    for (let i = 0; i < conditions.length; i++) tokens.set(source, i * source.length);
 
     const opened = await openModel(folder, runtime);
     process.stderr.write(`${modelLine(folder, opened.where)}\n`);
     const started = Date.now();
     let result;
     try {
-      result = await edit(opened.denoiser, {
-        ...samplerOptions(settings, conditions, grid, !!flags.progressFrames),
-        tokens,
-        region,
-        onProgress: progressReporter('edit'),
-      });
+      result = await runEdit(opened.denoiser, folder, original, region, settings, conditions, !!flags.progressFrames, { onProgress: progressReporter('edit') });
     } finally {
       await opened.close();
     }
     const seconds = (Date.now() - started) / 1000;
 
     // Each edit goes back into the original pixels: only the regenerated tokens' pixels change.
-    const cell = width * height * channels;
-    const per = imageSize * imageSize * channels;
     await writeResults(folder, result, flags, conditions.length, settings, {
       width,
       height,
       zoom: outZoom,
-      images: (decoded) => {
-        const out = new Uint8Array(conditions.length * cell);
-        for (let i = 0; i < conditions.length; i++) {
-          out.set(compositeEdit(original, decoded.subarray(i * per, (i + 1) * per), imageSize, region, pixelsPerToken), i * cell);
-        }
-        return out;
-      },
+      images: (decoded) => compositeEdits(original, decoded, conditions.length, folder, region),
     });
     const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
     console.log(

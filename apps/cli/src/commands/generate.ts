@@ -2,7 +2,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { initBackend } from '@causalfusion/backend';
-import { CanvasCodec, DEFAULT_MULTIMODAL_MODEL_DIR, loadMultimodalModel, readMultimodalFolder } from '@causalfusion/multimodal';
+import {
+  CanvasCodec, DEFAULT_MULTIMODAL_MODEL_DIR, generateImages, loadMultimodalModel, readMultimodalFolder,
+  type CaptionCodec, type GenerateImageOptions, type MultimodalModel,
+} from '@causalfusion/multimodal';
 import { UsageError } from '../errors';
 import { writeImageGrid } from '../images';
 import { LIMITS } from '../limits';
@@ -39,6 +42,75 @@ export function parseNumber(flag: string, raw: string, ok: (n: number) => boolea
   return n;
 }
 
+/** The settings of one `generate` call, checked against the model before anything starts. */
+export interface GenerateSettings {
+  num: number;
+  arSteps: number;
+  steps: number;
+  cfg: number;
+  seed: number;
+  zoom: number;
+}
+
+/** `generate`'s flags as commander hands them over (strings). */
+export interface GenerateFlags {
+  num: string;
+  arSteps: string;
+  steps: string;
+  cfg: string;
+  seed: string;
+  zoom: string;
+}
+
+/** Check `generate`'s count and sampling flags (one-line UsageErrors); `maxNum` bounds --num. */
+export function parseGenerateFlags(flags: GenerateFlags, folder: ReturnType<typeof openMultimodalFolder>, maxNum: number = LIMITS.generateImages): GenerateSettings {
+  const num = positiveInt('--num', flags.num, maxNum);
+  const tokensPerImage = (folder.config.imageHeight / folder.config.patchSize) * (folder.config.imageWidth / folder.config.patchSize);
+  return {
+    num,
+    arSteps: positiveInt('--ar-steps', flags.arSteps, tokensPerImage),
+    steps: positiveInt('--steps', flags.steps, 1000),
+    cfg: parseNumber('--cfg', flags.cfg, (n) => n >= 1, 'a number >= 1'),
+    seed: parseNumber('--seed', flags.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
+    zoom: positiveInt('--zoom', flags.zoom, LIMITS.zoom),
+  };
+}
+
+/** A prompt as the model's caption ids, or a one-line UsageError (a word the model does not know, too long). */
+export function encodePrompt(codec: CaptionCodec, prompt: string): Int32Array {
+  try {
+    return codec.encode(prompt);
+  } catch (e) {
+    throw new UsageError(`--prompt: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * `num` images for one prompt: gray canvases (height x width each, one after the other). `hooks` hears each
+ * AR step's frame (decoded the same way), the diffusion steps, and can cancel.
+ */
+export async function generateCanvases(
+  model: MultimodalModel,
+  codec: CaptionCodec,
+  caption: Int32Array,
+  s: GenerateSettings,
+  hooks: { onArStep?: (images: Uint8Array, arStep: number) => void } & Pick<GenerateImageOptions, 'onProgress' | 'signal'> = {},
+): Promise<Uint8Array> {
+  const { imageHeight, imageWidth, patchSize } = model.config;
+  const canvas = new CanvasCodec(imageHeight, imageWidth, patchSize);
+  const onArStep = hooks.onArStep;
+  const tokens = await generateImages(model, codec, Array.from({ length: s.num }, () => caption), {
+    arSteps: s.arSteps,
+    cfgScale: s.cfg,
+    steps: s.steps,
+    seed: s.seed,
+    onProgress: hooks.onProgress,
+    signal: hooks.signal,
+    onArStep: onArStep && ((frame) => onArStep(canvas.decode(frame.x0), frame.arStep)),
+  });
+  return canvas.decode(tokens);
+}
+
 /**
  * `causalfusion generate --prompt "..."`: text-to-image with the multimodal model: the caption is the
  * condition, the image is generated with S_eval AR steps (each a diffusion loop) and CFG against the null caption.
@@ -56,33 +128,20 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'seed', '0')
     .option('--zoom <n>', 'enlarge the written grid (nearest neighbour)', '2')
     .option('--out <file.png>', 'the grid to write (a row of images): .png, .jpg/.jpeg or .webp', 'generated.png')
-    .action(async (flags: Record<string, string>) => {
+    .action(async (flags: GenerateFlags & { model?: string; prompt: string; out: string }) => {
       const folder = openMultimodalFolder(flags.model);
-      const num = positiveInt('--num', flags.num, LIMITS.generateImages);
-      const tokensPerImage = (folder.config.imageHeight / folder.config.patchSize) * (folder.config.imageWidth / folder.config.patchSize);
-      const arSteps = positiveInt('--ar-steps', flags.arSteps, tokensPerImage);
-      const steps = positiveInt('--steps', flags.steps, 1000);
-      const cfg = parseNumber('--cfg', flags.cfg, (n) => n >= 1, 'a number >= 1');
-      const seed = parseNumber('--seed', flags.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0');
-      const zoom = positiveInt('--zoom', flags.zoom, LIMITS.zoom);
-      checkImageOut(flags.out, '--out', { width: num * folder.config.imageWidth * zoom, height: folder.config.imageHeight * zoom });
+      const s = parseGenerateFlags(flags, folder);
+      const { imageHeight, imageWidth } = folder.config;
+      checkImageOut(flags.out, '--out', { width: s.num * imageWidth * s.zoom, height: imageHeight * s.zoom });
       await initBackend({ quiet: true });
       const { model, codec } = loadMultimodalModel(folder.dir);
       try {
-        let caption: Int32Array;
-        try {
-          caption = codec.encode(flags.prompt);
-        } catch (e) {
-          throw new UsageError(`--prompt: ${(e as Error).message}`);
-        }
+        const caption = encodePrompt(codec, flags.prompt);
         const started = Date.now();
-        const { generateImages } = await import('@causalfusion/multimodal');
-        const tokens = await generateImages(model, codec, Array.from({ length: num }, () => caption), { arSteps, cfgScale: cfg, steps, seed });
-        const canvas = new CanvasCodec(folder.config.imageHeight, folder.config.imageWidth, folder.config.patchSize);
-        const images = canvas.decode(tokens);
-        await writeRectGrid(flags.out, images, num, canvas.height, canvas.width, zoom);
+        const images = await generateCanvases(model, codec, caption, s);
+        await writeRectGrid(flags.out, images, s.num, imageHeight, imageWidth, s.zoom);
         console.log(
-          `wrote ${flags.out}: ${num} images for "${flags.prompt}", ${arSteps} AR steps x ${steps} steps, CFG ${cfg}, seed ${seed}, ${((Date.now() - started) / 1000).toFixed(1)}s`,
+          `wrote ${flags.out}: ${s.num} images for "${flags.prompt}", ${s.arSteps} AR steps x ${s.steps} steps, CFG ${s.cfg}, seed ${s.seed}, ${((Date.now() - started) / 1000).toFixed(1)}s`,
         );
       } finally {
         model.dispose();

@@ -6,6 +6,7 @@ import {
   addSamplingFlags,
   checkImageCount,
   checkSamplingOutputs,
+  classConditions,
   parseSamplingFlags,
   progressReporter,
   samplerOptions,
@@ -67,7 +68,7 @@ export function registerSample(program: Command): void {
       hint: `a call draws at most ${LIMITS.images} images (classes x --num) into a grid; write one file per image with --out-dir (up to ${LIMITS.dirImages})`,
     });
     checkImageCount(classes.length, settings.num, LIMITS.images, `run several calls with different --seed values, or write one file per image with --out-dir (up to ${LIMITS.dirImages})`);
-    const conditions = classes.flatMap((c) => Array<number>(settings.num).fill(c));
+    const conditions = classConditions(classes, settings.num);
     const { imageSize } = folder.tokenizer;
     checkSamplingOutputs(flags, conditions.length, settings.num, imageSize, imageSize, settings.zoom);
 

@@ -13,6 +13,7 @@ import { trainingEntries } from '@causalfusion/config';
 import { describeFailures, fuzz, fuzzTimeout, jsonText, mutateBytes, mutateJson, type FuzzRng } from '../../../test-utils/fuzz';
 import { readCheckpoint, readCheckpointState, writeCheckpoint, type CheckpointContent } from './checkpoint';
 import { makeTrainConfig, modelConfigOf } from './config';
+import { classCheckpointModel } from './export';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-fuzz-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -29,8 +30,7 @@ const FILES = ['model.safetensors', 'ema.safetensors', 'optimizer.safetensors'];
 async function seedCheckpoint(): Promise<Record<string, Uint8Array>> {
   const arrays = (k: number) => ENTRIES.map((e, j) => Float32Array.from({ length: size(e.shape) }, (_, i) => Math.sin(i * k + j)));
   const dir = path.join(root, 'seed');
-  await writeCheckpoint(dir, {
-    config: CONFIG,
+  await writeCheckpoint(dir, classCheckpointModel(CONFIG), {
     model: arrays(1),
     ema: arrays(2),
     optimizer: { stepCount: 7, m: TRAINABLE.map((e) => new Float32Array(size(e.shape)).fill(0.01)), v: TRAINABLE.map((e) => new Float32Array(size(e.shape)).fill(1e-4)) },
@@ -128,7 +128,7 @@ describe('training checkpoint fuzzing', () => {
         },
         parse(dir) {
           readCheckpointState(dir);
-          return readCheckpoint(dir, CONFIG);
+          return readCheckpoint(dir, classCheckpointModel(CONFIG));
         },
         checkError: (dir, message) => (message.includes(dir) ? undefined : 'does not name the checkpoint folder'),
         check: (_dir, c) => problems(c),

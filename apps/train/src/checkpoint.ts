@@ -1,61 +1,59 @@
 /**
- * Training checkpoints: `<out>/checkpoint/` holds the model (model.safetensors + config.json, a model
- * folder as `saveModel` writes it), the EMA (ema.safetensors), the AdamW moments (optimizer.safetensors),
- * and state.json (step, AdamW step count, RNG state, training config, wall time).
+ * Training checkpoints, one format for every model and runtime: `<out>/checkpoint/` holds a model folder
+ * (model.safetensors, config.json, and for the multimodal model tokenizer.json and meta.json: what
+ * `writeModelFolder` of @causalfusion/config writes), the EMA (ema.safetensors), the AdamW moments
+ * (optimizer.safetensors: `m.<key>` / `v.<key>` in the training layout) and state.json (format, step,
+ * AdamW step count, RNG state, the task's training config, wall time).
  *
- * Atomic as a whole: everything is written into `checkpoint.tmp/`, then the old folder is moved
- * aside and the new one renamed into place. A crash between the two renames leaves `checkpoint.old/`,
- * which {@link readCheckpoint} falls back to.
+ * The weights are host arrays in the training layout of a parameter table (`ParamEntry[]`); the files
+ * hold the official layout. Atomic as a whole: everything is written into `checkpoint.tmp/`, then the
+ * old folder is moved aside and the new one renamed into place. A crash between the two renames leaves
+ * `checkpoint.old/`, which {@link readCheckpoint} falls back to.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import {
+  officialStateDict, sizeOf, trainingArrays, WEIGHTS_FILE, writeModelFolder,
+  type AdamWState, type ModelFolderFiles, type ParamEntry, type StateDict,
+} from '@causalfusion/config';
 import type { RngState } from '@causalfusion/rng';
-import { checkStateDict, CONFIG_FILE, configToJson, toOfficialLayout, toTrainingLayout, trainingEntries, WEIGHTS_FILE, type AdamWState, type ModelConfig } from '@causalfusion/config';
-import type { TrainConfig } from './config';
+import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
 
+/** state.json's `format` of each task. */
 export const CHECKPOINT_FORMAT = 'causalfusion-train-checkpoint';
+export const MULTIMODAL_CHECKPOINT_FORMAT = 'causalfusion-multimodal-train-checkpoint';
 
-export interface CheckpointState {
-  format: typeof CHECKPOINT_FORMAT;
+/** state.json: what every task records; `config` is the task's training config. */
+export interface CheckpointState<C = Record<string, unknown>> {
+  format: typeof CHECKPOINT_FORMAT | typeof MULTIMODAL_CHECKPOINT_FORMAT;
   /** Optimisation steps done. */
   step: number;
   adamStepCount: number;
   rng: RngState;
-  config: TrainConfig;
-  classNames: string[];
+  config: C;
+  /** The class task's class names. */
+  classNames?: string[];
   /** Training wall time so far (all sessions). */
   wallSeconds: number;
 }
 
-export interface CheckpointContent {
-  state: CheckpointState;
-  /** The model and the EMA in trainingEntries order and training layout. */
+/** What a checkpoint is of: the parameter table, the model folder's other files, and the check of a weights file. */
+export interface CheckpointModel {
+  entries: readonly ParamEntry[];
+  /** config.json, and for the multimodal model tokenizer.json and meta.json. */
+  folder: Omit<ModelFolderFiles, 'weights'>;
+  /** Throws (naming `where`) unless `state` holds this model's weights. */
+  check(state: ReadonlyMap<string, { shape: number[]; data: ArrayLike<number> }>, where: string): void;
+}
+
+/** A checkpoint's content, as a trainer holds it: host arrays in the training layout. */
+export interface CheckpointContent<C = Record<string, unknown>> {
+  state: CheckpointState<C>;
+  /** The model and the EMA in entries order. */
   model: Float32Array[];
   ema: Float32Array[];
-  /** AdamW's moments, one pair per trainable parameter (training layout). */
+  /** AdamW's moments, one pair per trainable parameter. */
   optimizer: AdamWState;
-}
-
-/** What a class-model checkpoint holds, as the trainer keeps it (host arrays, training layout). */
-export interface CheckpointParts {
-  config: ModelConfig;
-  model: Float32Array[];
-  ema: Float32Array[];
-  optimizer: AdamWState;
-  state: CheckpointState;
-}
-
-/** The official state_dict of parameters held in the training layout. */
-export function officialState(config: ModelConfig, arrays: Float32Array[]): Map<string, { shape: number[]; data: Float32Array }> {
-  return new Map(trainingEntries(config).map((e, i) => [e.key, { shape: e.officialShape, data: toOfficialLayout(e, arrays[i]) }]));
-}
-
-/** A model folder's weights: model.safetensors (official keys and layout, config in its metadata) and config.json. */
-export function writeModelFiles(dir: string, config: ModelConfig, arrays: Float32Array[]): void {
-  const configJson = configToJson(config);
-  writeSafetensors(path.join(dir, WEIGHTS_FILE), officialState(config, arrays), { format: 'pt', config: JSON.stringify(configJson) });
-  writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
 }
 
 /**
@@ -76,7 +74,7 @@ export async function writeCheckpointFolder(dir: string, fill: (tmp: string) => 
   fs.rmSync(old, { recursive: true, force: true });
 }
 
-/** AdamW's moments as `m.<key>` / `v.<key>` tensors (keys and shapes of the optimizer's variables, in order). */
+/** AdamW's moments as `m.<key>` / `v.<key>` tensors (keys and shapes of the optimizer's parameters, in order). */
 export function optimizerTensors(keys: string[], shapes: number[][], opt: { m: Float32Array[]; v: Float32Array[] }): [string, { shape: number[]; data: Float32Array }][] {
   const tensors: [string, { shape: number[]; data: Float32Array }][] = [];
   keys.forEach((k, i) => {
@@ -86,13 +84,13 @@ export function optimizerTensors(keys: string[], shapes: number[][], opt: { m: F
   return tensors;
 }
 
-export async function writeCheckpoint(dir: string, parts: CheckpointParts): Promise<void> {
+export async function writeCheckpoint<C>(dir: string, of: CheckpointModel, content: CheckpointContent<C>): Promise<void> {
   await writeCheckpointFolder(dir, async (tmp) => {
-    writeModelFiles(tmp, parts.config, parts.model);
-    writeSafetensors(path.join(tmp, 'ema.safetensors'), officialState(parts.config, parts.ema), { format: 'pt' });
-    const trainable = trainingEntries(parts.config).filter((e) => e.trainable);
-    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trainable.map((e) => e.key), trainable.map((e) => e.shape), parts.optimizer));
-    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...parts.state, adamStepCount: parts.optimizer.stepCount }, null, 2) + '\n');
+    writeModelFolder(tmp, { ...of.folder, weights: officialStateDict(of.entries, content.model) });
+    writeSafetensors(path.join(tmp, 'ema.safetensors'), officialStateDict(of.entries, content.ema), { format: 'pt' });
+    const trainable = of.entries.filter((e) => e.trainable);
+    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trainable.map((e) => e.key), trainable.map((e) => e.shape), content.optimizer));
+    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...content.state, adamStepCount: content.optimizer.stepCount }, null, 2) + '\n');
   });
 }
 
@@ -120,30 +118,46 @@ function readStateFile(found: string): CheckpointState {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) bad('the file', 'is not a JSON object');
   const s = json as Record<string, unknown>;
   const count = (k: string) => (Number.isSafeInteger(s[k]) && (s[k] as number) >= 0 ? (s[k] as number) : bad(k, `must be a non-negative integer, got ${JSON.stringify(s[k])}`));
-  if (s.format === 'causalfusion-multimodal-train-checkpoint') return s as unknown as CheckpointState; // the caller names the task
-  if (s.format !== CHECKPOINT_FORMAT) bad('format', `is ${JSON.stringify(s.format)}, not ${CHECKPOINT_FORMAT}`);
+  if (s.format !== CHECKPOINT_FORMAT && s.format !== MULTIMODAL_CHECKPOINT_FORMAT) bad('format', `is ${JSON.stringify(s.format)}, not ${CHECKPOINT_FORMAT}`);
   count('step');
   count('adamStepCount');
   if (!(typeof s.wallSeconds === 'number' && Number.isFinite(s.wallSeconds) && s.wallSeconds >= 0)) bad('wallSeconds', `must be a number of seconds, got ${JSON.stringify(s.wallSeconds)}`);
   const rng = s.rng as { s?: unknown; spare?: unknown } | null;
   const words = rng && Array.isArray(rng.s) && rng.s.length === 4 && rng.s.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff);
   if (!words || !(rng!.spare === null || (typeof rng!.spare === 'number' && Number.isFinite(rng!.spare)))) bad('rng', 'is not a random generator state (four 32-bit words and a spare normal)');
-  if (!Array.isArray(s.classNames) || s.classNames.length === 0 || !s.classNames.every((c) => typeof c === 'string')) bad('classNames', 'must be a list of class names');
+  if (s.format === CHECKPOINT_FORMAT && (!Array.isArray(s.classNames) || s.classNames.length === 0 || !s.classNames.every((c) => typeof c === 'string'))) {
+    bad('classNames', 'must be a list of class names');
+  }
   if (s.config === null || typeof s.config !== 'object' || Array.isArray(s.config)) bad('config', 'must be the training config object');
   return s as unknown as CheckpointState;
 }
 
-/** Read a checkpoint of a model of `config` (written by either runtime: one format). */
-export function readCheckpoint(dir: string, config: ModelConfig): CheckpointContent {
+/**
+ * Read only state.json (to learn the config of the run before building the model), checked; `format` is
+ * the task's, and a checkpoint of the other task is an Error that names the `--task` to give.
+ */
+export function readCheckpointState<C = Record<string, unknown>>(dir: string, format: CheckpointState['format'] = CHECKPOINT_FORMAT): CheckpointState<C> {
   const found = findCheckpoint(dir);
-  if (!found) throw new Error(`no checkpoint in ${dir}; start the run without --resume`);
+  if (!found) throw new Error(`--resume: no checkpoint in ${dir}; start the run without --resume`);
   const state = readStateFile(found);
-  if (state.format !== CHECKPOINT_FORMAT) throw new Error(`${found}/state.json is not a causalfusion training checkpoint`);
-  const entries = trainingEntries(config);
+  if (state.format !== format) {
+    throw new Error(
+      state.format === MULTIMODAL_CHECKPOINT_FORMAT
+        ? `${found} is the checkpoint of a --task multimodal run; add --task multimodal to continue it`
+        : `--resume: ${found} is not the checkpoint of a --task multimodal run; drop --task multimodal to continue a class-conditional run`,
+    );
+  }
+  return state as CheckpointState<C>;
+}
+
+/** Read a checkpoint of the model `of` (written by either runtime: one format); `format` is the task's. */
+export function readCheckpoint<C = Record<string, unknown>>(dir: string, of: CheckpointModel, format: CheckpointState['format'] = CHECKPOINT_FORMAT): CheckpointContent<C> {
+  const state = readCheckpointState<C>(dir, format);
+  const found = findCheckpoint(dir)!;
   const weights = (file: string) => {
-    const tensors = readSafetensors(path.join(found, file)).tensors;
-    checkStateDict(config, tensors, `${found}/${file}`);
-    return entries.map((e) => toTrainingLayout(e, tensors.get(e.key)!.data));
+    const tensors: StateDict = readSafetensors(path.join(found, file)).tensors;
+    of.check(tensors, `${found}/${file}`);
+    return trainingArrays(of.entries, tensors);
   };
   const opt = readSafetensors(path.join(found, 'optimizer.safetensors')).tensors;
   const get = (k: string, size: number) => {
@@ -155,23 +169,11 @@ export function readCheckpoint(dir: string, config: ModelConfig): CheckpointCont
     }
     return t.data;
   };
-  const trainable = entries.filter((e) => e.trainable);
-  const sizeOf = (e: (typeof entries)[number]) => e.shape.reduce((a, b) => a * b, 1);
+  const trainable = of.entries.filter((e) => e.trainable);
   return {
     state,
     model: weights(WEIGHTS_FILE),
     ema: weights('ema.safetensors'),
-    optimizer: { stepCount: state.adamStepCount, m: trainable.map((e) => get(`m.${e.key}`, sizeOf(e))), v: trainable.map((e) => get(`v.${e.key}`, sizeOf(e))) },
+    optimizer: { stepCount: state.adamStepCount, m: trainable.map((e) => get(`m.${e.key}`, sizeOf(e.shape))), v: trainable.map((e) => get(`v.${e.key}`, sizeOf(e.shape))) },
   };
-}
-
-/** Read only state.json (to learn the config of the run before building the model). */
-export function readCheckpointState(dir: string): CheckpointState {
-  const found = findCheckpoint(dir);
-  if (!found) throw new Error(`--resume: no checkpoint in ${dir}; start the run without --resume`);
-  const state = readStateFile(found);
-  if ((state as { format?: string }).format === 'causalfusion-multimodal-train-checkpoint') {
-    throw new Error(`${found} is the checkpoint of a --task multimodal run; add --task multimodal to continue it`);
-  }
-  return state;
 }

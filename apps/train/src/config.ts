@@ -1,13 +1,13 @@
 /**
- * Training configuration: every knob of the official recipe, the presets, and the command-line flags
- * (shared by `causalfusion-train` and `causalfusion train`).
+ * The class-conditional task (the default `--task class`): every knob of the official recipe, the presets,
+ * the command-line flags (shared by `causalfusion-train` and `causalfusion train`), and the model config a
+ * run describes. The multimodal task's are in ./multimodal-config; ./task picks between them.
  */
 import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
 import { FlagKind, flagOf, parseFlags } from './flags';
-import { MULTIMODAL_USAGE, parseMultimodalTrainArgs, type MultimodalTrainCommand } from './multimodal';
 
 export interface TrainConfig {
   /**
@@ -230,8 +230,6 @@ export interface TrainCommand {
   explicit: Partial<TrainConfig>;
   /** Where each explicit setting came from ("--width", "--preset tiny"), for the --resume mismatch message. */
   sources?: Partial<Record<keyof TrainConfig, string>>;
-  /** Set for `--task multimodal` (then `config` is unused): the multimodal run to do. */
-  multimodal?: MultimodalTrainCommand;
 }
 
 /** What --resume may change; everything else stays as the run was started. */
@@ -278,18 +276,12 @@ export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset 
   --task class|multimodal  class-conditional images (default), or one model for text-to-image and captioning
                          (see causalfusion train --task multimodal --help)`;
 
-/** Parse command-line flags; Errors name the flag. */
+/** Parse the class task's command-line flags (`--task class` may be given); Errors name the flag. */
 export function parseTrainArgs(argv: string[]): TrainCommand {
-  const task = taskOf(argv);
-  if (task === 'multimodal') {
-    const help = argv.includes('--help') || argv.includes('-h');
-    const multimodal = help ? undefined : parseMultimodalTrainArgs(argv);
-    return { config: { ...BASE, out: multimodal?.config.out ?? '' } as TrainConfig, resume: Boolean(multimodal?.resume), exportDir: multimodal?.exportDir ?? null, help, explicit: {}, multimodal };
-  }
   const { values, overrides } = parseFlags(
     argv,
     FLAGS,
-    { preset: 'string', resume: 'boolean', export: 'string', help: 'boolean', 'no-ema-warmup': 'boolean', 'no-trainable-pos': 'boolean' },
+    { task: 'string', preset: 'string', resume: 'boolean', export: 'string', help: 'boolean', 'no-ema-warmup': 'boolean', 'no-trainable-pos': 'boolean' },
     'causalfusion train --help',
   );
   if (values['no-ema-warmup']) overrides.emaWarmup = false;
@@ -328,16 +320,3 @@ export function parseTrainArgs(argv: string[]): TrainCommand {
     sources,
   };
 }
-
-/** The value of --task (default `class`); Errors name the allowed values. */
-export function taskOf(argv: string[]): 'class' | 'multimodal' {
-  let task = 'class';
-  argv.forEach((a, i) => {
-    if (a === '--task') task = argv[i + 1] ?? '';
-    else if (a.startsWith('--task=')) task = a.slice('--task='.length);
-  });
-  if (task !== 'class' && task !== 'multimodal') throw new Error(`--task must be class or multimodal, got "${task}"`);
-  return task;
-}
-
-export { MULTIMODAL_USAGE };

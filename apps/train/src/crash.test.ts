@@ -15,6 +15,7 @@ import * as path from 'path';
 import { createRng } from '@causalfusion/rng';
 import { findCheckpoint, readCheckpoint, readCheckpointState } from './checkpoint';
 import { makeTrainConfig, modelConfigOf } from './config';
+import { classCheckpointModel } from './export';
 
 jest.setTimeout(150_000);
 
@@ -187,7 +188,7 @@ describe('crash safety', () => {
       const found = findCheckpoint(ckpt);
       if (lastStep > 0) expect(found).not.toBeNull();
       if (found) {
-        const content = readCheckpoint(ckpt, modelConfig);
+        const content = readCheckpoint(ckpt, classCheckpointModel(modelConfig));
         expect(content.state.step).toBeGreaterThanOrEqual(lastStep);
         expect(content.state.step % 2).toBe(0);
         for (const a of [...content.model, ...content.ema, ...content.optimizer.m, ...content.optimizer.v]) expect(a.every(Number.isFinite)).toBe(true);

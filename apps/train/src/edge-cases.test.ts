@@ -9,7 +9,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FLAGS, parseTrainArgs } from './config';
-import { MM_FLAGS, parseMultimodalTrainArgs } from './multimodal';
+import { MM_FLAGS, parseMultimodalTrainArgs } from './multimodal-config';
+import { parseTrainCommand } from './task';
 import { train } from './trainer';
 
 jest.setTimeout(120_000);
@@ -203,7 +204,7 @@ describe('a negative number after a numeric flag', () => {
   });
 
   it('multimodal task: every numeric flag', () => {
-    expect(() => parseTrainArgs(['--task', 'multimodal', '--out', 'o', '--steps', '-5'])).toThrow(/^--steps must be a positive integer, got -5$/);
+    expect(() => parseTrainCommand(['--task', 'multimodal', '--out', 'o', '--steps', '-5'])).toThrow(/^--steps must be a positive integer, got -5$/);
     const flags = numeric(MM_FLAGS);
     expect(flags.length).toBeGreaterThan(20);
     for (const flag of flags) {

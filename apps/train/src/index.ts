@@ -1,5 +1,8 @@
 /**
- * @causalfusion/train: the CausalFusion training app.
+ * @causalfusion/train: the CausalFusion training app. The train command has two tasks (./task): `class`
+ * (./config, ./trainer) and `multimodal` (./multimodal-config, ./multimodal-trainer); both keep their weights
+ * as host arrays, compute gradients on a runtime (./runtime: onnxruntime or tfjs), apply one update
+ * (./update) and write one checkpoint format (./checkpoint).
  *
  * ```ts
  * import { parseTrainArgs, train } from '@causalfusion/train';
@@ -12,22 +15,25 @@ export type { PresetName, TrainCommand, TrainConfig } from './config';
 export { BatchSampler, loadTrainingData } from './dataset';
 export type { TrainingData } from './dataset';
 export { batchShard, drawStepRandomness, shardRanges, sliceShard } from './step';
-export { createRuntime } from './runtime';
-export type { RuntimeName, RuntimeOptions, TrainingRuntime } from './runtime';
+export { createMultimodalRuntime, createRuntime } from './runtime';
+export type { MultimodalRuntime, RuntimeName, RuntimeOptions, TrainingRuntime } from './runtime';
 export { applyUpdate, checkLoss } from './update';
 export type { UpdateConfig } from './update';
 export type { RecipeOptions, ShardInput, ShardResult, StepRandomness } from './step';
 export { ReplicaPool } from './parallel';
-export { readCheckpoint, readCheckpointState, writeCheckpoint, findCheckpoint, CHECKPOINT_FORMAT } from './checkpoint';
-export type { CheckpointContent, CheckpointState } from './checkpoint';
+export { readCheckpoint, readCheckpointState, writeCheckpoint, findCheckpoint, CHECKPOINT_FORMAT, MULTIMODAL_CHECKPOINT_FORMAT } from './checkpoint';
+export type { CheckpointContent, CheckpointModel, CheckpointState } from './checkpoint';
 export { Progress, writeGridPng, writeLossPng, readCsv, CSV_HEADER } from './report';
 export type { LogRow } from './report';
-export { train, exportModel, exportCheckpoint, modelMeta, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
-export type { TrainOptions, TrainResult, TrainingProvenance } from './trainer';
+export { train, writeSamples, lrAt, emaDecayAt, NanLossError } from './trainer';
+export type { TrainOptions, TrainResult } from './trainer';
+export { classCheckpointModel, exportModel, exportCheckpoint, modelMeta } from './export';
+export type { TrainingProvenance } from './export';
 export { runTrainCli, trainExitCode } from './main';
 export { signalExitCode } from './loop';
-export {
-  parseMultimodalTrainArgs, trainMultimodal, validateMultimodalTrainConfig, multimodalModelConfig, MULTIMODAL_PRESETS, MULTIMODAL_USAGE,
-} from './multimodal';
-export type { MultimodalTrainCommand, MultimodalTrainConfig, MultimodalTrainResult, MultimodalPresetName } from './multimodal';
-export { taskOf } from './config';
+export { parseMultimodalTrainArgs, validateMultimodalTrainConfig, multimodalModelConfig, MULTIMODAL_PRESETS, MULTIMODAL_USAGE } from './multimodal-config';
+export type { MultimodalTrainCommand, MultimodalTrainConfig, MultimodalPresetName } from './multimodal-config';
+export { trainMultimodal, multimodalCheckpointModel } from './multimodal-trainer';
+export type { MultimodalTrainResult } from './multimodal-trainer';
+export { parseTrainCommand, taskOf } from './task';
+export type { TaskName, TrainTask } from './task';

@@ -5,7 +5,7 @@ import { createRng } from '@causalfusion/rng';
 import { LatentCacheWriter, LATENT_CACHE_FORMAT, writeVaeConfig, type LatentCacheHeader } from '@causalfusion/vae';
 import { makeTrainConfig, modelConfigOf, parseTrainArgs } from './config';
 import { LatentBatchSampler, loadLatentData } from './dataset';
-import { modelMeta } from './trainer';
+import { modelMeta } from './export';
 
 let root: string;
 let vaeDir: string;

@@ -2,9 +2,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '@causalfusion/backend';
+import { spawnSync } from 'child_process';
 import { readSafetensors } from '@causalfusion/safetensors';
-import { parseTrainArgs } from './config';
-import { parseMultimodalTrainArgs, trainMultimodal } from './multimodal';
+import { parseMultimodalTrainArgs } from './multimodal-config';
+import { trainMultimodal } from './multimodal-trainer';
+import { parseTrainCommand } from './task';
 
 jest.setTimeout(120_000);
 beforeAll(async () => {
@@ -26,8 +28,9 @@ function weights(dir: string): Map<string, Float32Array> {
 
 describe('--task multimodal', () => {
   it('is parsed by the training command line, and its flags are checked', () => {
-    const cmd = parseTrainArgs(tinyArgs(path.join(root, 'a'), 4));
-    expect(cmd.multimodal?.config).toMatchObject({ steps: 4, checkpointEvery: 2 });
+    const cmd = parseTrainCommand(tinyArgs(path.join(root, 'a'), 4));
+    expect(cmd.task).toBe('multimodal');
+    expect(cmd.config).toMatchObject({ steps: 4, checkpointEvery: 2 });
     expect(() => parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'a'), 4), '--caption-prob', '1.5'])).toThrow(/caption-prob must be in \[0, 1\]/);
     expect(() => parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'a'), 4), '--workers', '2'])).toThrow(/one replica/);
     expect(() => parseMultimodalTrainArgs(['--task', 'multimodal', '--preset', 'huge', '--out', 'x'])).toThrow(/unknown multimodal preset "huge"/);
@@ -48,5 +51,39 @@ describe('--task multimodal', () => {
     await expect(trainMultimodal({ ...parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'none'), 4), '--resume']), ...quiet })).rejects.toThrow(
       /--resume: no checkpoint/,
     );
+  });
+
+  it('the tfjs runtime gives the weights of the onnxruntime one up to float rounding (one checkpoint format)', async () => {
+    const ort = path.join(root, 'ort');
+    const tfjs = path.join(root, 'tfjs');
+    await trainMultimodal({ ...parseMultimodalTrainArgs(tinyArgs(ort, 2)), ...quiet });
+    const r = await trainMultimodal({ ...parseMultimodalTrainArgs([...tinyArgs(tfjs, 2), '--runtime', 'tfjs']), ...quiet });
+    expect(r.backend).toMatch(/^tfjs: /);
+    const [wa, wb] = [weights(ort), weights(tfjs)];
+    // k_norm's bias shifts every score of a row alike: its gradient is rounding noise, which AdamW turns
+    // into steps of up to lr (as the class task's runtime test allows)
+    const lrSum = 1e-3 * (1 / 5 + 2 / 5); // the learning rates of the two steps (lr 1e-3, warmup 5)
+    for (const [k, v] of wa) {
+      const w = wb.get(k)!;
+      let err = 0;
+      for (let i = 0; i < v.length; i++) err = Math.max(err, Math.abs(v[i] - w[i]));
+      expect([k, err <= (/k_norm\.bias$/.test(k) ? 2 * lrSum : 1e-4)]).toEqual([k, true]);
+    }
+  });
+
+  it('the onnxruntime path never loads tfjs (a run, its checkpoint and export)', () => {
+    // a fresh Node process: jest's module registry is not Node's
+    const out = path.join(root, 'no-tfjs');
+    const script = `
+      const t = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
+      (async () => {
+        const cmd = t.parseTrainCommand(${JSON.stringify([...tinyArgs(out, 2), '--export', path.join(out, 'model')])});
+        await t.trainMultimodal({ ...cmd, write: () => {}, tty: false });
+        console.log(JSON.stringify(Object.keys(require.cache).filter((k) => k.includes('@tensorflow'))));
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual([]);
+    expect(fs.existsSync(path.join(out, 'model', 'tokenizer.json'))).toBe(true);
   });
 });

@@ -8,7 +8,16 @@ import * as path from 'path';
 import { Worker } from 'worker_threads';
 import type { ModelConfig } from '@causalfusion/config';
 import type { ShardInput, ShardResult } from './step';
-import type { WorkerReply, WorkerRequest } from './worker';
+
+/** The messages between the pool and a replica (./worker). */
+export type WorkerRequest =
+  | { type: 'init'; modelConfig: ModelConfig; backend?: 'tensorflow' | 'wasm' | 'cpu' }
+  | { type: 'step'; weights: Float32Array[]; shard: ShardInput };
+
+export type WorkerReply =
+  | { type: 'ready' }
+  | { type: 'result'; loss: number; grads: (Float32Array | null)[] }
+  | { type: 'error'; message: string };
 
 /** The compiled worker: beside this file in dist/, or in dist/ when running from src/ (tests). */
 function workerScript(): string {

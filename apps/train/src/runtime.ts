@@ -1,16 +1,16 @@
 /**
- * Where a class-conditional training step's loss and gradients are computed. Both runtimes take the
- * parameters as host arrays (trainingEntries order, training layout) and the batch with every random draw
- * of the step made, and return the batch-mean loss and the gradient of each trainable parameter; the
- * trainer then applies the one update (clip, AdamW, EMA) on host arrays.
+ * Where a training step's loss and gradients are computed, for both tasks. The runtimes take the
+ * parameters as host arrays (the parameter table's order, training layout) and the batch with every random
+ * draw of the step made, and return the loss and the gradient of each trainable parameter; the trainer
+ * then applies the one update (clip, AdamW, EMA) on host arrays.
  *
- *   ort:  the training step as one ONNX graph on onnxruntime-node (@causalfusion/onnx), with intra-op
+ *   ort:  the training step as ONNX graphs on onnxruntime-node (@causalfusion/onnx), with intra-op
  *         threads. tfjs is never loaded.
- *   tfjs: @causalfusion/transformer's tfjs model (wasm here, tensorflow where tfjs-node is installed),
- *         data-parallel over worker_threads. Loaded only when chosen.
+ *   tfjs: the tfjs model (@causalfusion/transformer, @causalfusion/multimodal; wasm here, tensorflow where
+ *         tfjs-node is installed); the class task runs data-parallel over worker_threads. Loaded only when chosen.
  */
-import type { ModelConfig } from '@causalfusion/config';
-import type { TrainingShard } from '@causalfusion/config';
+import type { ModelConfig, MultimodalConfig, MultimodalStepInputs, TrainingShard } from '@causalfusion/config';
+import type { GaussianDiffusion } from '@causalfusion/diffusion';
 
 export type RuntimeName = 'ort' | 'tfjs';
 
@@ -45,4 +45,31 @@ export async function createRuntime(name: RuntimeName, config: ModelConfig, opti
   }
   const { createTfjsRuntime } = require('./tfjs-runtime') as typeof import('./tfjs-runtime');
   return createTfjsRuntime(config, options);
+}
+
+/** The multimodal task's runtime: the loss, its parts and every parameter's gradient of a step. */
+export interface MultimodalRuntime {
+  readonly name: RuntimeName;
+  readonly description: string;
+  lossAndGrads(params: Float32Array[], step: MultimodalStepInputs): Promise<{ loss: number; textLoss: number; imageLoss: number; grads: (Float32Array | null)[] }>;
+  close(): Promise<void>;
+}
+
+export async function createMultimodalRuntime(
+  name: RuntimeName,
+  config: MultimodalConfig,
+  options: { threads: number; backend?: 'tensorflow' | 'wasm' | 'cpu'; diffusion: GaussianDiffusion },
+): Promise<MultimodalRuntime> {
+  if (name === 'ort') {
+    const { OrtMultimodalTrainingSession } = require('@causalfusion/onnx') as typeof import('@causalfusion/onnx');
+    const session = await OrtMultimodalTrainingSession.create(config, { threads: options.threads, diffusion: options.diffusion });
+    return {
+      name,
+      description: `onnxruntime-node, ${options.threads} thread${options.threads > 1 ? 's' : ''}`,
+      lossAndGrads: (params, step) => session.lossAndGrads(params, step),
+      close: () => session.release(),
+    };
+  }
+  const { createMultimodalTfjsRuntime } = require('./multimodal-tfjs-runtime') as typeof import('./multimodal-tfjs-runtime');
+  return createMultimodalTfjsRuntime(config, options.diffusion, options.backend);
 }

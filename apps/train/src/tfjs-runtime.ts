@@ -3,16 +3,13 @@
  * replicas in worker_threads, each computing the gradients of a contiguous shard of the batch; the shards'
  * gradients are summed in a fixed order (shard 0 first), so the result does not depend on timing.
  */
-import { initBackend } from '@causalfusion/backend';
-import { createDiffusion } from '@causalfusion/diffusion';
+import { initBackend, tf } from '@causalfusion/backend';
 import type { ModelConfig, TrainingShard } from '@causalfusion/config';
+import { createDiffusion } from '@causalfusion/diffusion';
 import { CausalDiffusionModel } from '@causalfusion/transformer';
-import { tf } from '@causalfusion/backend';
 import { ReplicaPool } from './parallel';
-import type { RuntimeOptions, TrainingRuntime } from './runtime';
-import { getArWeights } from '@causalfusion/sampler';
-import type { GaussianDiffusion } from '@causalfusion/diffusion';
-import { shardRanges, sliceShard, type ShardInput, type ShardResult } from './step';
+import { shardGradients } from './shard-gradients';
+import { shardRanges, sliceShard } from './step';
 
 /**
  * Samples the main thread takes beyond an even share when there are workers: a worker loses about two
@@ -27,27 +24,7 @@ function addInto(sum: Float32Array, part: Float32Array): Float32Array {
   return sum;
 }
 
-/** The shard's loss share and gradients (as `trainStep`: loss * AR weights, mean over the batch). */
-export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianDiffusion, shard: ShardInput): ShardResult {
-  const variables = model.trainableVariables();
-  const L = model.numTokens;
-  const weights = Float32Array.from(shard.arWeights ?? getArWeights(shard.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear'));
-  const xt = Float32Array.from(diffusion.qSample(shard.x, shard.t, shard.noise));
-  const denominator = shard.batchSize * L * model.tokenDim;
-  const { value, grads } = tf.variableGrads(() => {
-    const { loss } = model.trainingForward(
-      { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes },
-      { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand },
-    );
-    return tf.div(tf.sum(tf.mul(loss, tf.tensor3d(weights, [1, L, 1]))), denominator) as tf.Scalar;
-  }, variables);
-  const out = variables.map((v) => (grads[v.name] ? Float32Array.from(grads[v.name].dataSync() as Float32Array) : null));
-  const loss = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
-  return { loss, grads: out };
-}
-
-export async function createTfjsRuntime(config: ModelConfig, options: RuntimeOptions): Promise<TrainingRuntime> {
+export async function createTfjsRuntime(config: ModelConfig, options: { workers: number; backend?: 'tensorflow' | 'wasm' | 'cpu' }) {
   const backend = await initBackend({ backend: options.backend, quiet: true });
   const model = new CausalDiffusionModel(config);
   const diffusion = createDiffusion({ respacing: '' });
@@ -55,9 +32,9 @@ export async function createTfjsRuntime(config: ModelConfig, options: RuntimeOpt
   const variables = model.stateEntries().map((e) => e.variable);
   const trainableIndex = variables.map((v, i) => (v.trainable ? i : -1)).filter((i) => i >= 0);
   return {
-    name: 'tfjs',
+    name: 'tfjs' as const,
     description: `tfjs ${backend}, ${options.workers} worker${options.workers > 1 ? 's' : ''}`,
-    async lossAndGrads(params, shard: TrainingShard) {
+    async lossAndGrads(params: Float32Array[], shard: TrainingShard) {
       tf.tidy(() => variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape))));
       const ranges = shardRanges(shard.y.length, options.workers, MAIN_EXTRA_SAMPLES);
       const shards = ranges.map(([from, to]) => sliceShard(shard, from, to));

@@ -12,7 +12,8 @@ import { makeTrainConfig, modelConfigOf, parseTrainArgs, TrainConfig } from './c
 import { BatchSampler, loadTrainingData } from './dataset';
 import { Progress } from './report';
 import { shardRanges } from './step';
-import { emaDecayAt, exportCheckpoint, lrAt, NanLossError, train, TrainResult } from './trainer';
+import { exportCheckpoint } from './export';
+import { emaDecayAt, lrAt, NanLossError, train, TrainResult } from './trainer';
 
 jest.setTimeout(60_000);
 beforeAll(async () => {

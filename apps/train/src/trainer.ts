@@ -11,13 +11,14 @@ import { pixelTokenizer } from '@causalfusion/data';
 import { createDiffusion } from '@causalfusion/diffusion';
 import { OrtDenoiser } from '@causalfusion/onnx';
 import { createRng, Rng } from '@causalfusion/rng';
-import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
+import { makeDirs } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { checkStateDict, CONFIG_FILE, configToJson, derived, HostAdamW, initialWeights, trainingEntries, WEIGHTS_FILE, type ModelConfig } from '@causalfusion/config';
-import { latentSizeOf, loadVae, VaeTokenizer } from '@causalfusion/vae';
+import { derived, HostAdamW, initialWeights, officialStateDict, trainingEntries, type ModelConfig } from '@causalfusion/config';
+import { loadVae, VaeTokenizer } from '@causalfusion/vae';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
-import { findCheckpoint, officialState, readCheckpoint, readCheckpointState, writeCheckpoint, writeModelFiles } from './checkpoint';
+import { CHECKPOINT_FORMAT, findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
+import { classCheckpointModel, exportModel } from './export';
 import { resumedConfig } from './flags';
 import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
 import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
@@ -57,7 +58,7 @@ export interface TrainResult {
 }
 
 /** The config of this session: the saved one on --resume (with what --resume may change), or the given one. */
-function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFrom: ReturnType<typeof readCheckpointState> | null } {
+function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFrom: CheckpointState<TrainConfig> | null } {
   const dir = path.join(options.config.out, 'checkpoint');
   if (!options.resume) {
     // checkpoint.old/ alone is a complete checkpoint too (a crash between writeCheckpointFolder's renames)
@@ -66,7 +67,7 @@ function sessionConfig(options: TrainOptions): { config: TrainConfig; resumedFro
     }
     return { config: options.config, resumedFrom: null };
   }
-  const saved = readCheckpointState(dir);
+  const saved = readCheckpointState<TrainConfig>(dir);
   // runs saved before the ORT runtime existed have no runtime / threads: the defaults, one ORT session
   const base = { ...saved.config, runtime: saved.config.runtime ?? options.config.runtime, threads: saved.config.threads ?? options.config.threads };
   if (!base.runtime || (base.runtime === 'ort' && options.explicit.workers === undefined)) base.workers = 1;
@@ -90,7 +91,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const vaeFolder = vaeOf(config);
   const data: TrainingData | LatentTrainingData = vaeFolder ? loadLatentData(config) : await loadTrainingData(config);
   if (resumedFrom && JSON.stringify(resumedFrom.classNames) !== JSON.stringify(data.classNames)) {
-    throw new Error(`--resume: the data's classes (${data.classNames.join(', ')}) differ from the run's (${resumedFrom.classNames.join(', ')})`);
+    throw new Error(`--resume: the data's classes (${data.classNames.join(', ')}) differ from the run's (${resumedFrom.classNames!.join(', ')})`);
   }
   const modelConfig = modelConfigOf(config, data.classNames.length);
   const geometry = derived(modelConfig);
@@ -113,7 +114,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let wallBefore = 0;
   let rows: LogRow[] = [];
   if (resumedFrom) {
-    const ckpt = readCheckpoint(ckptDir, modelConfig);
+    const ckpt = readCheckpoint<TrainConfig>(ckptDir, classCheckpointModel(modelConfig));
     ckpt.model.forEach((a, i) => model[i].set(a));
     ema = ckpt.ema;
     optimizer.setState(ckpt.optimizer);
@@ -163,9 +164,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       run: config, checkpointDir: ckptDir, startStep: step, wallBefore, rows, banner, tty: options.tty, write,
       step: oneStep,
       save: (stepsDone, wallSeconds) =>
-        writeCheckpoint(ckptDir, {
-          config: modelConfig, model, ema, optimizer: optimizer.getState(),
-          state: { format: 'causalfusion-train-checkpoint', step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds },
+        writeCheckpoint(ckptDir, classCheckpointModel(modelConfig), {
+          model, ema, optimizer: optimizer.getState(),
+          state: { format: CHECKPOINT_FORMAT, step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds },
         }),
       after: async (stepsDone) => {
         if (stepsDone % config.sampleEvery === 0 || stepsDone === config.steps) {
@@ -206,7 +207,7 @@ export async function writeSamples(
   const classes = Math.min(10, data.classNames.length);
   const conditions = Array.from({ length: classes * config.samplePerClass }, (_, i) => Math.floor(i / config.samplePerClass));
   // onnxruntime on the calling thread only (the training runtime holds the cores between steps anyway)
-  const denoiser = await OrtDenoiser.fromWeights(modelConfig, officialState(modelConfig, ema), { threads: 1, workers: 1 });
+  const denoiser = await OrtDenoiser.fromWeights(modelConfig, officialStateDict(trainingEntries(modelConfig), ema), { threads: 1, workers: 1 });
   try {
     const { tokens } = await sample(denoiser, {
       conditions,
@@ -221,78 +222,4 @@ export async function writeSamples(
   } finally {
     await denoiser.release();
   }
-}
-
-/** How a model was made, for meta.json's `training` (command, steps, wall time, backend, workers). */
-export interface TrainingProvenance {
-  command: string;
-  steps: number;
-  wallSeconds: number;
-  backend: string;
-  workers: number;
-}
-
-/**
- * meta.json of a model folder: dataset, class names, the tokenizer (pixel geometry, or the VAE folder and
- * its latent geometry), how it was trained.
- */
-export function modelMeta(config: TrainConfig, classNames: readonly string[], training: TrainingProvenance): Record<string, unknown> {
-  const vae = vaeOf(config);
-  const tokenizer = vae
-    ? {
-        kind: 'vae', dir: path.resolve(vae.dir), name: vae.config.name, scale: vae.config.scaleFactor, latentChannels: vae.config.latentChannels,
-        latentSize: latentSizeOf(vae.config), imageSize: vae.config.imageSize, patchSize: config.patchSize,
-      }
-    : { kind: 'pixel', imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize, range: [-1, 1] };
-  return {
-    format: 'causalfusion-model',
-    dataset: config.data === 'mnist' || config.data === 'fashion-mnist' ? config.data : path.basename(path.resolve(config.data)),
-    classNames: [...classNames],
-    tokenizer,
-    training: {
-      ...training,
-      batchSize: config.batchSize, lr: config.lr, warmupSteps: config.warmupSteps, emaDecay: config.emaDecay, emaWarmup: config.emaWarmup,
-      classDropout: config.classDropout, arStepDecay: config.arStepDecay, seed: config.seed, weights: 'ema',
-    },
-  };
-}
-
-/** A model folder (the CLI's `--model`): model.safetensors + config.json (the given weights, the EMA) + meta.json. */
-export function exportModel(
-  modelConfig: ModelConfig,
-  weights: Float32Array[],
-  dir: string,
-  config: TrainConfig,
-  data: Pick<TrainingData, 'classNames'>,
-  training: TrainingProvenance,
-): void {
-  makeDirs(dir);
-  writeModelFiles(dir, modelConfig, weights);
-  writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(modelMeta(config, data.classNames, training), null, 2) + '\n');
-}
-
-/**
- * The EMA weights of a run's latest checkpoint as a model folder, without a runtime: for a run
- * still in progress, or one stopped early. Returns the checkpoint's step.
- */
-export function exportCheckpoint(runDir: string, exportDir: string): { step: number; wallSeconds: number } {
-  const ckptDir = path.join(runDir, 'checkpoint');
-  const found = findCheckpoint(ckptDir);
-  if (!found) throw new Error(`no training checkpoint in ${ckptDir}; give the --out folder of a training run`);
-  const state = readCheckpointState(ckptDir);
-  const ema = readSafetensors(path.join(found, 'ema.safetensors')).tensors;
-  const modelConfig = modelConfigOf(state.config, state.classNames.length);
-  checkStateDict(modelConfig, ema, `${found}/ema.safetensors`);
-  const configJson = configToJson(modelConfig);
-  writeSafetensors(path.join(exportDir, WEIGHTS_FILE), ema, { format: 'pt', config: JSON.stringify(configJson) });
-  writeFileAtomic(path.join(exportDir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
-  const training: TrainingProvenance = {
-    command: `exported from the checkpoint of ${runDir}`,
-    steps: state.step,
-    wallSeconds: Math.round(state.wallSeconds),
-    backend: state.config.backend ?? 'not recorded',
-    workers: state.config.workers,
-  };
-  writeFileAtomic(path.join(exportDir, 'meta.json'), JSON.stringify(modelMeta(state.config, state.classNames, training), null, 2) + '\n');
-  return { step: state.step, wallSeconds: state.wallSeconds };
 }

@@ -8,16 +8,8 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import type { ModelConfig } from '@causalfusion/config';
 import { CausalDiffusionModel } from '@causalfusion/transformer';
 import type { ShardInput } from './step';
-import { shardGradients } from './tfjs-runtime';
-
-export type WorkerRequest =
-  | { type: 'init'; modelConfig: ModelConfig; backend?: 'tensorflow' | 'wasm' | 'cpu' }
-  | { type: 'step'; weights: Float32Array[]; shard: ShardInput };
-
-export type WorkerReply =
-  | { type: 'ready' }
-  | { type: 'result'; loss: number; grads: (Float32Array | null)[] }
-  | { type: 'error'; message: string };
+import { shardGradients } from './shard-gradients';
+import type { WorkerReply, WorkerRequest } from './parallel';
 
 let model: CausalDiffusionModel | null = null;
 const diffusion = createDiffusion({ respacing: '' });

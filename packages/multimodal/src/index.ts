@@ -8,14 +8,8 @@
  * const { texts } = generateCaptions(model, codec, tokens, 1, { greedy: true });
  * ```
  */
-export {
-  CaptionedDataset, captionedDataset, captionOf, sceneOf, renderScene, digitBank,
-  CANVAS_HEIGHT, CANVAS_WIDTH, SLOT, SMALL, CAPTION_WORDS, CAPTIONS_PER_SCENE, DIGIT_WORDS,
-} from './scenes';
-export type { CaptionedItem, CaptionedDatasetOptions, DigitBank, DigitSize, Scene, SceneDigit, SceneSplit, Side, VerticalPos } from './scenes';
-export {
-  CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption, DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, SPECIAL_TOKENS,
-} from './text';
+// the data, codecs and model-folder files (also the tfjs-free `@causalfusion/multimodal/data` entry)
+export * from './data';
 // the framework-free rules of the model (@causalfusion/config), for users of this package
 export {
   MULTIMODAL_CONFIG_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, multimodalGeometry, validateMultimodalConfig, validateMultimodalShape,
@@ -32,10 +26,5 @@ export { crossEntropy, multimodalLosses, multimodalTrainStep } from './train';
 export type { MultimodalLosses, MultimodalStepResult } from './train';
 export { CaptionDenoiser, checkDecodeOptions, generateCaptions, generateImages, pickToken } from './generate';
 export type { CaptionOptions, DecodeOptions, GenerateImageOptions } from './generate';
-export { CanvasCodec } from './canvas';
-export { saveMultimodalModel, loadMultimodalModel, readMultimodalFolder, DEFAULT_MULTIMODAL_MODEL_DIR } from './checkpoint';
-export { readImageTextFolder, writeImageTextFolder, CAPTIONS_FILE } from './folder';
-export type { ImageTextItem } from './folder';
-export { readSlots, checkFaithfulness } from './read';
-export type { SlotReading, CaptionClaims, FaithfulnessCheck } from './read';
+export { loadMultimodalModel } from './load';
 export { initBackend, tf } from '@causalfusion/backend';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { NanLossError, parseTrainArgs, runTrainCli, trainExitCode, TRAIN_USAGE } from '@causalfusion/train';
+import { NanLossError, parseTrainCommand, runTrainCli, trainExitCode, TRAIN_USAGE } from '@causalfusion/train';
 import { UsageError } from '../errors';
 import { checkOutDir } from '../outputs';
 
@@ -23,7 +23,7 @@ export function registerTrain(program: Command): void {
       }
       let parsed;
       try {
-        parsed = parseTrainArgs(flags);
+        parsed = parseTrainCommand(flags);
       } catch (err) {
         throw new UsageError((err as Error).message);
       }

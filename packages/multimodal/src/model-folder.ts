@@ -1,7 +1,8 @@
 /**
  * A multimodal model folder (the files of @causalfusion/config: `model.safetensors`, `config.json` with
  * format "causalfusion-multimodal", `tokenizer.json` (the caption BPE) and `meta.json` (the dataset, the
- * prompt words, how it was trained)): loading one into the tfjs model, and saving one.
+ * prompt words, how it was trained)): writing one and reading its JSON files, without tfjs (the model is
+ * loaded by ./load).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -9,9 +10,7 @@ import {
   CONFIG_FILE, META_FILE, MULTIMODAL_META_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, parseMultimodalMeta, TOKENIZER_FILE, WEIGHTS_FILE,
   writeModelFolder, type MultimodalConfig, type MultimodalMeta, type StateDict,
 } from '@causalfusion/config';
-import { readSafetensors } from '@causalfusion/safetensors';
-import { MultimodalModel } from './model';
-import { CaptionCodec, loadCaptionTokenizer } from './text';
+import type { CaptionCodec } from './text';
 import { CAPTION_WORDS } from './scenes';
 
 /** Where the shipped multimodal model lives (trained with the `multimodal` preset of apps/train). */
@@ -47,22 +46,4 @@ export function readMultimodalFolder(dir: string): { config: MultimodalConfig; m
     ? parseMultimodalMeta(JSON.parse(fs.readFileSync(metaFile, 'utf8')), metaFile)
     : { format: MULTIMODAL_META_FORMAT, dataset: 'unknown', words: [...CAPTION_WORDS] };
   return { config, meta };
-}
-
-/** Load a model folder: the model (on the current tfjs backend), its caption codec and meta. */
-export function loadMultimodalModel(dir: string): { model: MultimodalModel; codec: CaptionCodec; meta: MultimodalMeta } {
-  const { config, meta } = readMultimodalFolder(dir);
-  const tokenizer = loadCaptionTokenizer(path.join(dir, TOKENIZER_FILE));
-  if (tokenizer.vocabSize !== config.vocabSize) {
-    throw new Error(`${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model was built for ${config.vocabSize}`);
-  }
-  const codec = new CaptionCodec(tokenizer, config.textLength, meta.words);
-  const model = new MultimodalModel(config);
-  try {
-    model.loadStateDict(readSafetensors(path.join(dir, WEIGHTS_FILE)).tensors, path.join(dir, WEIGHTS_FILE));
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return { model, codec, meta };
 }

@@ -9,7 +9,7 @@ import { createDiffusion } from '@causalfusion/diffusion';
 import { OrtDenoiser } from '@causalfusion/onnx';
 import { sample, type SampleOptions } from '@causalfusion/sampler';
 import { loadModel, TransformerDenoiser } from '@causalfusion/transformer';
-import { DEFAULT_MODEL_DIR, readModelFolder } from './model';
+import { DEFAULT_MODEL_DIR, readModelFolder } from './model-folder';
 
 jest.setTimeout(120_000);
 

@@ -8,7 +8,7 @@ import { edit, editRegion, EDIT_REGIONS, type Denoiser, type SampleOptions, type
 import { UsageError } from './errors';
 import { DEFAULT_EDIT_CFG, parseSamplingFlags, samplerOptions, type SamplingFlags, type SamplingSettings } from './generation';
 import { compositeEdit, fitToModel, readMask, sourceName, type ImageSource, type RawImage } from './images';
-import type { ModelFolder } from './model';
+import type { ModelFolder } from './model-folder';
 
 /**
  * What to regenerate, as the token grid (1 = regenerate): a preset region name, or a mask image (a file, or

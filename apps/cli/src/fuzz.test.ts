@@ -10,7 +10,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { describeFailures, fuzz, fuzzTimeout, jsonText, mutateBytes, mutateImageHeader, mutateJson, mutateText } from '../../../test-utils/fuzz';
 import { readRaw, type RawImage } from './images';
-import { readModelFolder, type ModelFolder } from './model';
+import { readModelFolder, type ModelFolder } from './model-folder';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-fuzz-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

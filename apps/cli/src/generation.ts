@@ -13,7 +13,7 @@ import { UsageError } from './errors';
 import { boundedInt, LIMITS } from './limits';
 import { defaultZoom, encodeImageGrid, gridSize, writeGrid, writeImageGrid } from './images';
 import { checkImageOut, checkOutDir } from './outputs';
-import type { ModelFolder } from './model';
+import type { ModelFolder } from './model-folder';
 
 /** The flags as commander hands them over (strings, parsed and checked by {@link parseSamplingFlags}). */
 export interface SamplingFlags {

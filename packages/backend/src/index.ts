@@ -16,10 +16,9 @@ import * as tf from '@tensorflow/tfjs';
 
 export { tf };
 
-/** The backends this package knows how to start. */
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+import { BACKEND_NAMES, type BackendName } from './names';
 
-export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+export { BACKEND_NAMES, type BackendName };
 
 export interface InitBackendOptions {
   /**

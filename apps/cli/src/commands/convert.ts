@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { makeDirs, writeFileAtomic, writeSafetensors, type NamedTensor } from '@causalfusion/safetensors';
 import { configToJson, officialShapes } from '@causalfusion/config';
 import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/config';
-import { describeGeometry, META_FILE, officialMeta, tokenizerMetaFor } from '../model';
+import { describeGeometry, officialMeta, tokenizerMetaFor } from '../model-folder';
+import { META_FILE } from '@causalfusion/config';
 import { describeWeights, parseWeightsFlag, readOfficialCheckpoint } from '../official';
 import { checkOutDir } from '../outputs';
 

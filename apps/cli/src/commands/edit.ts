@@ -12,7 +12,8 @@ import {
   type SamplingFlags,
 } from '../generation';
 import { describeFit, readRaw } from '../images';
-import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses } from '../model';
+import { modelLine, openModel, parseRuntimeFlags } from '../runtime-flags';
+import { readModelFolder, resolveClasses } from '../model-folder';
 
 interface EditFlags extends SamplingFlags {
   input: string;

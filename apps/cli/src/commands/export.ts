@@ -5,7 +5,8 @@ import { copyFileAtomic, OutputPathError, writeFileAtomic, writeSafetensors, typ
 import { configToJson, makeConfig, officialShapes, type ModelConfig } from '@causalfusion/config';
 import { exportCheckpoint } from '@causalfusion/train';
 import { UsageError } from '../errors';
-import { META_FILE, readModelFolder } from '../model';
+import { META_FILE } from '@causalfusion/config';
+import { readModelFolder } from '../model-folder';
 import { OFFICIAL_PRESETS } from '../official';
 import { checkOutDir, checkOutFile } from '../outputs';
 

@@ -2,10 +2,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
 import { createDiffusion } from '@causalfusion/diffusion';
-import type { BackendName } from '@causalfusion/backend';
-import { configToJson } from '@causalfusion/transformer';
+import type { BackendName } from '@causalfusion/backend/names';
+import { configToJson } from '@causalfusion/config';
 import { UsageError } from '../errors';
-import { DEFAULT_MODEL_DIR, describeGeometry, loadWeights, parseBackend, readModelFolder, TRAIN_HINT, type ModelFolder } from '../model';
+import { DEFAULT_MODEL_DIR, describeGeometry, readModelFolder, TRAIN_HINT, type ModelFolder } from '../model-folder';
+import { loadWeights, parseBackend } from '../runtime-flags';
 import { PACKAGE_MAP } from '../package-map';
 
 /** A model folder in detail: where it is, what it was trained on and how, its config and size. */

@@ -17,7 +17,8 @@ import {
 import { UsageError } from '../errors';
 import { writeGrid } from '../images';
 import { boundedInt, LIMITS } from '../limits';
-import { modelLine, openModel, parseRuntimeFlags, readModelFolder, resolveClasses, type ModelFolder } from '../model';
+import { modelLine, openModel, parseRuntimeFlags } from '../runtime-flags';
+import { readModelFolder, resolveClasses, type ModelFolder } from '../model-folder';
 import { checkImageSize, checkOutDir } from '../outputs';
 import { claimOutDir, indexFile, parseShard, shardRange, type Shard } from '../shard';
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors';
-import { parseRuntimeFlags } from '../model';
+import { parseRuntimeFlags } from '../runtime-flags';
 import { SERVE_LIMITS } from '../serve/api';
 import { loadStudioModels } from '../serve/models';
 import { createStudio, isLoopback } from '../serve/server';

@@ -18,7 +18,7 @@ import {
   checkImageCount, classConditions, encodeProgressFrame, parseSamplingFlags, samplerOptions, type SamplingFlags, type SamplingSettings,
 } from '../generation';
 import { encodeImageGrid, gridSize, readRaw, type ImageBytes } from '../images';
-import { resolveClasses } from '../model';
+import { resolveClasses } from '../model-folder';
 import { checkImageSize } from '../outputs';
 import type { ClassModel, PromptModel, StudioModel } from './models';
 

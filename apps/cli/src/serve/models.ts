@@ -13,7 +13,8 @@ import {
 import { TOKENIZER_FILE, WEIGHTS_FILE } from '@causalfusion/config';
 import type { Denoiser } from '@causalfusion/sampler';
 import { openMultimodalFolder } from '../commands/generate';
-import { DEFAULT_MODEL_DIR, openModel, readModelFolder, type ModelFolder, type OpenedModel, type RuntimeSettings } from '../model';
+import { DEFAULT_MODEL_DIR, readModelFolder, type ModelFolder } from '../model-folder';
+import { openModel, type OpenedModel, type RuntimeSettings } from '../runtime-flags';
 import { JobQueue } from './queue';
 
 interface Served {

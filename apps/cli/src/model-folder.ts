@@ -1,91 +1,27 @@
 /**
- * A model folder, as `causalfusion sample / edit / info` load it: `model.safetensors` + `config.json`
- * (from `saveModel` of @causalfusion/transformer) and `meta.json` (dataset, class names, the tokenizer:
- * pixel geometry, or the VAE folder of a latent-space model; how it was trained). The JSON files are read
- * and checked first, without tfjs or onnxruntime, so that bad input is reported before anything starts.
- * `--model` may also name an official PyTorch checkpoint (`ckpt.pt`): it is read in memory (./official).
+ * A model folder, as `causalfusion sample / edit / info / export` read it: `model.safetensors` + `config.json`
+ * and `meta.json` (the schema of @causalfusion/config, written by apps/train: dataset, class names, the
+ * tokenizer (pixel geometry, or the VAE folder of a latent-space model), how it was trained). The JSON files
+ * are read and checked first, without tfjs or onnxruntime, so that bad input is reported before anything
+ * starts. `--model` may also name an official PyTorch checkpoint (`ckpt.pt`): it is read in memory (./official).
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import * as os from 'os';
-import { BACKEND_NAMES, initBackend, type BackendName } from '@causalfusion/backend';
-import type { Denoiser } from '@causalfusion/sampler';
-import { PixelTokenizer } from '@causalfusion/data';
-import { latentSizeOf, loadVae, readVaeConfig, VaeTokenizer, type Vae } from '@causalfusion/vae';
-import { CONFIG_FILE, WEIGHTS_FILE } from '@causalfusion/config';
-import { configFromJson, derived, type ModelConfig } from '@causalfusion/config';
-import type { CausalDiffusionModel } from '@causalfusion/transformer';
+import {
+  CONFIG_FILE, configFromJson, derived, META_FILE, MODEL_META_FORMAT, parseModelMeta, WEIGHTS_FILE,
+  type LatentMeta, type ModelConfig, type ModelMeta, type PixelMeta, type VaeMeta,
+} from '@causalfusion/config';
 import type { NamedTensor } from '@causalfusion/safetensors';
+import { latentSizeOf, readVaeConfig } from '@causalfusion/vae';
 import { UsageError } from './errors';
-import { boundedInt, LIMITS } from './limits';
+import { noCodec, pixelCodec, vaeCodec, type ImageCodec } from './image-codecs';
 import { describeWeights, readOfficialCheckpoint } from './official';
-
-export const META_FILE = 'meta.json';
 
 /** Where the model shipped with the CLI lives: next to dist/, so it is found wherever the CLI is installed. */
 export const DEFAULT_MODEL_DIR = path.resolve(__dirname, '../assets/default-model');
 
 /** The command that produces a model folder (apps/train, exported with --export). */
 export const TRAIN_HINT = 'pnpm cf train --out runs/mnist --export apps/cli/assets/default-model';
-
-export interface ModelMeta {
-  format: 'causalfusion-model';
-  dataset: string;
-  classNames: string[];
-  tokenizer: PixelMeta | VaeMeta | LatentMeta;
-  /** How the weights were made (command, steps, wall time, backend, ...); free-form beyond these. */
-  training?: Record<string, unknown>;
-}
-
-export interface PixelMeta {
-  kind: 'pixel';
-  imageSize: number;
-  channels: number;
-  patchSize: number;
-  range: [number, number];
-}
-
-/** A latent-space model: the VAE folder (absolute, or relative to the model folder) and its geometry. */
-export interface VaeMeta {
-  kind: 'vae';
-  dir: string;
-  name?: string;
-  scale: number;
-  latentChannels: number;
-  latentSize: number;
-  imageSize: number;
-  patchSize: number;
-}
-
-/**
- * A latent-space model whose VAE is not recorded (a model converted from an official PyTorch checkpoint,
- * which does not name its VAE): sample / edit take the VAE with `--tokenizer vae:DIR` (or `pixel` for a
- * 1- or 3-channel model); info and export need none.
- */
-export interface LatentMeta {
-  kind: 'latent';
-  latentChannels: number;
-  latentSize: number;
-  patchSize: number;
-}
-
-/**
- * Images <-> tokens for a model: the pixel tokenizer, or a VAE (loaded on first use, through onnxruntime).
- * Images are uint8 NHWC of `imageSize` x `imageSize` x `channels`.
- */
-export interface ImageCodec {
-  /** 'none': a latent-space model read without its VAE (info, export): encode and decode refuse. */
-  readonly kind: 'pixel' | 'vae' | 'none';
-  readonly imageSize: number;
-  readonly channels: number;
-  readonly grid: number;
-  readonly numTokens: number;
-  /** Image pixels along a token's side (the patch, times the VAE's downsampling): for edit masks. */
-  readonly pixelsPerToken: number;
-  encode(images: Uint8Array): Promise<Float32Array>;
-  decode(tokens: ArrayLike<number>): Promise<Uint8Array>;
-  close(): Promise<void>;
-}
 
 export interface ModelFolder {
   dir: string;
@@ -112,49 +48,6 @@ export interface ReadModelOptions {
   needsTokenizer?: boolean;
 }
 
-function pixelCodec(t: PixelMeta): ImageCodec {
-  const tok = new PixelTokenizer({ imageSize: t.imageSize, channels: t.channels, patchSize: t.patchSize });
-  return {
-    kind: 'pixel', imageSize: t.imageSize, channels: t.channels, grid: tok.grid, numTokens: tok.numTokens, pixelsPerToken: t.patchSize,
-    encode: async (images) => tok.encode(images),
-    decode: async (tokens) => tok.decode(tokens),
-    close: async () => {},
-  };
-}
-
-/** The codec of a model read without its VAE: the geometry, and a clear error if images are asked for. */
-function noCodec(where: string, config: ModelConfig): ImageCodec {
-  const d = derived(config);
-  const refuse = async (): Promise<never> => {
-    throw new UsageError(`${where}: the model's VAE is not known; give it with --tokenizer vae:DIR`);
-  };
-  return {
-    kind: 'none', imageSize: config.inputSize, channels: config.latentChannels, grid: d.grid, numTokens: d.numTokens, pixelsPerToken: config.patchSize,
-    encode: refuse, decode: refuse, close: async () => {},
-  };
-}
-
-/** The VAE codec; `threads` is onnxruntime's, as the model's. */
-export function vaeCodec(dir: string, t: VaeMeta, threads?: number): ImageCodec {
-  let vae: Promise<Vae> | null = null;
-  const tokenizer = async () => {
-    vae ??= loadVae(dir, { threads }).catch((e) => {
-      throw new UsageError(`the VAE ${dir}: ${(e as Error).message.split('\n')[0]}`);
-    });
-    return new VaeTokenizer(await vae, t.patchSize);
-  };
-  const grid = t.latentSize / t.patchSize;
-  return {
-    kind: 'vae', imageSize: t.imageSize, channels: 3, grid, numTokens: grid * grid, pixelsPerToken: t.imageSize / grid,
-    encode: async (images) => (await tokenizer()).encode(images),
-    decode: async (tokens) => (await tokenizer()).decode(tokens),
-    close: async () => {
-      if (vae) await (await vae).release();
-      vae = null;
-    },
-  };
-}
-
 function readJson(file: string): unknown {
   let text: string;
   try {
@@ -170,37 +63,14 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Check meta.json field by field, so a hand-written one gets a message that says what is wrong. */
-function parseMeta(json: unknown, file: string): ModelMeta {
-  const m = json as Partial<ModelMeta> | null;
-  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new UsageError(`${file}: expected a JSON object`);
-  if (m.format !== 'causalfusion-model') throw new UsageError(`${file}: "format" must be "causalfusion-model", got ${JSON.stringify(m.format)}`);
-  if (!Array.isArray(m.classNames) || m.classNames.length === 0 || !m.classNames.every((c) => typeof c === 'string')) {
-    throw new UsageError(`${file}: "classNames" must be a non-empty list of strings`);
+/** meta.json, checked field by field (@causalfusion/config's schema): a hand-written one gets a message that says what is wrong. */
+function readMeta(file: string): ModelMeta {
+  const json = readJson(file);
+  try {
+    return parseModelMeta(json, file);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
   }
-  const t = m.tokenizer;
-  if (t && t.kind === 'vae') {
-    if (typeof t.dir !== 'string' || t.dir === '') throw new UsageError(`${file}: "tokenizer.dir" must be the VAE folder`);
-    if (typeof t.scale !== 'number' || !(t.scale > 0)) throw new UsageError(`${file}: "tokenizer.scale" must be a positive number (the VAE's scale factor)`);
-    for (const k of ['latentChannels', 'latentSize', 'imageSize', 'patchSize'] as const) {
-      if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
-    }
-    return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
-  }
-  if (t && t.kind === 'latent') {
-    for (const k of ['latentChannels', 'latentSize', 'patchSize'] as const) {
-      if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
-    }
-    return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
-  }
-  if (!t || t.kind !== 'pixel') throw new UsageError(`${file}: "tokenizer.kind" must be "pixel", "vae" or "latent", got ${JSON.stringify((t as { kind?: unknown } | undefined)?.kind)}`);
-  for (const k of ['imageSize', 'channels', 'patchSize'] as const) {
-    if (!Number.isInteger(t[k]) || t[k] < 1) throw new UsageError(`${file}: "tokenizer.${k}" must be a positive integer, got ${JSON.stringify(t[k])}`);
-  }
-  if (t.range && (t.range[0] !== -1 || t.range[1] !== 1)) {
-    throw new UsageError(`${file}: "tokenizer.range" must be [-1, 1] (the pixel tokenizer's scale), got ${JSON.stringify(t.range)}`);
-  }
-  return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
 }
 
 /**
@@ -234,7 +104,7 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string,
     if (!stat) throw new UsageError(`--model: ${folder} does not exist`);
     throw new UsageError(`--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE} (or give a PyTorch checkpoint, ckpt.pt)`);
   }
-  const meta = parseMeta(readJson(path.join(folder, META_FILE)), path.join(folder, META_FILE));
+  const meta = readMeta(path.join(folder, META_FILE));
   const configFile = path.join(folder, CONFIG_FILE);
   let config: ModelConfig;
   try {
@@ -264,7 +134,7 @@ function readCheckpointModel(file: string, tokenizerFlag: string | undefined, op
  */
 export function officialMeta(config: ModelConfig, training: Record<string, unknown>, tokenizer?: PixelMeta | VaeMeta | LatentMeta): ModelMeta {
   return {
-    format: 'causalfusion-model',
+    format: MODEL_META_FORMAT,
     dataset: 'official-checkpoint',
     classNames: Array.from({ length: config.numClasses }, (_, i) => String(i)),
     tokenizer: tokenizer ?? { kind: 'latent', latentChannels: config.latentChannels, latentSize: config.inputSize, patchSize: config.patchSize },
@@ -405,113 +275,3 @@ export function resolveClasses(args: string[], meta: ModelMeta): number[] {
   return out;
 }
 
-/** Parse --backend before anything starts, so a typo is a usage error rather than a failed start. */
-export function parseBackend(name: string | undefined): BackendName | undefined {
-  if (name === undefined) return undefined;
-  if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
-    throw new UsageError(`--backend: unknown backend '${name}'; use one of ${BACKEND_NAMES.join(', ')}`);
-  }
-  return name as BackendName;
-}
-
-/** Start the tfjs backend (quietly: the CLI reports it in its own status line) and load the weights. */
-export async function loadWeights(
-  folder: ModelFolder,
-  backend: BackendName | undefined,
-): Promise<{ model: CausalDiffusionModel; backend: string }> {
-  const name = await initBackend({ backend, quiet: true });
-  // tfjs is loaded only on this path: the ORT path starts without it
-  const { loadModel, CausalDiffusionModel } = await import('@causalfusion/transformer');
-  if (folder.weights) {
-    // a PyTorch checkpoint, read in memory (checked against the config already)
-    const model = new CausalDiffusionModel(folder.config);
-    try {
-      model.loadStateDict(folder.weights, folder.dir);
-    } catch (e) {
-      model.dispose();
-      throw new UsageError(`${folder.dir}: cannot load the weights: ${(e as Error).message.split('\n')[0]}`);
-    }
-    return { model, backend: name };
-  }
-  try {
-    return { model: await loadModel(folder.dir), backend: name };
-  } catch (e) {
-    // A checkpoint that does not match its config (or a damaged file) is the folder's problem: say which.
-    throw new UsageError(`${folder.dir}: cannot load the weights: ${(e as Error).message.split('\n')[0]}`);
-  }
-}
-
-/** One line saying which model runs where, for stderr. */
-export function modelLine(folder: ModelFolder, runtime: string): string {
-  const source = folder.isDefault ? 'default model' : 'model';
-  return `${source} ${folder.dir} (${folder.meta.dataset}, ${describeGeometry(folder.config)}) on ${runtime}`;
-}
-
-export const RUNTIMES = ['ort', 'tfjs'] as const;
-export type Runtime = (typeof RUNTIMES)[number];
-
-/** How to run the model: onnxruntime (fast, the default) or tfjs, and their settings. */
-export interface RuntimeFlags {
-  runtime?: string;
-  device?: string;
-  threads?: string;
-  workers?: string;
-  backend?: string;
-}
-
-export interface RuntimeSettings {
-  runtime: Runtime;
-  device: 'cpu' | 'cuda';
-  threads: number;
-  /** ORT engines the rows are split over (one on the main thread, the others in worker_threads). */
-  workers: number;
-  backend: BackendName | undefined;
-}
-
-/** Check the runtime flags before anything starts. */
-export function parseRuntimeFlags(flags: RuntimeFlags): RuntimeSettings {
-  const runtime = (flags.runtime ?? 'ort') as Runtime;
-  if (!RUNTIMES.includes(runtime)) throw new UsageError(`--runtime: unknown runtime '${flags.runtime}'; use ort (onnxruntime-node, fast) or tfjs`);
-  const device = (flags.device ?? 'cpu') as 'cpu' | 'cuda';
-  if (device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device: expected cpu or cuda, got '${flags.device}'`);
-  if (device === 'cuda' && runtime !== 'ort') throw new UsageError('--device cuda needs --runtime ort (tfjs runs on its backend; see --backend)');
-  const count = (value: string | undefined, flag: string, fallback: number): number =>
-    value === undefined ? fallback : boundedInt(value, flag, LIMITS.threads);
-  const threads = count(flags.threads, '--threads', Math.min(os.availableParallelism(), 4));
-  const workers = count(flags.workers, '--workers', device === 'cuda' ? 1 : threads);
-  if (flags.workers !== undefined && runtime !== 'ort') throw new UsageError('--workers splits the rows over onnxruntimes; it needs --runtime ort');
-  if (flags.backend !== undefined && runtime !== 'tfjs') throw new UsageError('--backend picks the tfjs backend; add --runtime tfjs');
-  return { runtime, device, threads, workers, backend: parseBackend(flags.backend) };
-}
-
-/** A model ready to sample: the Denoiser, a line saying where it runs, and how to free it. */
-export interface OpenedModel {
-  denoiser: Denoiser<number>;
-  where: string;
-  close(): Promise<void>;
-}
-
-/** Load a model folder on the chosen runtime. */
-export async function openModel(folder: ModelFolder, settings: RuntimeSettings): Promise<OpenedModel> {
-  if (settings.runtime === 'tfjs') {
-    const loaded = await loadWeights(folder, settings.backend);
-    const { TransformerDenoiser } = await import('@causalfusion/transformer');
-    return { denoiser: new TransformerDenoiser(loaded.model), where: `tfjs ${loaded.backend}`, close: async () => loaded.model.dispose() };
-  }
-  const { OrtDenoiser } = await import('@causalfusion/onnx');
-  let denoiser;
-  try {
-    const ortOptions = { device: settings.device, threads: settings.threads, workers: settings.workers };
-    denoiser = folder.weights
-      ? await OrtDenoiser.fromWeights(folder.config, folder.weights, ortOptions)
-      : await OrtDenoiser.load(folder.dir, ortOptions);
-  } catch (e) {
-    throw new UsageError(`${folder.dir}: ${(e as Error).message.split('\n')[0]}`);
-  }
-  const perWorker = Math.max(1, Math.floor(settings.threads / settings.workers));
-  const where =
-    settings.workers === 1
-      ? `onnxruntime ${settings.device}, ${settings.threads} thread(s)`
-      : `onnxruntime ${settings.device}, rows split over ${settings.workers} onnxruntimes x ${perWorker} thread(s)`;
-  return { denoiser, where, close: () => denoiser.release() };
-}

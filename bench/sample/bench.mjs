@@ -32,13 +32,11 @@
 // sampling-sized batch, where each call's fixed cost no longer dominates) for BENCH_SEVAL_ROUNDS rounds
 // (default 5); the 10% target is judged there on the median of the rounds' S_eval 8 / S_eval 1 ratios.
 //
-// Model: --model DIR (model.safetensors + config.json); default apps/cli/assets/default-model if it is
-// there, else a snapshot of the training checkpoint runs/mnist/checkpoint/ (model.safetensors +
-// config.json, copied to a temporary folder first, as training may rewrite it).
+// Model: --model DIR (model.safetensors + config.json); default apps/cli/assets/default-model (the shipped model).
 // Run from the repository root: `pnpm bench:sample`. Last line: `sample speedup=<PyTorch time / ORT time>`.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -335,24 +333,7 @@ function modelFolder(tmp) {
   }
   const shipped = join(root, 'apps/cli/assets/default-model');
   if (existsSync(join(shipped, 'model.safetensors'))) return { dir: shipped, what: 'apps/cli/assets/default-model' };
-  // the training app replaces its checkpoint folder atomically: retry if it is being swapped right now
-  const ckpt = join(root, 'runs/mnist/checkpoint');
-  const dir = join(tmp, 'model');
-  mkdirSync(dir);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      for (const f of ['model.safetensors', 'config.json']) copyFileSync(join(ckpt, f), join(dir, f));
-      return { dir, what: 'runs/mnist/checkpoint (training checkpoint, snapshot)' };
-    } catch (err) {
-      if (attempt === 3 || err.code !== 'ENOENT') {
-        throw new Error(
-          'no model: pass --model DIR (model.safetensors + config.json); neither apps/cli/assets/default-model nor ' +
-            `runs/mnist/checkpoint holds one (${err.message})`,
-        );
-      }
-      spawnSync('sleep', ['2']);
-    }
-  }
+  throw new Error('no model: pass --model DIR (model.safetensors + config.json); apps/cli/assets/default-model holds none');
 }
 
 /** The fixed check input: 2 conditions + 2 null rows, 5 clean tokens pushed, eps of 3 noised tokens at t = 637. */

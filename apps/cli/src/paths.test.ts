@@ -7,13 +7,28 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { HostAdamW, initialWeights, sizeOf } from '@causalfusion/config';
 import { readSafetensors } from '@causalfusion/safetensors';
+import { CHECKPOINT_FORMAT, classCheckpointModel, makeTrainConfig, modelConfigOf, writeCheckpoint } from '@causalfusion/train';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const CLI = path.join(ROOT, 'apps/cli/dist/cli.js');
 // the training app's own command (no CLI pre-check of --out): its folder is made by makeDirs itself
 const TRAIN_BIN = path.join(ROOT, 'apps/train/dist/main.js');
-const RUN = path.join(ROOT, 'runs/mnist'); // the shipped model's run, checkpoint committed
+/** A training run to export: a checkpoint of the tiny preset (written, not trained), made in beforeAll. */
+const RUN = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-paths-run-'));
+beforeAll(async () => {
+  const config = makeTrainConfig('tiny', { out: RUN, threads: 1 });
+  const classNames = Array.from({ length: 10 }, (_, i) => String(i));
+  const of = classCheckpointModel(modelConfigOf(config, classNames.length));
+  const model = initialWeights(of.entries, 0);
+  const optimizer = new HostAdamW(of.entries.filter((e) => e.trainable).map((e) => sizeOf(e.shape)));
+  await writeCheckpoint(path.join(RUN, 'checkpoint'), of, {
+    model, ema: model, optimizer: optimizer.getState(),
+    state: { format: CHECKPOINT_FORMAT, step: 0, adamStepCount: 0, rng: { s: [1, 2, 3, 4], spare: null }, config, classNames, wallSeconds: 0 },
+  });
+});
+afterAll(() => fs.rmSync(RUN, { recursive: true, force: true }));
 const haveProc = fs.existsSync('/proc/self') && process.platform === 'linux';
 const procIt = haveProc ? it : it.skip;
 
@@ -75,7 +90,7 @@ describe('atomic outputs', () => {
   it('two export model commands writing the same --out at once both finish; the folder holds complete files only', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-atomic-'));
     try {
-      // a private copy of the run, so a training process resuming runs/mnist cannot interfere
+      // a private copy of the run
       const runDir = path.join(dir, 'run');
       fs.cpSync(path.join(RUN, 'checkpoint'), path.join(runDir, 'checkpoint'), { recursive: true });
       const out = path.join(dir, 'model');

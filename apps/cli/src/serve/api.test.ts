@@ -9,10 +9,11 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { DEFAULT_MODEL_DIR } from '../model-folder';
+import { DEFAULT_MODEL_DIR, readModelFolder } from '../model-folder';
 import { parseRuntimeFlags } from '../runtime-flags';
 import { SERVE_LIMITS } from './api';
 import { loadStudioModels, type StudioModel } from './models';
+import { JobQueue } from './queue';
 import { createStudio, type Studio } from './server';
 import { expectKeptPixels, grayPixels, readEvents, runCli, startServe } from './studio.test-util';
 
@@ -255,15 +256,18 @@ describe('the studio server (shipped models, no browser)', () => {
     const reader = aRes.body!.getReader();
     await reader.read();
     expect(queue.size).toBe(1);
-    // B waits behind it; C finds the line full
+    // B waits behind it (a streaming client hears its place); C finds the line full
     const b = new AbortController();
-    const bDone = fetch(`${base}/api/sample`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(long), signal: b.signal }).catch((e) => e);
-    await waitFor(() => queue.size === 2);
+    const bRes = await fetch(`${base}/api/sample`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify(long), signal: b.signal,
+    });
+    const bReader = bRes.body!.getReader();
+    expect(new TextDecoder().decode((await bReader.read()).value)).toBe('event: queued\ndata: {"position":1}\n\n');
+    expect(queue.size).toBe(2);
     const c = await json('/api/sample', { class: 1, num: 1, steps: '2' });
     expect([c.status, (await jsonOf(c)).error]).toEqual([429, expect.stringMatching(/^busy: model 0 is serving a request and 1 more are waiting/)]);
     // B leaves while waiting: its place is free again
     b.abort();
-    expect((await bDone).name).toBe('AbortError');
     await waitFor(() => queue.size === 1);
     // D takes it; A leaves while running: the sampler stops between diffusion steps and D runs at once
     const started = Date.now();
@@ -275,6 +279,40 @@ describe('the studio server (shipped models, no browser)', () => {
     expect(queue.size).toBe(0);
     const cancelled = logs.filter((l) => / POST \/api\/sample cancelled /.test(l));
     expect(cancelled).toHaveLength(2);
+  });
+});
+
+describe('the studio server, failures of its own', () => {
+  it('an internal failure is a 500 (plain) or an error event (streamed), and the server goes on', async () => {
+    // a model whose runtime fails to start for a reason that is not the request's
+    const broken: StudioModel = {
+      kind: 'class', id: '0', name: 'broken', folder: readModelFolder(undefined), queue: new JobQueue(1),
+      denoiser: async () => {
+        throw new Error('the backbone fell over');
+      },
+      close: async () => {},
+    };
+    const lines: string[] = [];
+    const s = createStudio({ models: [broken], host: '127.0.0.1', log: (line) => lines.push(line) });
+    await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(s.server.address() as net.AddressInfo).port}`;
+    try {
+      const request = (headers: Record<string, string>) =>
+        fetch(`${url}/api/sample`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: '{"num": 1, "steps": "2"}' });
+      const plain = await request({});
+      expect([plain.status, await jsonOf(plain)]).toEqual([500, { error: 'the backbone fell over' }]);
+      const streamed = await request({ Accept: 'text/event-stream' });
+      expect(streamed.status).toBe(200);
+      expect(await readEvents(streamed)).toEqual([{ event: 'error', data: { error: 'the backbone fell over', status: 500 } }]);
+      expect((await fetch(`${url}/api/models`)).status).toBe(200);
+      expect(lines.map((l) => l.replace(/^\S+ /, '').replace(/ \d+ms/, ''))).toEqual([
+        'POST /api/sample 500 model 0: the backbone fell over',
+        'POST /api/sample 200 model 0: 500 the backbone fell over',
+        'GET /api/models 200',
+      ]);
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -107,7 +107,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  if (res.headersSent) return;
+  if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', ...headers });
   res.end(text);
@@ -147,7 +147,9 @@ function describeModels(models: StudioModel[]) {
 
 export function createStudio(options: StudioOptions): Studio {
   const { models } = options;
-  const log = options.log ?? ((line: string) => console.log(line));
+  const print = options.log ?? ((line: string) => console.log(line));
+  // one line, whatever a request sent: control characters (newlines, escapes) are shown as '?'
+  const log = (line: string) => print(line.replace(/[\x00-\x1f\x7f]/g, '?'));
   const maxBody = options.maxBodyBytes ?? SERVE_LIMITS.bodyBytes;
   const page = fs.readFileSync(PAGE_FILE);
   const loopback = isLoopback(options.host);
@@ -193,6 +195,7 @@ export function createStudio(options: StudioOptions): Studio {
     if (!streaming) {
       const result = await model.queue.run(signal, () => prepared.run(signal, null));
       note.text = `model ${model.id}: ${result.summary}`;
+      if (res.destroyed) return; // (a caption cannot be stopped midway; its client left)
       if ('png' in result) {
         res.writeHead(200, { 'Content-Type': 'image/png', 'Content-Length': result.png.length, 'Cache-Control': 'no-store' });
         res.end(result.png);

@@ -29,7 +29,7 @@ export function parseEditFlags(
   maxNum?: Parameters<typeof parseSamplingFlags>[5],
 ): SamplingSettings {
   const regenerated = region.reduce((a, b) => a + b, 0);
-  return parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel', DEFAULT_EDIT_CFG, maxNum);
+  return parseSamplingFlags(flags, folder.config, regenerated, folder.tokenizer.kind === 'pixel', DEFAULT_EDIT_CFG, maxNum, folder.meta.sampling);
 }
 
 /**

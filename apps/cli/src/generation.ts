@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
 import { makeDirs, writeFileAtomic } from '@causalfusion/safetensors';
 import { ORDER_NAMES, type Intermediate, type OrderName, type SampleOptions, type SampleProgress } from '@causalfusion/sampler';
+import type { SamplingDefaults } from '@causalfusion/config';
 import type { ModelConfig } from '@causalfusion/transformer';
 import { UsageError } from './errors';
 import { boundedInt, LIMITS } from './limits';
@@ -22,8 +23,9 @@ export interface SamplingFlags {
   num: string;
   arSteps: string;
   order: string;
-  steps: string;
-  sampler: string;
+  /** Undefined: the model's meta.json `sampling`, else {@link FALLBACK_SAMPLING}. */
+  steps?: string;
+  sampler?: string;
   cfg?: string;
   cfgInterval?: string;
   seed: string;
@@ -49,6 +51,9 @@ export const DEFAULT_CFG = 3;
  */
 export const DEFAULT_EDIT_CFG = 5;
 
+/** Sampling defaults of a model whose meta.json names none (the flags' documented defaults). */
+export const FALLBACK_SAMPLING = { steps: '50', sampler: 'ddpm' } as const;
+
 /** Add the flags both commands take. */
 export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string; cfg?: number; zoomHelp?: string }): Command {
   return cmd
@@ -56,9 +61,9 @@ export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; orde
     .option('--tokenizer <pixel|vae:DIR>', "the model's tokenizer (default: as its meta.json says); vae:DIR points a latent-space model at its VAE folder")
     .option('--ar-steps <n>', 'S_eval: AR steps the tokens are generated in (1 = plain diffusion, L = one token per step)', defaults.arSteps)
     .option('--order <name>', `token order: ${ORDER_NAMES.join(', ')}`, defaults.order)
-    .option('--steps <spec>', 'diffusion steps per AR step: a respacing of the 1000 steps, e.g. 50, 250 or ddim25', '50')
-    .option('--sampler <name>', 'ddpm or ddim (eta 0)', 'ddpm')
-    .option('--cfg <scale>', `classifier-free guidance scale, >= 1 (default ${defaults.cfg ?? DEFAULT_CFG}; 1 for a model without a null class)`)
+    .option('--steps <spec>', `diffusion steps per AR step: a respacing of the 1000 steps, e.g. 50, 250 or ddim25 (default: the model's meta.json "sampling", else ${FALLBACK_SAMPLING.steps})`)
+    .option('--sampler <name>', `ddpm or ddim (eta 0) (default: the model's meta.json "sampling", else ${FALLBACK_SAMPLING.sampler})`)
+    .option('--cfg <scale>', `classifier-free guidance scale, >= 1 (default ${defaults.cfg === undefined ? `the model's meta.json "sampling", else ${DEFAULT_CFG}` : defaults.cfg}; 1 for a model without a null class)`)
     .option('--cfg-interval <lo,hi>', 'guide only on original timesteps lo <= t < hi (default 0,1000: always)')
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
     .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised; off for VAE latents)')
@@ -96,7 +101,10 @@ export interface SamplingSettings {
   zoom: number;
 }
 
-/** Parse and check the shared flags against the model, before any compute starts. */
+/**
+ * Parse and check the shared flags against the model, before any compute starts. A flag not given takes the
+ * model's own default (`recommended`: its meta.json `sampling`, measured on it), else the fallback.
+ */
 export function parseSamplingFlags(
   flags: Omit<SamplingFlags, 'out'>,
   config: ModelConfig,
@@ -107,7 +115,12 @@ export function parseSamplingFlags(
     limit: LIMITS.images,
     hint: `a call draws at most ${LIMITS.images} images (classes x --num); run several calls with different --seed values`,
   },
+  recommended: SamplingDefaults = {},
 ): SamplingSettings {
+  // edit passes its own stronger CFG default; the model's recommendation is for sampling
+  if (defaultCfg === DEFAULT_CFG && recommended.cfg !== undefined) defaultCfg = recommended.cfg;
+  const steps = flags.steps ?? recommended.steps ?? FALLBACK_SAMPLING.steps;
+  const method = flags.sampler ?? recommended.sampler ?? FALLBACK_SAMPLING.sampler;
   const num = boundedInt(flags.num, '--num', maxNum.limit, maxNum.hint);
   const zoom = flags.zoom === undefined ? defaultZoom(config.inputSize) : boundedInt(flags.zoom, '--zoom', LIMITS.zoom);
   // at most the tokens to generate (checked below, with a message that says how many there are)
@@ -120,11 +133,11 @@ export function parseSamplingFlags(
   }
   let diffusion: GaussianDiffusion;
   try {
-    diffusion = createDiffusion({ steps: 1000, schedule: 'linear', respacing: flags.steps });
+    diffusion = createDiffusion({ steps: 1000, schedule: 'linear', respacing: steps });
   } catch (e) {
     throw new UsageError(`--steps: ${(e as Error).message}`);
   }
-  if (flags.sampler !== 'ddpm' && flags.sampler !== 'ddim') throw new UsageError(`--sampler: expected ddpm or ddim, got '${flags.sampler}'`);
+  if (method !== 'ddpm' && method !== 'ddim') throw new UsageError(`--sampler: expected ddpm or ddim, got '${method}'`);
 
   const hasNullClass = config.classDropoutProb > 0;
   let cfgScale = hasNullClass ? defaultCfg : 1;
@@ -148,7 +161,7 @@ export function parseSamplingFlags(
   if (!/^\d+$/.test(flags.seed.trim()) || !Number.isSafeInteger(seed)) throw new UsageError(`--seed: expected a non-negative integer, got '${flags.seed}'`);
   // Pixel tokens live in [-1, 1], so an x0 estimate outside it is known to be wrong; scaled VAE latents are not bounded.
   const clipDenoised = pixels && flags.clip !== false;
-  return { num, arSteps, order: flags.order as OrderName, diffusion, method: flags.sampler, cfgScale, cfgInterval, seed, clipDenoised, zoom };
+  return { num, arSteps, order: flags.order as OrderName, diffusion, method, cfgScale, cfgInterval, seed, clipDenoised, zoom };
 }
 
 /** The options of `sample()` / `edit()` that come from the flags. */

@@ -95,6 +95,26 @@ describe('causalfusion sample', () => {
     expect(fs.readdirSync(out).sort()).toEqual(['causalfusion-onnx.json', 'cond.onnx', 'eps.onnx', 'meta.json', 'push.onnx', 'weights.bin']);
   });
 
+  it("a model's meta.json \"sampling\" sets the defaults it was measured with; a flag wins; a bad one is one line", () => {
+    const tuned = path.join(tmp, 'tuned');
+    fs.cpSync(model, tuned, { recursive: true });
+    const metaFile = path.join(tuned, 'meta.json');
+    const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    fs.writeFileSync(metaFile, JSON.stringify({ ...meta, sampling: { sampler: 'ddim', steps: '6', cfg: 1.5 } }));
+    const run = (...extra: string[]) => runCli(['sample', '--model', tuned, '--class', '3', '--num', '1', '--out', path.join(tmp, 'tuned.png'), ...extra]);
+    expect(run().stdout).toMatch(/x 6 ddim steps, CFG 1\.5,/);
+    expect(run('--sampler', 'ddpm', '--steps', '4', '--cfg', '2').stdout).toMatch(/x 4 ddpm steps, CFG 2,/);
+    // edit keeps its own stronger CFG default, and takes the model's sampler and steps
+    const edited = runCli(['edit', '--model', tuned, '--input', path.join(tmp, 'tuned.png'), '--mask', 'center', '--class', '5', '--out', path.join(tmp, 'tuned-edit.png')]);
+    expect(edited.stdout).toMatch(/x 6 ddim steps, CFG 5,/);
+
+    fs.writeFileSync(metaFile, JSON.stringify({ ...meta, sampling: { sampler: 'euler' } }));
+    const bad = run();
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/"sampling\.sampler" must be "ddpm" or "ddim"/);
+  });
+
   it('info --model prints the config, parameter count, backend and the training record', () => {
     const r = runCli(['info', '--model', model]);
     expect(r.status).toBe(0);

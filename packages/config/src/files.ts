@@ -35,6 +35,17 @@ export interface ModelMeta {
   classNames: string[];
   tokenizer: PixelMeta | VaeMeta | LatentMeta;
   training?: TrainingRecord;
+  /** Sampling defaults measured on this model (bench:quality); a flag the user passes wins. */
+  sampling?: SamplingDefaults;
+}
+
+/** A model's own sampling defaults for `sample` / `edit` when the flag is not given. */
+export interface SamplingDefaults {
+  sampler?: 'ddpm' | 'ddim';
+  /** A respacing of the 1000 training steps, e.g. "50" or "250". */
+  steps?: string;
+  /** CFG scale of `sample` (`edit` keeps its own stronger default). */
+  cfg?: number;
 }
 
 /** A pixel-space model: images of imageSize x imageSize x channels in [-1, 1], patchSize-pixel patches. */
@@ -107,6 +118,13 @@ export function parseModelMeta(json: unknown, file: string): ModelMeta {
     if (t.range && (t.range[0] !== -1 || t.range[1] !== 1)) {
       throw new Error(`${file}: "tokenizer.range" must be [-1, 1] (the pixel tokenizer's scale), got ${JSON.stringify(t.range)}`);
     }
+  }
+  const sp = m.sampling as Record<string, unknown> | undefined;
+  if (sp !== undefined) {
+    if (sp === null || typeof sp !== 'object' || Array.isArray(sp)) throw new Error(`${file}: "sampling" must be an object like {"sampler": "ddim", "steps": "50", "cfg": 2}`);
+    if (sp.sampler !== undefined && sp.sampler !== 'ddpm' && sp.sampler !== 'ddim') throw new Error(`${file}: "sampling.sampler" must be "ddpm" or "ddim", got ${JSON.stringify(sp.sampler)}`);
+    if (sp.steps !== undefined && (typeof sp.steps !== 'string' || sp.steps.trim() === '')) throw new Error(`${file}: "sampling.steps" must be a respacing string such as "50", got ${JSON.stringify(sp.steps)}`);
+    if (sp.cfg !== undefined && !(typeof sp.cfg === 'number' && sp.cfg >= 1 && Number.isFinite(sp.cfg))) throw new Error(`${file}: "sampling.cfg" must be a number >= 1, got ${JSON.stringify(sp.cfg)}`);
   }
   return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
 }

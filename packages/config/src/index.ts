@@ -40,4 +40,4 @@ export type {
 export {
   WEIGHTS_FILE, CONFIG_FILE, META_FILE, TOKENIZER_FILE, MODEL_META_FORMAT, MULTIMODAL_META_FORMAT, parseModelMeta, parseMultimodalMeta, writeModelFolder,
 } from './files';
-export type { LatentMeta, ModelFolderFiles, ModelMeta, MultimodalMeta, PixelMeta, TrainingRecord, VaeMeta } from './files';
+export type { LatentMeta, ModelFolderFiles, ModelMeta, SamplingDefaults, MultimodalMeta, PixelMeta, TrainingRecord, VaeMeta } from './files';

@@ -67,7 +67,7 @@ export function registerSample(program: Command): void {
     const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, {
       limit: LIMITS.images,
       hint: `a call draws at most ${LIMITS.images} images (classes x --num) into a grid; write one file per image with --out-dir (up to ${LIMITS.dirImages})`,
-    });
+    }, folder.meta.sampling);
     checkImageCount(classes.length, settings.num, LIMITS.images, `run several calls with different --seed values, or write one file per image with --out-dir (up to ${LIMITS.dirImages})`);
     const conditions = classConditions(classes, settings.num);
     const { imageSize } = folder.tokenizer;
@@ -113,7 +113,7 @@ async function sampleToDir(
   if (outGiven) throw new UsageError('--out names a grid; with --out-dir each image is its own file: give one of them');
   if (flags.progressFrames !== undefined) throw new UsageError('--progress-frames draws grids of a single batch; it does not combine with --out-dir');
   const hint = `a run writes at most ${LIMITS.dirImages} files (classes x --num); use several --out-dir folders with different --seed values`;
-  const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, { limit: LIMITS.dirImages, hint });
+  const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, { limit: LIMITS.dirImages, hint }, folder.meta.sampling);
   checkImageCount(classes.length, settings.num, LIMITS.dirImages, 'use several --out-dir folders with different --seed values');
   const shard: Shard = flags.shard === undefined ? { index: 0, count: 1 } : parseShard(flags.shard);
   const batchSize = flags.batchSize === undefined ? DEFAULT_DIR_BATCH : boundedInt(flags.batchSize, '--batch-size', LIMITS.images);

@@ -103,7 +103,7 @@ describe('the studio server (shipped models, no browser)', () => {
     expect(kinds[kinds.length - 1]).toBe('done');
     const done = events[events.length - 1].data;
     expect(Buffer.from(done.image.split(',')[1], 'base64').equals(image)).toBe(true);
-    expect(done.summary).toMatch(/^2 images \(class 3\), 4 AR steps \[4, 4, 4, 4\] x 5 ddpm steps, CFG 3, seed 7/);
+    expect(done.summary).toMatch(/^2 images \(class 3\), 4 AR steps \[4, 4, 4, 4\] x 5 ddim steps, CFG 2, seed 7/);
     // the last frame is the finished image
     const last = events.filter((e) => e.event === 'frame').pop()!.data.image;
     expect((await grayPixels(Buffer.from(last.split(',')[1], 'base64'))).data.equals((await grayPixels(image)).data)).toBe(true);

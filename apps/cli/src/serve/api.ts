@@ -145,8 +145,8 @@ function samplingFlags(f: Fields, defaults: { num: string }): Omit<SamplingFlags
     num: text(f, 'num') ?? defaults.num,
     arSteps: text(f, 'arSteps') ?? '1',
     order: text(f, 'order') ?? 'raster',
-    steps: text(f, 'steps') ?? '50',
-    sampler: text(f, 'sampler') ?? 'ddpm',
+    steps: text(f, 'steps'),
+    sampler: text(f, 'sampler'),
     cfg: text(f, 'cfg'),
     cfgInterval: text(f, 'cfgInterval'),
     seed: text(f, 'seed') ?? '0',
@@ -216,7 +216,7 @@ export const sampleEndpoint: Endpoint = async (body, models) => {
   // as the command: every class unless some are named
   const named = classList(f);
   const classes = named.length ? resolveClasses(named, folder.meta) : folder.meta.classNames.map((_, i) => i);
-  const settings = parseSamplingFlags(samplingFlags(f, { num: '4' }), folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, MAX_IMAGES);
+  const settings = parseSamplingFlags(samplingFlags(f, { num: '4' }), folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, MAX_IMAGES, folder.meta.sampling);
   checkImageCount(classes.length, settings.num, SERVE_LIMITS.images, IMAGES_HINT);
   const conditions = classConditions(classes, settings.num);
   const { imageSize, channels, grid } = folder.tokenizer;

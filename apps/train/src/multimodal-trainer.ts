@@ -135,7 +135,7 @@ export async function trainMultimodal(
   };
   const diffusion = createDiffusion({ respacing: '' });
   const nullCaption = codec.nullCaption();
-  const T = config.textLength;
+  const Lt = config.textLength;
   // Batch k: items of an epoch permutation that depends only on (seed, epoch), so a resumed run sees the same batches.
   const perEpoch = Math.floor(source.count / config.batchSize);
   if (perEpoch < 1) throw new Error(`the data has ${source.count} items, fewer than a batch of ${config.batchSize}`);
@@ -149,11 +149,11 @@ export async function trainMultimodal(
     }
     const start = (k % perEpoch) * config.batchSize;
     const images = new Uint8Array(config.batchSize * CANVAS_HEIGHT * CANVAS_WIDTH);
-    const text = new Int32Array(config.batchSize * T);
+    const text = new Int32Array(config.batchSize * Lt);
     for (let i = 0; i < config.batchSize; i++) {
       const item = source.get(perm[start + i]);
       images.set(item.image, i * CANVAS_HEIGHT * CANVAS_WIDTH);
-      text.set(codec.encode(item.captions[rng.uniformInt(item.captions.length)]), i * T);
+      text.set(codec.encode(item.captions[rng.uniformInt(item.captions.length)]), i * Lt);
     }
     return { tokens: canvas.encode(images), text };
   };
@@ -164,7 +164,7 @@ export async function trainMultimodal(
   const why = config.runtime === 'ort' ? 'the default, ~3.6x faster than tfjs-wasm here (1 thread, multimodal preset)' : 'as asked (--runtime tfjs)';
   const banner =
     `${saved ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
-    `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${T} text ids, batch ${config.batchSize}, ` +
+    `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${Lt} text ids, batch ${config.batchSize}, ` +
     `caption order p=${config.captionProb}, lambda ${config.lossLambda}, image AR steps <= ${config.imageArStepsMax}\n` +
     `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
   let parts = { text: NaN, image: NaN };

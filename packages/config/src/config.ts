@@ -130,7 +130,7 @@ export function derived(c: ModelConfig) {
     /** L: tokens per sample. */
     numTokens: grid * grid,
     grid,
-    /** d: values per token (p*p*C). */
+    /** d: values per token (p*p*latentChannels). */
     tokenDim: c.patchSize * c.patchSize * c.latentChannels,
     headDim: c.hiddenSize / c.numHeads,
     mlpHidden: Math.floor(c.hiddenSize * c.mlpRatio),

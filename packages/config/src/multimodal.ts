@@ -115,27 +115,27 @@ export function multimodalParamEntries(config: MultimodalModelShape): ParamEntry
 }
 
 /**
- * The text-to-image mask (1 = masked; row = query, column = key) of [text T | clean Lc | noised L]:
+ * The text-to-image mask (1 = masked; row = query, column = key) of [text Lt | clean Lc | noised L]:
  * CausalFusion's generalized causal mask with the text as cond tokens, made causal inside the text.
  */
 export function textToImageMask(textLength: number, numTokens: number, splitSizes: ArrayLike<number>): Uint8Array {
   const mask = getAttnMask(numTokens, textLength, splitSizes);
-  const S = Math.sqrt(mask.length);
-  for (let r = 0; r < textLength; r++) for (let c = r + 1; c < textLength; c++) mask[r * S + c] = 1;
+  const seqLen = Math.sqrt(mask.length);
+  for (let r = 0; r < textLength; r++) for (let c = r + 1; c < textLength; c++) mask[r * seqLen + c] = 1;
   return mask;
 }
 
-/** The captioning mask of [image L | text T]: the image sees itself; text sees the image and earlier text. */
+/** The captioning mask of [image L | text Lt]: the image sees itself; text sees the image and earlier text. */
 export function captionMask(numTokens: number, textLength: number): Uint8Array {
-  const S = numTokens + textLength;
-  const mask = new Uint8Array(S * S).fill(1);
-  for (let r = 0; r < S; r++) mask.fill(0, r * S, r * S + (r < numTokens ? numTokens : r + 1));
+  const seqLen = numTokens + textLength;
+  const mask = new Uint8Array(seqLen * seqLen).fill(1);
+  for (let r = 0; r < seqLen; r++) mask.fill(0, r * seqLen, r * seqLen + (r < numTokens ? numTokens : r + 1));
   return mask;
 }
 
 /**
  * Which text positions get a loss: position j predicts id j+1, and counts while j+1 is a caption token or
- * the <|eos|>. Rows whose `dropped` flag is set (CFG-dropped captions) get none. [N, T] of 0 / 1.
+ * the <|eos|>. Rows whose `dropped` flag is set (CFG-dropped captions) get none. [N, Lt] of 0 / 1.
  */
 export function textLossMask(text: ArrayLike<number>, textLength: number, dropped?: ArrayLike<boolean | number>): Float32Array {
   const N = text.length / textLength;
@@ -219,9 +219,9 @@ export function prepareTextToImageTokens(config: MultimodalModelShape, inputs: T
   const N = inputs.t.length;
   const L = g.numTokens;
   const d = g.tokenDim;
-  const T = config.textLength;
+  const Lt = config.textLength;
   if (N === 0) throw new Error('text-to-image: the group is empty');
-  const text = checkTextIds('text', inputs.text, N * T, config.vocabSize);
+  const text = checkTextIds('text', inputs.text, N * Lt, config.vocabSize);
   const layout = `[N=${N}, L=${L}, tokenDim=${d}]`;
   checkLength('x', inputs.x, N * L * d, layout);
   checkLength('xn', inputs.xn, N * L * d, layout);
@@ -231,12 +231,12 @@ export function prepareTextToImageTokens(config: MultimodalModelShape, inputs: T
   const Lc = L - splitSizes[splitSizes.length - 1];
   const ids = checkPermutations('idsShuffle', inputs.idsShuffle, N, L);
   return {
-    N, Lc, seqLen: T + Lc + L, splitSizes, text, t: Float32Array.from(inputs.t), ids,
+    N, Lc, seqLen: Lt + Lc + L, splitSizes, text, t: Float32Array.from(inputs.t), ids,
     noisedShuf: shuffleTokens(inputs.xn, ids, N, L, d),
     cleanShuf: shuffleTokens(inputs.x, ids, N, L, d, Lc),
     cleanPositions: shuffledPositions(ids, N, L, Lc),
     noiseShuf: inputs.noise ? shuffleTokens(inputs.noise, ids, N, L, d) : null,
-    maskBias: maskToBias(textToImageMask(T, L, splitSizes)),
+    maskBias: maskToBias(textToImageMask(Lt, L, splitSizes)),
   };
 }
 
@@ -346,19 +346,19 @@ export function prepareMultimodalStep(
   const g = multimodalGeometry(config);
   const L = g.numTokens;
   const d = g.tokenDim;
-  const T = config.textLength;
+  const Lt = config.textLength;
   const per = L * d;
   const { batch, rnd, recipe } = step;
-  const N = batch.text.length / T;
-  if (!Number.isInteger(N) || N === 0) throw new Error(`batch.text has ${batch.text.length} ids: not whole rows of ${T}`);
-  const allText = checkTextIds('batch.text', batch.text, N * T, config.vocabSize);
+  const N = batch.text.length / Lt;
+  if (!Number.isInteger(N) || N === 0) throw new Error(`batch.text has ${batch.text.length} ids: not whole rows of ${Lt}`);
+  const allText = checkTextIds('batch.text', batch.text, N * Lt, config.vocabSize);
   checkLength('batch.tokens', batch.tokens, N * per, `[N=${N}, L=${L}, tokenDim=${d}]`);
   checkLength('rnd.caption', rnd.caption, N, '[N]');
   checkLength('rnd.dropped', rnd.dropped, N, '[N]');
   checkLength('rnd.t', rnd.t, N, '[N]');
   checkLength('rnd.noise', rnd.noise, N * per, `[N=${N}, L=${L}, tokenDim=${d}]`);
   checkLength('rnd.idsShuffle', rnd.idsShuffle, N * L, `[N=${N}, L=${L}]`);
-  const nullCaption = checkTextIds('nullCaption', step.nullCaption, T, config.vocabSize);
+  const nullCaption = checkTextIds('nullCaption', step.nullCaption, Lt, config.vocabSize);
   const rowsOf = (rows: number[], data: ArrayLike<number>, width: number, out: Float32Array | Int32Array) => {
     rows.forEach((n, i) => {
       for (let k = 0; k < width; k++) out[i * width + k] = data[n * width + k];
@@ -373,9 +373,9 @@ export function prepareMultimodalStep(
   let textToImage: MultimodalStepTokens['textToImage'] = null;
   if (t2i.length) {
     const G = t2i.length;
-    const text = new Int32Array(G * T);
+    const text = new Int32Array(G * Lt);
     const dropped = Uint8Array.from(t2i, (n) => (rnd.dropped[n] ? 1 : 0));
-    t2i.forEach((n, i) => text.set(dropped[i] ? nullCaption : allText.subarray(n * T, (n + 1) * T), i * T));
+    t2i.forEach((n, i) => text.set(dropped[i] ? nullCaption : allText.subarray(n * Lt, (n + 1) * Lt), i * Lt));
     const x = rowsOf(t2i, batch.tokens, per, new Float32Array(G * per)) as Float32Array;
     const noise = rowsOf(t2i, rnd.noise, per, new Float32Array(G * per)) as Float32Array;
     const t = t2i.map((n) => rnd.t[n]);
@@ -383,20 +383,20 @@ export function prepareMultimodalStep(
     const xn = Float32Array.from(qSample(x, t, noise));
     const ids = rowsOf(t2i, rnd.idsShuffle, L, new Int32Array(G * L));
     const tokens = prepareTextToImageTokens(config, { text, x, xn, noise, t, splitSizes: rnd.splitSizes, idsShuffle: ids });
-    const textMask = textLossMask(text, T, dropped);
+    const textMask = textLossMask(text, Lt, dropped);
     textCount += textMask.reduce((a, b) => a + b, 0);
     textToImage = {
-      ...tokens, rows: t2i, noiseShuf: tokens.noiseShuf!, textMask, targets: textTargets(text, T),
+      ...tokens, rows: t2i, noiseShuf: tokens.noiseShuf!, textMask, targets: textTargets(text, Lt),
       arWeights: getArWeights(tokens.splitSizes, recipe.maxArWeight, recipe.minArWeight, 'linear'),
     };
   }
   let caption: MultimodalStepTokens['caption'] = null;
   if (cap.length) {
     const M = cap.length;
-    const text = rowsOf(cap, allText, T, new Int32Array(M * T)) as Int32Array;
-    const textMask = textLossMask(text, T);
+    const text = rowsOf(cap, allText, Lt, new Int32Array(M * Lt)) as Int32Array;
+    const textMask = textLossMask(text, Lt);
     textCount += textMask.reduce((a, b) => a + b, 0);
-    caption = { rows: cap, M, image: rowsOf(cap, batch.tokens, per, new Float32Array(M * per)) as Float32Array, text, textMask, targets: textTargets(text, T) };
+    caption = { rows: cap, M, image: rowsOf(cap, batch.tokens, per, new Float32Array(M * per)) as Float32Array, text, textMask, targets: textTargets(text, Lt) };
   }
   return { textToImage, caption, textCount: Math.max(1, textCount) };
 }

@@ -1,8 +1,8 @@
 /**
  * The pixel tokenizer: images as CausalFusion tokens without a VAE. An image is cut into p x p
- * patches; each patch is one token of p*p*C values scaled from 0..255 to [-1, 1]. The token layout
+ * patches; each patch is one token of p*p*channels values scaled from 0..255 to [-1, 1]. The token layout
  * is the transformer's `patchify` (official nchpwq -> nhwpqc): token index = patch row * grid + patch
- * column (raster order), value index = (row in patch * p + column in patch) * C + channel.
+ * column (raster order), value index = (row in patch * p + column in patch) * channels + channel.
  */
 
 export interface PixelTokenizerOptions {
@@ -22,9 +22,9 @@ export class PixelTokenizer {
   readonly grid: number;
   /** L: tokens per image. */
   readonly numTokens: number;
-  /** d: values per token (p*p*C). */
+  /** d: values per token (p*p*channels). */
   readonly tokenDim: number;
-  /** Values per image (H*W*C). */
+  /** Values per image (H*W*channels). */
   readonly pixelsPerImage: number;
 
   constructor(options: PixelTokenizerOptions) {
@@ -44,7 +44,7 @@ export class PixelTokenizer {
     this.pixelsPerImage = imageSize * imageSize * channels;
   }
 
-  /** Where pixel value i of an image (NHWC, i = (y*W + x)*C + c) goes inside its token block. */
+  /** Where pixel value i of an image (NHWC, i = (y*W + x)*channels + c) goes inside its token block. */
   private tokenOffset(y: number, x: number, c: number): number {
     const p = this.patchSize;
     const token = Math.floor(y / p) * this.grid + Math.floor(x / p);
@@ -63,35 +63,35 @@ export class PixelTokenizer {
     return `images ${s}x${s}x${c}, patch ${p}: ${this.numTokens} tokens of ${this.tokenDim} values`;
   }
 
-  /** uint8 images N*H*W*C (NHWC, 0..255) -> tokens [N, L, p*p*C] in [-1, 1]. */
+  /** uint8 images N*H*W*channels (NHWC, 0..255) -> tokens [N, L, p*p*channels] in [-1, 1]. */
   encode(images: ArrayLike<number>): Float32Array {
     const N = this.countImages(images.length, this.pixelsPerImage, 'the image buffer');
-    const { imageSize: S, channels: C } = this;
+    const { imageSize: size, channels: ch } = this;
     const out = new Float32Array(images.length);
     for (let n = 0; n < N; n++) {
       const base = n * this.pixelsPerImage;
-      for (let y = 0; y < S; y++)
-        for (let x = 0; x < S; x++)
-          for (let c = 0; c < C; c++) {
-            out[base + this.tokenOffset(y, x, c)] = (images[base + (y * S + x) * C + c] / 255) * 2 - 1;
+      for (let y = 0; y < size; y++)
+        for (let x = 0; x < size; x++)
+          for (let c = 0; c < ch; c++) {
+            out[base + this.tokenOffset(y, x, c)] = (images[base + (y * size + x) * ch + c] / 255) * 2 - 1;
           }
     }
     return out;
   }
 
-  /** tokens [N, L, p*p*C] -> uint8 images N*H*W*C: (v+1)/2*255, clamped and rounded. */
+  /** tokens [N, L, p*p*channels] -> uint8 images N*H*W*channels: (v+1)/2*255, clamped and rounded. */
   decode(tokens: ArrayLike<number>): Uint8Array {
     const N = this.countImages(tokens.length, this.pixelsPerImage, 'the token buffer');
-    const { imageSize: S, channels: C } = this;
+    const { imageSize: size, channels: ch } = this;
     const out = new Uint8Array(tokens.length);
     for (let n = 0; n < N; n++) {
       const base = n * this.pixelsPerImage;
-      for (let y = 0; y < S; y++)
-        for (let x = 0; x < S; x++)
-          for (let c = 0; c < C; c++) {
+      for (let y = 0; y < size; y++)
+        for (let x = 0; x < size; x++)
+          for (let c = 0; c < ch; c++) {
             const v = ((tokens[base + this.tokenOffset(y, x, c)] + 1) / 2) * 255;
             // Uint8Array assignment would wrap out-of-range values; clamp first (NaN -> 0)
-            out[base + (y * S + x) * C + c] = v > 255 ? 255 : v > 0 ? Math.round(v) : 0;
+            out[base + (y * size + x) * ch + c] = v > 255 ? 255 : v > 0 ? Math.round(v) : 0;
           }
     }
     return out;
@@ -103,12 +103,12 @@ export class PixelTokenizer {
    */
   toNchw(images: ArrayLike<number>): Float32Array {
     const N = this.countImages(images.length, this.pixelsPerImage, 'the image buffer');
-    const { imageSize: S, channels: C } = this;
+    const { imageSize: size, channels: ch } = this;
     const out = new Float32Array(images.length);
     for (let n = 0; n < N; n++) {
       const base = n * this.pixelsPerImage;
-      for (let c = 0; c < C; c++)
-        for (let i = 0; i < S * S; i++) out[base + c * S * S + i] = (images[base + i * C + c] / 255) * 2 - 1;
+      for (let c = 0; c < ch; c++)
+        for (let i = 0; i < size * size; i++) out[base + c * size * size + i] = (images[base + i * ch + c] / 255) * 2 - 1;
     }
     return out;
   }

@@ -1,5 +1,5 @@
 /**
- * Images <-> tokens on a rectangular canvas: p x p patches in raster order, each p*p*C values scaled from
+ * Images <-> tokens on a rectangular canvas: p x p patches in raster order, each p*p*channels values scaled from
  * 0..255 to [-1, 1] (the layout of @causalfusion/data's pixel tokenizer, for H != W).
  */
 export class CanvasCodec {
@@ -37,11 +37,11 @@ export class CanvasCodec {
   encode(images: ArrayLike<number>): Float32Array {
     const N = this.count(images.length, 'the image buffer');
     const out = new Float32Array(images.length);
-    const { height: H, width: W, channels: C } = this;
+    const { height: H, width: W, channels: ch } = this;
     for (let n = 0; n < N; n++)
       for (let y = 0; y < H; y++)
         for (let x = 0; x < W; x++)
-          for (let c = 0; c < C; c++) out[n * this.pixels + this.offset(y, x, c)] = (images[n * this.pixels + (y * W + x) * C + c] / 255) * 2 - 1;
+          for (let c = 0; c < ch; c++) out[n * this.pixels + this.offset(y, x, c)] = (images[n * this.pixels + (y * W + x) * ch + c] / 255) * 2 - 1;
     return out;
   }
 
@@ -49,13 +49,13 @@ export class CanvasCodec {
   decode(tokens: ArrayLike<number>): Uint8Array {
     const N = this.count(tokens.length, 'the token buffer');
     const out = new Uint8Array(tokens.length);
-    const { height: H, width: W, channels: C } = this;
+    const { height: H, width: W, channels: ch } = this;
     for (let n = 0; n < N; n++)
       for (let y = 0; y < H; y++)
         for (let x = 0; x < W; x++)
-          for (let c = 0; c < C; c++) {
+          for (let c = 0; c < ch; c++) {
             const v = ((tokens[n * this.pixels + this.offset(y, x, c)] + 1) / 2) * 255;
-            out[n * this.pixels + (y * W + x) * C + c] = v > 255 ? 255 : v > 0 ? Math.round(v) : 0;
+            out[n * this.pixels + (y * W + x) * ch + c] = v > 255 ? 255 : v > 0 ? Math.round(v) : 0;
           }
     return out;
   }

@@ -84,8 +84,8 @@ export function generateCaptions(
 ): { ids: number[][]; texts: string[] } {
   checkDecodeOptions(options);
   const L = model.numTokens;
-  const T = model.config.textLength;
-  const maxTokens = Math.min(options.maxTokens ?? T - 1, T - 1);
+  const Lt = model.config.textLength;
+  const maxTokens = Math.min(options.maxTokens ?? Lt - 1, Lt - 1);
   const rng = createRng(options.seed ?? 0);
   const cache = model.createCache(count);
   const ids: number[][] = Array.from({ length: count }, () => []);
@@ -130,11 +130,11 @@ export class CaptionDenoiser implements Denoiser<Int32Array> {
   }
 
   start(conditions: ReadonlyArray<Int32Array | null>): DenoiserSession {
-    const T = this.model.config.textLength;
-    const rows = new Int32Array(conditions.length * T);
-    conditions.forEach((c, i) => rows.set(c ?? this.nullCaption, i * T));
+    const Lt = this.model.config.textLength;
+    const rows = new Int32Array(conditions.length * Lt);
+    conditions.forEach((c, i) => rows.set(c ?? this.nullCaption, i * Lt));
     const cache = this.model.createCache(conditions.length);
-    this.model.pushText(cache, rows, 0, T);
+    this.model.pushText(cache, rows, 0, Lt);
     return {
       pushClean: (tokens, positions, count) => this.model.pushClean(cache, tokens, positions, count),
       predictEps: (noised, positions, count, timestep) => this.model.predictEps(cache, noised, positions, count, timestep),

@@ -94,13 +94,13 @@ export class MultimodalModel extends TransformerBody {
     const c = this.config;
     const { N, Lc } = tokens;
     const L = this.numTokens;
-    const T = c.textLength;
+    const Lt = c.textLength;
     const D = c.hiddenSize;
-    const parts: Tensor[] = [this.embedText(tokens.text, N, T, 0, true)];
+    const parts: Tensor[] = [this.embedText(tokens.text, N, Lt, 0, true)];
     if (Lc > 0) parts.push(this.embedImageTokens(tokens.cleanShuf, tokens.cleanPositions, N, Lc, true));
     parts.push(this.embedImageTokens(tokens.noisedShuf, tokens.ids, N, L, true, this.timestepEmbed(tokens.t)));
     const h = this.runBlocks(tf.concat(parts, 1), tokens.maskBias);
-    const logits = tf.reshape(this.lmHead(tf.reshape(tf.slice(h, [0, 0, 0], [N, T, D]), [N * T, D])), [N, T, c.vocabSize]);
+    const logits = tf.reshape(this.lmHead(tf.reshape(tf.slice(h, [0, 0, 0], [N, Lt, D]), [N * Lt, D])), [N, Lt, c.vocabSize]);
     const eps = tf.reshape(this.epsHead(this.noisedHidden(h)), [N, L, this.tokenDim]);
     return { logits, eps };
   }
@@ -109,18 +109,18 @@ export class MultimodalModel extends TransformerBody {
   forwardCaption(inputs: CaptionInputs): Tensor {
     const c = this.config;
     const L = this.numTokens;
-    const T = c.textLength;
+    const Lt = c.textLength;
     const D = c.hiddenSize;
-    const M = inputs.text.length / T;
-    if (!Number.isInteger(M) || M === 0) throw new Error(`text has ${inputs.text.length} ids: not whole rows of ${T}`);
-    const text = checkTextIds('text', inputs.text, M * T, c.vocabSize);
+    const M = inputs.text.length / Lt;
+    if (!Number.isInteger(M) || M === 0) throw new Error(`text has ${inputs.text.length} ids: not whole rows of ${Lt}`);
+    const text = checkTextIds('text', inputs.text, M * Lt, c.vocabSize);
     if (inputs.image.length !== M * L * this.tokenDim) {
       throw new Error(`image has ${inputs.image.length} values, expected ${M * L * this.tokenDim} ([M=${M}, L=${L}, tokenDim=${this.tokenDim}])`);
     }
     const positions = Int32Array.from({ length: M * L }, (_, i) => i % L);
-    const seq = tf.concat([this.embedImageTokens(inputs.image, positions, M, L, true), this.embedText(text, M, T, 0, true)], 1);
-    const h = this.runBlocks(seq, maskToBias(captionMask(L, T)));
-    return tf.reshape(this.lmHead(tf.reshape(tf.slice(h, [0, L, 0], [M, T, D]), [M * T, D])), [M, T, c.vocabSize]);
+    const seq = tf.concat([this.embedImageTokens(inputs.image, positions, M, L, true), this.embedText(text, M, Lt, 0, true)], 1);
+    const h = this.runBlocks(seq, maskToBias(captionMask(L, Lt)));
+    return tf.reshape(this.lmHead(tf.reshape(tf.slice(h, [0, L, 0], [M, Lt, D]), [M * Lt, D])), [M, Lt, c.vocabSize]);
   }
 
   // ---------------------------------------------------------------- inference with a KV cache
@@ -136,8 +136,8 @@ export class MultimodalModel extends TransformerBody {
    * With `logits`, returns the next-token logits of each pushed position [rows, n, V].
    */
   pushText(cache: KVCache, ids: ArrayLike<number>, start: number, n: number, options: { logits?: boolean } = {}): Float32Array | null {
-    const T = this.config.textLength;
-    if (!Number.isInteger(start) || start < 0 || start + n > T) throw new RangeError(`text positions ${start}..${start + n - 1} are outside 0..${T - 1}`);
+    const Lt = this.config.textLength;
+    if (!Number.isInteger(start) || start < 0 || start + n > Lt) throw new RangeError(`text positions ${start}..${start + n - 1} are outside 0..${Lt - 1}`);
     const checked = checkTextIds('text', ids, cache.rows * n, this.config.vocabSize);
     const emb = tf.tidy(() => this.embedText(checked, cache.rows, n, start, false));
     // the new tokens see everything cached and the earlier new tokens

@@ -3,8 +3,8 @@
  * reproduce @causalfusion/transformer's KV-cache inference (createCache / pushClean / predictEps), op for
  * op, in three graphs with a dynamic number of rows (batch), tokens and cached tokens:
  *
- *   cond: labels [rows] -> the cond tokens label_table[y].reshape(T, D) + cond_pos_embed, run through the
- *         blocks (they attend only to each other) -> key.l, value.l [rows, heads, T, headDim] per block
+ *   cond: labels [rows] -> the cond tokens label_table[y].reshape(C, D) + cond_pos_embed, run through the
+ *         blocks (they attend only to each other) -> key.l, value.l [rows, heads, C, headDim] per block
  *   push: clean tokens [rows, n, tokenDim] at positions + the cache (past_key.l, past_value.l) ->
  *         x_proj + pos_embed (no timestep), each block attending to the cache and to the n new tokens
  *         -> the n new tokens' key.l, value.l
@@ -372,7 +372,7 @@ export function buildOnnxGraphs(config: ModelConfig, weights: Weights, options: 
   // positions: [rows, n] int64 (or [n], shared by all rows): left without a declared shape so both fit
   const positions = valueInfo(IO_NAMES.positions, INT64, null);
 
-  // cond: labels -> cond tokens -> keys/values of the T cond tokens
+  // cond: labels -> cond tokens -> keys/values of the C cond tokens
   const cond = (() => {
     const g = new GraphBuilder(table, external);
     const m = new CausalFusionGraph(g, config);

@@ -3,11 +3,11 @@
  * captioning) and the gradient of every parameter as ONE ONNX graph, emitted by {@link GradGraph}. It is
  * `multimodalLosses` of that package, op for op:
  *
- *   text-to-image rows (G): [text T | clean Lc | noised L] under the generalized causal mask with causal
+ *   text-to-image rows (G): [text Lt | clean Lc | noised L] under the generalized causal mask with causal
  *     text; text = text_embed[id] + text_pos, clean = x_proj(x) + image_pos[q], noised = x_proj(x_t) +
  *     image_pos[q] + t_embedder(t). lm_head on the text positions (next-token cross-entropy), final_layer
  *     on the noised ones (AR-weighted eps-MSE against the shuffled noise).
- *   captioning rows (M): [image L | text T]; the image sees itself, text the image and earlier text;
+ *   captioning rows (M): [image L | text Lt]; the image sees itself, text the image and earlier text;
  *     lm_head on the text positions.
  *
  *   text_loss  = sum over both groups of CE * text_weights     (weights: loss mask / masked-position count)
@@ -29,7 +29,7 @@ import { attr, FLOAT, INT64, valueInfo } from './graph';
 import { TransformerLayers } from './train-graph';
 
 export const MULTIMODAL_TRAIN_IO = {
-  /** Text-to-image rows: caption rows as fed (null caption where dropped) [G, T] int64. */
+  /** Text-to-image rows: caption rows as fed (null caption where dropped) [G, Lt] int64. */
   t2iText: 't2i_text',
   /** [G] original timesteps (float). */
   t2iTimestep: 't2i_timestep',
@@ -44,10 +44,10 @@ export const MULTIMODAL_TRAIN_IO = {
   /** [G, L, d] the noise in shuffled order (eps target), and the per-token weights [1, L, 1]. */
   t2iTarget: 't2i_target',
   t2iImageWeights: 't2i_image_weights',
-  /** [G, T] next-token targets (int64) and their weights (loss mask / count). */
+  /** [G, Lt] next-token targets (int64) and their weights (loss mask / count). */
   t2iLabels: 't2i_labels',
   t2iTextWeights: 't2i_text_weights',
-  /** Captioning rows: [M, L, d] clean image tokens (raster), [M, T] caption rows, targets and weights. */
+  /** Captioning rows: [M, L, d] clean image tokens (raster), [M, Lt] caption rows, targets and weights. */
   capImage: 'cap_image',
   capText: 'cap_text',
   capLabels: 'cap_labels',
@@ -77,7 +77,7 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   validateMultimodalShape(config);
   const geo = multimodalGeometry(config);
   const D = config.hiddenSize;
-  const T = config.textLength;
+  const Lt = config.textLength;
   const V = config.vocabSize;
   const L = geo.numTokens;
   const d = geo.tokenDim;
@@ -88,9 +88,9 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   const io = MULTIMODAL_TRAIN_IO;
   const c = (name: string, values: number[]) => gg.g.constant(name, values, 'int64');
 
-  /** text_embed[ids] + text_pos for ids [R, T] -> [R, T, D]. */
+  /** text_embed[ids] + text_pos for ids [R, Lt] -> [R, Lt, D]. */
   const embedText = (ids: string) => gg.addBroadcast(gg.gather(K.textEmbed, ids, V, D), K.textPos, [0], false);
-  /** lm_head on hidden states [R*T, D]: the weighted next-token cross-entropy against labels [R, T]. */
+  /** lm_head on hidden states [R*Lt, D]: the weighted next-token cross-entropy against labels [R, Lt]. */
   const textLoss = (layers: TransformerLayers, h: string, labels: string, weights: string) => {
     const logits = layers.head(h, K.lmNorm, K.lmLinear);
     const flat = c('shape.flat', [-1]);
@@ -108,8 +108,8 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
     const parts = withClean ? [text, imageRows(io.t2iClean, io.t2iCleanPositions), noised] : [text, noised];
     const h = layers.blocks(gg.concat(parts, 1), config.depth, io.t2iMask);
     const sizes = withClean
-      ? gg.op('Concat', [c(`len.${T}`, [T]), gg.op('Shape', [io.t2iCleanPositions], [attr.int('start', 1), attr.int('end', 2)]), c(`len.${L}`, [L])], [attr.int('axis', 0)])
-      : [T, L];
+      ? gg.op('Concat', [c(`len.${Lt}`, [Lt]), gg.op('Shape', [io.t2iCleanPositions], [attr.int('start', 1), attr.int('end', 2)]), c(`len.${L}`, [L])], [attr.int('axis', 0)])
+      : [Lt, L];
     const pieces = gg.split(h, 1, sizes, parts.length);
     textLosses.push(textLoss(layers, gg.reshape(pieces[0], [-1, D]), io.t2iLabels, io.t2iTextWeights));
     const eps = layers.head(gg.reshape(pieces[pieces.length - 1], [-1, D]));
@@ -118,10 +118,10 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   if (variant.caption) {
     const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.capText], [attr.int('start', 0), attr.int('end', 1)]));
     const image = gg.addBroadcast(layers.project(io.capImage, d, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])), K.imagePos, [0], false);
-    const seqLen = L + T;
-    const mask = gg.g.constant('cap_mask', maskToBias(captionMask(L, T)), 'float', [seqLen, seqLen]);
+    const seqLen = L + Lt;
+    const mask = gg.g.constant('cap_mask', maskToBias(captionMask(L, Lt)), 'float', [seqLen, seqLen]);
     const h = layers.blocks(gg.concat([image, embedText(io.capText)], 1), config.depth, mask);
-    const [, hText] = gg.split(h, 1, [L, T], 2);
+    const [, hText] = gg.split(h, 1, [L, Lt], 2);
     textLosses.push(textLoss(layers, gg.reshape(hText, [-1, D]), io.capLabels, io.capTextWeights));
   }
   const text = textLosses.length === 2 ? gg.add(textLosses[0], textLosses[1]) : textLosses[0];
@@ -147,7 +147,7 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   const inputs = [...entries.map((e) => valueInfo(e.key, FLOAT, e.shape))];
   if (variant.textToImage) {
     inputs.push(
-      valueInfo(io.t2iText, INT64, ['G', T]),
+      valueInfo(io.t2iText, INT64, ['G', Lt]),
       valueInfo(io.t2iTimestep, FLOAT, ['G']),
       valueInfo(io.t2iNoised, FLOAT, ['G', L, d]),
       valueInfo(io.t2iPositions, INT64, ['G', L]),
@@ -155,17 +155,17 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
       valueInfo(io.t2iMask, FLOAT, ['seqLen', 'seqLen']),
       valueInfo(io.t2iTarget, FLOAT, ['G', L, d]),
       valueInfo(io.t2iImageWeights, FLOAT, [1, L, 1]),
-      valueInfo(io.t2iLabels, INT64, ['G', T]),
-      valueInfo(io.t2iTextWeights, FLOAT, ['G', T]),
+      valueInfo(io.t2iLabels, INT64, ['G', Lt]),
+      valueInfo(io.t2iTextWeights, FLOAT, ['G', Lt]),
       valueInfo(io.lossLambda, FLOAT, []),
     );
   }
   if (variant.caption) {
     inputs.push(
       valueInfo(io.capImage, FLOAT, ['M', L, d]),
-      valueInfo(io.capText, INT64, ['M', T]),
-      valueInfo(io.capLabels, INT64, ['M', T]),
-      valueInfo(io.capTextWeights, FLOAT, ['M', T]),
+      valueInfo(io.capText, INT64, ['M', Lt]),
+      valueInfo(io.capLabels, INT64, ['M', Lt]),
+      valueInfo(io.capTextWeights, FLOAT, ['M', Lt]),
     );
   }
   const outputs = [

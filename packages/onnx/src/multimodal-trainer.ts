@@ -83,7 +83,7 @@ export class OrtMultimodalTrainingSession {
     // the host half (both orders' rows, q_sample, the layout, loss masks and weights): @causalfusion/config
     const prep = prepareMultimodalStep(this.config, (x, t, noise) => this.diffusion.qSample(x, t, noise), step);
     const { numTokens: L, tokenDim: d } = multimodalGeometry(this.config);
-    const T = this.config.textLength;
+    const Lt = this.config.textLength;
 
     const io = MULTIMODAL_TRAIN_IO;
     const Tensor = this.ort.Tensor;
@@ -94,7 +94,7 @@ export class OrtMultimodalTrainingSession {
     const t2i = prep.textToImage;
     if (t2i) {
       const { N: G, Lc, seqLen } = t2i;
-      feeds[io.t2iText] = new Tensor('int64', toInt64(t2i.text), [G, T]);
+      feeds[io.t2iText] = new Tensor('int64', toInt64(t2i.text), [G, Lt]);
       feeds[io.t2iTimestep] = new Tensor('float32', t2i.t, [G]);
       feeds[io.t2iNoised] = new Tensor('float32', t2i.noisedShuf, [G, L, d]);
       feeds[io.t2iPositions] = new Tensor('int64', toInt64(t2i.ids), [G, L]);
@@ -106,17 +106,17 @@ export class OrtMultimodalTrainingSession {
       feeds[io.t2iTarget] = new Tensor('float32', t2i.noiseShuf, [G, L, d]);
       // the image loss is a mean over the text-to-image rows' elements: fold it into the weights
       feeds[io.t2iImageWeights] = new Tensor('float32', Float32Array.from(t2i.arWeights, (w) => w / (G * L * d)), [1, L, 1]);
-      feeds[io.t2iLabels] = new Tensor('int64', toInt64(t2i.targets), [G, T]);
-      feeds[io.t2iTextWeights] = new Tensor('float32', t2i.textMask.map((m) => m / prep.textCount), [G, T]);
+      feeds[io.t2iLabels] = new Tensor('int64', toInt64(t2i.targets), [G, Lt]);
+      feeds[io.t2iTextWeights] = new Tensor('float32', t2i.textMask.map((m) => m / prep.textCount), [G, Lt]);
       feeds[io.lossLambda] = new Tensor('float32', Float32Array.of(step.recipe.lossLambda), []);
     }
     const cap = prep.caption;
     if (cap) {
       feeds[io.capImage] = new Tensor('float32', cap.image, [cap.M, L, d]);
-      feeds[io.capText] = new Tensor('int64', toInt64(cap.text), [cap.M, T]);
-      feeds[io.capLabels] = new Tensor('int64', toInt64(cap.targets), [cap.M, T]);
+      feeds[io.capText] = new Tensor('int64', toInt64(cap.text), [cap.M, Lt]);
+      feeds[io.capLabels] = new Tensor('int64', toInt64(cap.targets), [cap.M, Lt]);
       // L_text averages over the masked positions of both orders
-      feeds[io.capTextWeights] = new Tensor('float32', cap.textMask.map((m) => m / prep.textCount), [cap.M, T]);
+      feeds[io.capTextWeights] = new Tensor('float32', cap.textMask.map((m) => m / prep.textCount), [cap.M, Lt]);
     }
 
     const session = await this.sessionFor({ textToImage: t2i !== null, withClean: t2i !== null && t2i.Lc > 0, caption: cap !== null });

@@ -43,7 +43,7 @@ export class TransformerLayers {
     return this.D / this.H;
   }
 
-  /** x [N*S, D] -> per head [N, H, S, hd], with an optional per-head LayerNorm. */
+  /** x [N*seqLen, D] -> per head [N, H, seqLen, hd], with an optional per-head LayerNorm. */
   private heads(x: string, norm: string | null): string {
     const gg = this.gg;
     let h = x;

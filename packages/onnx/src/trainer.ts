@@ -68,21 +68,21 @@ export class OrtTrainingSession {
     const denominator = shard.batchSize * L * geo.tokenDim;
     const weights = Float32Array.from(arWeights, (w) => w / denominator);
 
-    const T = this.ort.Tensor;
+    const Tensor = this.ort.Tensor;
     const feeds: Record<string, OrtTensor> = {};
     this.entries.forEach((e, i) => {
-      feeds[e.key] = new T('float32', params[i], e.shape);
+      feeds[e.key] = new Tensor('float32', params[i], e.shape);
     });
-    feeds[TRAIN_IO.labels] = new T('int64', toInt64(prep.labels), [N]);
-    feeds[TRAIN_IO.timestep] = new T('float32', Float32Array.from(shard.t), [N]);
-    feeds[TRAIN_IO.noised] = new T('float32', prep.noisedShuf, [N, L, geo.tokenDim]);
-    feeds[TRAIN_IO.positions] = new T('int64', toInt64(prep.ids), [N, L]);
-    feeds[TRAIN_IO.mask] = new T('float32', prep.maskBias, [seqLen, seqLen]);
-    feeds[TRAIN_IO.target] = new T('float32', prep.noiseShuf, [N, L, geo.tokenDim]);
-    feeds[TRAIN_IO.weights] = new T('float32', weights, [1, L, 1]);
+    feeds[TRAIN_IO.labels] = new Tensor('int64', toInt64(prep.labels), [N]);
+    feeds[TRAIN_IO.timestep] = new Tensor('float32', Float32Array.from(shard.t), [N]);
+    feeds[TRAIN_IO.noised] = new Tensor('float32', prep.noisedShuf, [N, L, geo.tokenDim]);
+    feeds[TRAIN_IO.positions] = new Tensor('int64', toInt64(prep.ids), [N, L]);
+    feeds[TRAIN_IO.mask] = new Tensor('float32', prep.maskBias, [seqLen, seqLen]);
+    feeds[TRAIN_IO.target] = new Tensor('float32', prep.noiseShuf, [N, L, geo.tokenDim]);
+    feeds[TRAIN_IO.weights] = new Tensor('float32', weights, [1, L, 1]);
     if (Lc > 0) {
-      feeds[TRAIN_IO.clean] = new T('float32', prep.cleanShuf, [N, Lc, geo.tokenDim]);
-      feeds[TRAIN_IO.cleanPositions] = new T('int64', toInt64(prep.cleanPositions), [N, Lc]);
+      feeds[TRAIN_IO.clean] = new Tensor('float32', prep.cleanShuf, [N, Lc, geo.tokenDim]);
+      feeds[TRAIN_IO.cleanPositions] = new Tensor('int64', toInt64(prep.cleanPositions), [N, Lc]);
     }
     const session = Lc > 0 ? this.sessions.withClean : this.sessions.withoutClean;
     const out = await session.run(feeds);

@@ -41,29 +41,29 @@ export function equalSplits(sampleLen: number, arSteps: number): number[] {
 }
 
 /**
- * Random split of S tokens into AR steps for training (the official `split_integer_exp_decay`):
- * the number of steps N is drawn with P(N = n) ∝ decay^(n-1), n = 1..S (decay 1.0: uniform), then
- * N-1 distinct cut points are drawn uniformly from 1..S-1. Returns the split sizes in order.
+ * Random split of L tokens into AR steps for training (the official `split_integer_exp_decay`):
+ * the number of steps S is drawn with P(S = s) ∝ decay^(s-1), s = 1..L (decay 1.0: uniform), then
+ * S-1 distinct cut points are drawn uniformly from 1..L-1. Returns the S split sizes in order.
  */
-export function splitIntegerExpDecay(S: number, decay: number, rng: Rng): number[] {
-  if (!Number.isInteger(S) || S < 1) throw new RangeError(`splitIntegerExpDecay: S must be a positive integer, got ${S}`);
+export function splitIntegerExpDecay(L: number, decay: number, rng: Rng): number[] {
+  if (!Number.isInteger(L) || L < 1) throw new RangeError(`splitIntegerExpDecay: the token count must be a positive integer, got ${L}`);
   if (!(decay > 0 && decay <= 1)) throw new RangeError(`splitIntegerExpDecay: decay must be in (0, 1], got ${decay}`);
-  let n: number;
+  let S: number;
   if (decay === 1) {
-    n = 1 + rng.uniformInt(S);
+    S = 1 + rng.uniformInt(L);
   } else {
-    const weights = Array.from({ length: S }, (_, i) => decay ** i);
-    n = 1 + rng.categorical(weights);
+    const weights = Array.from({ length: L }, (_, i) => decay ** i);
+    S = 1 + rng.categorical(weights);
   }
-  // N-1 distinct cut points from 1..S-1: a partial Fisher-Yates shuffle.
-  const pool = Array.from({ length: S - 1 }, (_, i) => i + 1);
-  for (let i = 0; i < n - 1; i++) {
+  // S-1 distinct cut points from 1..L-1: a partial Fisher-Yates shuffle.
+  const pool = Array.from({ length: L - 1 }, (_, i) => i + 1);
+  for (let i = 0; i < S - 1; i++) {
     const j = i + rng.uniformInt(pool.length - i);
     [pool[i], pool[j]] = [pool[j], pool[i]];
   }
-  const cuts = pool.slice(0, n - 1).sort((a, b) => a - b);
-  const bounds = [0, ...cuts, S];
-  return Array.from({ length: n }, (_, i) => bounds[i + 1] - bounds[i]);
+  const cuts = pool.slice(0, S - 1).sort((a, b) => a - b);
+  const bounds = [0, ...cuts, L];
+  return Array.from({ length: S }, (_, i) => bounds[i + 1] - bounds[i]);
 }
 
 /**

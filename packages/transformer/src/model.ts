@@ -155,7 +155,7 @@ export class CausalDiffusionModel extends TransformerBody {
 
   /**
    * A new KV cache holding the cond tokens of `labels` (numClasses = the null class), as sample.py:
-   * label_table[y] (no dropout) reshaped to [T, D] plus cond_pos_embed. For CFG the official sampler
+   * label_table[y] (no dropout) reshaped to [C, D] plus cond_pos_embed. For CFG the official sampler
    * passes the labels followed by as many null classes.
    */
   createCache(labels: ArrayLike<number>): KVCache {

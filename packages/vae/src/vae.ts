@@ -229,18 +229,18 @@ export class Vae {
     return out;
   }
 
-  /** The posterior of images NCHW [N, 3, S, S] in [-1, 1] (S = vae.json's imageSize). */
+  /** The posterior of images NCHW [N, 3, size, size] in [-1, 1] (size = vae.json's imageSize). */
   async encode(images: Float32Array): Promise<Posterior> {
-    const S = this.config.imageSize;
-    const per = 3 * S * S;
+    const size = this.config.imageSize;
+    const per = 3 * size * size;
     if (images.length === 0 || images.length % per !== 0) {
-      throw new Error(`encode: ${images.length} values are not a whole number of ${S}x${S} RGB images (${per} values each, NCHW in [-1, 1])`);
+      throw new Error(`encode: ${images.length} values are not a whole number of ${size}x${size} RGB images (${per} values each, NCHW in [-1, 1])`);
     }
     const N = images.length / per;
-    const C = this.config.latentChannels;
+    const ch = this.config.latentChannels;
     const h = this.latentSize;
-    const moments = await this.chunked(this.encoder, images, [3, S, S], 2 * C * h * h, N, this.geometry.encoderBatch, this.geometry.momentsName);
-    return splitMoments(moments, N, C, h, h);
+    const moments = await this.chunked(this.encoder, images, [3, size, size], 2 * ch * h * h, N, this.geometry.encoderBatch, this.geometry.momentsName);
+    return splitMoments(moments, N, ch, h, h);
   }
 
   /**

@@ -24,6 +24,8 @@ const COMMANDS: Record<string, () => Register> = {
   vae: () => require('./commands/vae').registerVae,
   generate: () => require('./commands/generate').registerGenerate,
   caption: () => require('./commands/caption').registerCaption,
+  finetune: () => require('./commands/finetune').registerFinetune,
+  classify: () => require('./commands/classify').registerClassify,
   serve: () => require('./commands/serve').registerServe,
 };
 

@@ -50,6 +50,12 @@ export interface TrainConfig {
   classDropout: number;
   /** AR-step decay of splitIntegerExpDecay and the AR loss weights (max -> min, linear). */
   arStepDecay: number;
+  /**
+   * AR steps of every training sample: 0 (the official recipe) draws them per step (splitIntegerExpDecay
+   * with arStepDecay); S > 0 fixes S_train = S equal splits (1: plain diffusion, the in-context DiT
+   * baseline of the paper's Table 2). Runs saved before this setting existed read as 0.
+   */
+  arSteps: number;
   maxArWeight: number;
   minArWeight: number;
   /** `random`: a fresh token permutation per sample (the official recipe); `raster`: none. */
@@ -107,7 +113,7 @@ const BASE: Omit<TrainConfig, 'out'> = {
   tokenizer: 'pixel', data: 'mnist', imageSize: 28, channels: 1, flip: false,
   patchSize: 7, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4, mlpRatio: 4, trainablePos: true,
   batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1,
-  emaDecay: 0.999, emaWarmup: true, classDropout: 0.1, arStepDecay: 0.9, maxArWeight: 2, minArWeight: 1, order: 'random',
+  emaDecay: 0.999, emaWarmup: true, classDropout: 0.1, arStepDecay: 0.9, arSteps: 0, maxArWeight: 2, minArWeight: 1, order: 'random',
   seed: 0, runtime: 'ort', threads: Math.max(1, os.availableParallelism()), workers: 1, checkpointEvery: 500, sampleEvery: 2000, logEvery: 50,
   samplePerClass: 8, sampleArSteps: 4, sampleSteps: 50, sampleCfg: 2,
 };
@@ -197,6 +203,8 @@ export function validateTrainConfig(c: TrainConfig): void {
   }
   if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
   if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);
+  if (c.arSteps !== undefined && !(Number.isInteger(c.arSteps) && c.arSteps >= 0)) throw new Error(`--ar-steps must be an integer >= 0 (0: random AR steps), got ${c.arSteps}`);
+  if (c.arSteps > (inputSize / c.patchSize) ** 2) throw new Error(`--ar-steps ${c.arSteps} is more than the ${(inputSize / c.patchSize) ** 2} tokens of a sample`);
   for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${f(k)} must be >= 0, got ${c[k]}`);
   if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
   if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
@@ -245,7 +253,7 @@ export const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
   'cond-tokens': ['numCondTokens', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
   batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'],
   beta1: ['beta1', 'float'], beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'],
-  'ema-decay': ['emaDecay', 'float'], 'class-dropout': ['classDropout', 'float'], 'ar-decay': ['arStepDecay', 'float'],
+  'ema-decay': ['emaDecay', 'float'], 'class-dropout': ['classDropout', 'float'], 'ar-decay': ['arStepDecay', 'float'], 'ar-steps': ['arSteps', 'int'],
   'ar-weight-max': ['maxArWeight', 'float'], 'ar-weight-min': ['minArWeight', 'float'], order: ['order', 'string'],
   seed: ['seed', 'int'], runtime: ['runtime', 'string'], threads: ['threads', 'int'], workers: ['workers', 'int'], backend: ['backend', 'string'], out: ['out', 'string'],
   'checkpoint-every': ['checkpointEvery', 'int'], 'sample-every': ['sampleEvery', 'int'], 'log-every': ['logEvery', 'int'],
@@ -269,6 +277,8 @@ export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset 
   --image-size N         image side: folders are center-cropped and resized to it, MNIST resized from 28
   --steps N --batch N --lr X --warmup N --beta1 X --beta2 X --weight-decay X --clip X
   --ema-decay X --no-ema-warmup --class-dropout X --ar-decay X --ar-weight-max X --ar-weight-min X --order random|raster
+  --ar-steps S           AR steps of every training sample: 0 = random (default, the official recipe: drawn per
+                         step with --ar-decay); S > 0 = S equal splits (1: plain diffusion, the in-context DiT)
   --patch-size N --width N --depth N --heads N --cond-tokens N --mlp-ratio X --no-trainable-pos
   --seed N --backend wasm|cpu|tensorflow
   --checkpoint-every N --sample-every N --log-every N

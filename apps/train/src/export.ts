@@ -48,7 +48,7 @@ export function modelMeta(config: TrainConfig, classNames: readonly string[], tr
     training: {
       ...training,
       batchSize: config.batchSize, lr: config.lr, warmupSteps: config.warmupSteps, emaDecay: config.emaDecay, emaWarmup: config.emaWarmup,
-      classDropout: config.classDropout, arStepDecay: config.arStepDecay, seed: config.seed, weights: 'ema',
+      classDropout: config.classDropout, arStepDecay: config.arStepDecay, arSteps: config.arSteps ?? 0, order: config.order, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, seed: config.seed, weights: 'ema',
     },
   };
 }

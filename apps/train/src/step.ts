@@ -12,7 +12,7 @@
  * AdamW and the EMA on host arrays, as for the ORT runtime.
  */
 import type { Rng } from '@causalfusion/rng';
-import { splitIntegerExpDecay } from '@causalfusion/sampler';
+import { equalSplits, splitIntegerExpDecay } from '@causalfusion/sampler';
 import type { TrainingShard } from '@causalfusion/config';
 
 export interface StepRandomness {
@@ -35,12 +35,14 @@ export interface RecipeOptions {
   order: 'random' | 'raster';
   /** Label dropout; with 0 the model has no null class and no uniforms are drawn (as trainStep). */
   classDropout: number;
+  /** Fixed AR steps (S equal splits, nothing drawn); 0 or absent: drawn by splitIntegerExpDecay (the official recipe). */
+  arSteps?: number;
 }
 
 /** All random draws of one step for a batch of N samples of `valuesPerSample` values and L tokens. */
 export function drawStepRandomness(rng: Rng, N: number, valuesPerSample: number, L: number, numTimesteps: number, recipe: RecipeOptions): StepRandomness {
   const t = Int32Array.from({ length: N }, () => rng.uniformInt(numTimesteps));
-  const splitSizes = splitIntegerExpDecay(L, recipe.arStepDecay, rng);
+  const splitSizes = recipe.arSteps ? equalSplits(L, recipe.arSteps) : splitIntegerExpDecay(L, recipe.arStepDecay, rng);
   const noise = new Float32Array(N * valuesPerSample);
   rng.fillNormal(noise);
   const idsShuffle = new Int32Array(N * L);

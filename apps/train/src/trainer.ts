@@ -126,7 +126,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   makeDirs(config.out);
   writeCsv(csvFile, rows);
 
-  const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
+  const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, arSteps: config.arSteps ?? 0, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
   const diffusion = createDiffusion({ respacing: '' });
   let nextBatch: (step: number) => { x: Float32Array; labels: Int32Array };
   if ('cache' in data) {

@@ -9,6 +9,8 @@ export const PACKAGE_MAP: PackageEntry[] = [
   { name: '@causalfusion/rng', status: 'ready', summary: 'seeded random numbers, identical on every platform' },
   { name: '@causalfusion/diffusion', status: 'ready', summary: 'beta schedules, respacing, DDPM/DDIM steps (float64)' },
   { name: '@causalfusion/sampler', status: 'ready', summary: 'dual-factorization sampler: AR steps x diffusion, editing' },
+  { name: '@causalfusion/config', status: 'ready', summary: 'the models without a tensor library: configs, parameter table, tokens, AdamW' },
+  { name: '@causalfusion/ort', status: 'ready', summary: 'the one onnxruntime loader: session options, device, threads' },
   { name: '@causalfusion/transformer', status: 'ready', summary: 'the CausalFusion in-context DiT in tfjs, KV cache, official checkpoints' },
   { name: '@causalfusion/onnx', status: 'ready', summary: 'the transformer as ONNX graphs, OrtDenoiser: fast sampling on onnxruntime' },
   { name: '@causalfusion/safetensors', status: 'ready', summary: 'safetensors read/write, atomic' },

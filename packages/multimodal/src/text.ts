@@ -19,7 +19,7 @@ export { BOS_ID, EOS_ID, PAD_ID };
 export const PAD = '<|pad|>';
 export const BOS = '<|bos|>';
 export const EOS = '<|eos|>';
-/** In id order: PAD_ID, BOS_ID, EOS_ID (./layout). */
+/** In id order: PAD_ID, BOS_ID, EOS_ID (@causalfusion/config). */
 export const SPECIAL_TOKENS = [PAD, BOS, EOS] as const;
 
 /** The shipped tokenizer (trained by {@link trainCaptionTokenizer}; a test checks it is reproducible). */

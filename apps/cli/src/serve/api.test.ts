@@ -85,6 +85,11 @@ describe('the studio server (shipped models, no browser)', () => {
     const list = await jsonOf(await fetch(`${base}/api/models`));
     expect(list.models.map((m: { id: string; kind: string }) => `${m.id}:${m.kind}`)).toEqual(['0:class', '1:prompt', '2:class']);
     expect(list.models[2].name).toMatch(/^digits \(mnist/);
+    // sample's defaults for the model: its meta.json "sampling" where it has one
+    const meta = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODEL_DIR, 'meta.json'), 'utf8'));
+    expect(list.models[0].defaults).toEqual({
+      steps: meta.sampling?.steps ?? '50', sampler: meta.sampling?.sampler ?? 'ddpm', cfg: meta.sampling?.cfg ?? 3, editCfg: 5,
+    });
     expect(list.limits).toMatchObject({ bodyBytes: SERVE_LIMITS.bodyBytes, images: SERVE_LIMITS.images });
     expect(JSON.stringify(list)).not.toContain(tmp);
     expect(JSON.stringify(list)).not.toContain(DEFAULT_MODEL_DIR);

@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { DEFAULT_MODEL_DIR } from '../model-folder';
 import { expectKeptPixels, fromDataUrl, grayPixels, startServe, type ServeProcess } from './studio.test-util';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -67,8 +68,9 @@ let page: Page;
     await page.selectOption('#model', '0');
     await page.selectOption('#class', '3');
     await page.fill('#arSteps', '4');
-    await page.fill('#steps', 'ddim25');
-    await page.selectOption('#sampler', 'ddim');
+    // steps and sampler are the model's own defaults (its meta.json "sampling"), filled in by the page
+    const { sampling } = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODEL_DIR, 'meta.json'), 'utf8'));
+    expect([await page.inputValue('#steps'), await page.inputValue('#sampler')]).toEqual([sampling?.steps ?? '50', sampling?.sampler ?? 'ddpm']);
     await page.fill('#seed', '1');
     await page.click('#generate');
     await idle();

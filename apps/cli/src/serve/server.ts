@@ -18,6 +18,7 @@ import * as path from 'path';
 import { OutputPathError } from '@causalfusion/safetensors';
 import { ORDER_NAMES, EDIT_REGIONS } from '@causalfusion/sampler';
 import { UsageError } from '../errors';
+import { DEFAULT_CFG, DEFAULT_EDIT_CFG, FALLBACK_SAMPLING } from '../generation';
 import { defaultZoom } from '../images';
 import { LIMITS } from '../limits';
 import { captionEndpoint, editEndpoint, generateEndpoint, sampleEndpoint, SERVE_LIMITS, type ApiResult, type Endpoint, type JobEvents } from './api';
@@ -132,6 +133,13 @@ function describeModels(models: StudioModel[]) {
             id: m.id, name: m.name, kind: m.kind, classes: m.folder.meta.classNames,
             imageSize: m.folder.tokenizer.imageSize, channels: m.folder.tokenizer.channels, tokens: m.folder.tokenizer.numTokens,
             hasNullClass: m.folder.config.classDropoutProb > 0, zoom: defaultZoom(m.folder.tokenizer.imageSize),
+            // what sample / edit use when the field is left out: the model's meta.json "sampling", else the flags' defaults
+            defaults: {
+              steps: m.folder.meta.sampling?.steps ?? FALLBACK_SAMPLING.steps,
+              sampler: m.folder.meta.sampling?.sampler ?? FALLBACK_SAMPLING.sampler,
+              cfg: m.folder.config.classDropoutProb > 0 ? (m.folder.meta.sampling?.cfg ?? DEFAULT_CFG) : 1,
+              editCfg: m.folder.config.classDropoutProb > 0 ? DEFAULT_EDIT_CFG : 1,
+            },
           }
         : {
             id: m.id, name: m.name, kind: m.kind, words: m.folder.meta.words,

@@ -8,8 +8,10 @@ import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
 import { FlagKind, flagOf, parseFlags } from './flags';
+import type { RunConfig } from './run';
 
-export interface TrainConfig {
+/** The class task's settings: its data, model and recipe, on top of a run's (./run). */
+export interface TrainConfig extends RunConfig {
   /**
    * `pixel`: the model works on pixels (p x p patches in [-1, 1]). `vae:DIR`: on the latents of the VAE
    * folder DIR, read from a latent cache (`data`), scaled by the VAE's scale factor.
@@ -33,19 +35,6 @@ export interface TrainConfig {
   trainablePos: boolean;
 
   batchSize: number;
-  /** Total optimisation steps of the run (raise it with --resume to train longer). */
-  steps: number;
-  /** AdamW: peak learning rate, reached linearly over warmupSteps, then constant. */
-  lr: number;
-  warmupSteps: number;
-  beta1: number;
-  beta2: number;
-  weightDecay: number;
-  /** Global gradient-norm clip. */
-  clipNorm: number;
-  emaDecay: number;
-  /** EMA warmup: decay min(emaDecay, (1 + step) / (10 + step)), so short runs get a useful EMA. */
-  emaWarmup: boolean;
   /** Label dropout for classifier-free guidance. */
   classDropout: number;
   /** AR-step decay of splitIntegerExpDecay and the AR loss weights (max -> min, linear). */
@@ -60,27 +49,9 @@ export interface TrainConfig {
   minArWeight: number;
   /** `random`: a fresh token permutation per sample (the official recipe); `raster`: none. */
   order: 'random' | 'raster';
-  seed: number;
 
-  /**
-   * Where the loss and gradients are computed: `ort` (the training step as ONNX graphs on
-   * onnxruntime-node, with `threads` intra-op threads) or `tfjs` (the tfjs model, data-parallel over
-   * `workers` replicas). One checkpoint format: a run resumes on either.
-   */
-  runtime: 'ort' | 'tfjs';
-  /** ort: intra-op threads (default: the cores). */
-  threads: number;
-  /** tfjs: data-parallel replicas (the main thread computes one shard, workers the others). */
-  workers: number;
-  /** tfjs backend; default: the fastest installed. */
-  backend?: 'tensorflow' | 'wasm' | 'cpu';
-
-  /** Run folder: checkpoint/, log.csv, loss.png, samples/. */
-  out: string;
-  checkpointEvery: number;
+  /** A sample grid into `<out>/samples/` every sampleEvery steps: images per class, AR steps, respaced diffusion steps, CFG scale. */
   sampleEvery: number;
-  logEvery: number;
-  /** Sample grid: images per class, AR steps, respaced diffusion steps, CFG scale. */
   samplePerClass: number;
   sampleArSteps: number;
   sampleSteps: number;

@@ -17,6 +17,8 @@ export type { TrainingData } from './dataset';
 export { batchShard, drawStepRandomness, shardRanges, sliceShard } from './step';
 export { createMultimodalRuntime, createRuntime } from './runtime';
 export type { MultimodalRuntime, RuntimeName, RuntimeOptions, TrainingRuntime } from './runtime';
+export { openRun, saveRun } from './run';
+export type { RunConfig, RunState } from './run';
 export { applyUpdate, checkLoss } from './update';
 export type { UpdateConfig } from './update';
 export type { RecipeOptions, ShardInput, ShardResult, StepRandomness } from './step';

@@ -8,8 +8,10 @@ import * as os from 'os';
 import type { MultimodalConfig } from '@causalfusion/config';
 import { CANVAS_HEIGHT, CANVAS_WIDTH } from '@causalfusion/multimodal/data';
 import { FlagKind, flagOf, parseFlags } from './flags';
+import type { RunConfig } from './run';
 
-export interface MultimodalTrainConfig {
+/** The multimodal task's settings: its data, model and recipe, on top of a run's (./run). */
+export interface MultimodalTrainConfig extends RunConfig {
   task: 'multimodal';
   /** `mnist-compositions` (the generated dataset) or an image-text folder (captions.jsonl + images). */
   data: string;
@@ -22,15 +24,6 @@ export interface MultimodalTrainConfig {
   numHeads: number;
   mlpRatio: number;
   batchSize: number;
-  steps: number;
-  lr: number;
-  warmupSteps: number;
-  beta1: number;
-  beta2: number;
-  weightDecay: number;
-  clipNorm: number;
-  emaDecay: number;
-  emaWarmup: boolean;
   /** CFG: probability of the null caption for a text-to-image sample. */
   captionDropout: number;
   /** Probability of the captioning order [image | text] for a sample. */
@@ -43,15 +36,6 @@ export interface MultimodalTrainConfig {
   maxArWeight: number;
   minArWeight: number;
   order: 'random' | 'raster';
-  seed: number;
-  /** Where the loss and gradients are computed: `ort` (onnxruntime-node, `threads` intra-op threads) or `tfjs`. */
-  runtime: 'ort' | 'tfjs';
-  threads: number;
-  workers: number;
-  backend?: 'tensorflow' | 'wasm' | 'cpu';
-  out: string;
-  checkpointEvery: number;
-  logEvery: number;
 }
 
 export type MultimodalPresetName = 'multimodal' | 'multimodal-tiny';

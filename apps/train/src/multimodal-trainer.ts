@@ -9,20 +9,19 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  drawMultimodalRandomness, HostAdamW, initialWeights, MULTIMODAL_META_FORMAT, multimodalConfigToJson, multimodalParamEntries, officialStateDict,
+  drawMultimodalRandomness, MULTIMODAL_META_FORMAT, multimodalConfigToJson, multimodalParamEntries, officialStateDict,
   checkStateEntries, sizeOf, type MultimodalConfig, type MultimodalRecipe,
 } from '@causalfusion/config';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
   CANVAS_HEIGHT, CANVAS_WIDTH, CanvasCodec, CaptionCodec, CaptionedDataset, loadCaptionTokenizer, readImageTextFolder, saveMultimodalModel,
 } from '@causalfusion/multimodal/data';
-import { createRng, Rng } from '@causalfusion/rng';
-import { makeDirs } from '@causalfusion/safetensors';
-import { findCheckpoint, MULTIMODAL_CHECKPOINT_FORMAT, readCheckpoint, readCheckpointState, writeCheckpoint, type CheckpointModel } from './checkpoint';
+import { createRng } from '@causalfusion/rng';
+import { findCheckpoint, MULTIMODAL_CHECKPOINT_FORMAT, readCheckpointState, type CheckpointModel } from './checkpoint';
 import { resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
 import { MM_RESUMABLE, multimodalModelConfig, validateMultimodalTrainConfig, type MultimodalTrainCommand, type MultimodalTrainConfig } from './multimodal-config';
-import { LogRow, readCsv, writeCsv } from './report';
+import { openRun, saveRun } from './run';
 import { createMultimodalRuntime } from './runtime';
 import { applyUpdate, checkLoss } from './update';
 
@@ -109,25 +108,8 @@ export async function trainMultimodal(
   const modelConfig = multimodalModelConfig(config, codec.vocabSize);
   const of = multimodalCheckpointModel(modelConfig, codec);
   // the model (every parameter trains), its EMA and AdamW's moments as host arrays in the training layout
-  let model: Float32Array[] = initialWeights(of.entries, config.seed);
-  let ema: Float32Array[] = model.map((a) => a.slice());
-  const optimizer = new HostAdamW(of.entries.map((e) => sizeOf(e.shape)), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
-  const csvFile = path.join(config.out, 'log.csv');
-  let rng: Rng = createRng(config.seed);
-  let step = 0;
-  let wallBefore = 0;
-  let rows: LogRow[] = [];
-  if (saved) {
-    const ckpt = readCheckpoint<MultimodalTrainConfig>(ckptDir, of, MULTIMODAL_CHECKPOINT_FORMAT);
-    ({ model, ema } = ckpt);
-    optimizer.setState(ckpt.optimizer);
-    rng = Rng.fromState(ckpt.state.rng);
-    step = ckpt.state.step;
-    wallBefore = ckpt.state.wallSeconds;
-    rows = readCsv(csvFile, step);
-  }
-  makeDirs(config.out);
-  writeCsv(csvFile, rows);
+  const run = openRun(config, of, saved !== null, MULTIMODAL_CHECKPOINT_FORMAT);
+  const { model, ema, optimizer } = run;
 
   const recipe: MultimodalRecipe = {
     lossLambda: config.lossLambda, captionProb: config.captionProb, arStepDecay: config.arStepDecay, maxArSteps: config.imageArStepsMax,
@@ -153,7 +135,7 @@ export async function trainMultimodal(
     for (let i = 0; i < config.batchSize; i++) {
       const item = source.get(perm[start + i]);
       images.set(item.image, i * CANVAS_HEIGHT * CANVAS_WIDTH);
-      text.set(codec.encode(item.captions[rng.uniformInt(item.captions.length)]), i * Lt);
+      text.set(codec.encode(item.captions[run.rng.uniformInt(item.captions.length)]), i * Lt);
     }
     return { tokens: canvas.encode(images), text };
   };
@@ -163,7 +145,7 @@ export async function trainMultimodal(
   const backend = `${runtime.name}: ${runtime.description}`;
   const why = config.runtime === 'ort' ? 'the default, ~3.6x faster than tfjs-wasm here (1 thread, multimodal preset)' : 'as asked (--runtime tfjs)';
   const banner =
-    `${saved ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
+    `${saved ? `resuming ${config.out} at step ${run.step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
     `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${Lt} text ids, batch ${config.batchSize}, ` +
     `caption order p=${config.captionProb}, lambda ${config.lossLambda}, image AR steps <= ${config.imageArStepsMax}\n` +
     `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
@@ -172,24 +154,20 @@ export async function trainMultimodal(
   /** One step: both losses and the gradients on the runtime, then the one update (clip, AdamW, EMA) on host arrays. */
   const oneStep = async (k: number): Promise<StepOutcome> => {
     const batch = batchOf(k);
-    const rnd = drawMultimodalRandomness(rng, config.batchSize, canvas.numTokens, canvas.tokenDim, diffusion.numTimesteps, recipe, config.captionDropout);
+    const rnd = drawMultimodalRandomness(run.rng, config.batchSize, canvas.numTokens, canvas.tokenDim, diffusion.numTimesteps, recipe, config.captionDropout);
     const r = await runtime.lossAndGrads(model, { batch, rnd, recipe, nullCaption });
     parts = { text: r.textLoss, image: r.imageLoss };
     checkLoss(r.loss, config, k, ckptDir);
-    const update = applyUpdate(optimizer, model, r.grads, { ema, model }, config, k);
+    const update = applyUpdate(optimizer, run.trainable, r.grads, { ema, model }, config, k);
     return { loss: r.loss, ...update, detail: `text ${parts.text.toFixed(4)}  image ${parts.image.toFixed(4)}` };
   };
 
   let result: LoopResult;
   try {
     result = await runTrainingLoop({
-      run: config, checkpointDir: ckptDir, startStep: step, wallBefore, rows, banner, tty: command.tty, write,
+      run: config, checkpointDir: ckptDir, startStep: run.step, wallBefore: run.wallBefore, rows: run.rows, banner, tty: command.tty, write,
       step: oneStep,
-      save: (stepsDone, wallSeconds) =>
-        writeCheckpoint(ckptDir, of, {
-          model, ema, optimizer: optimizer.getState(),
-          state: { format: MULTIMODAL_CHECKPOINT_FORMAT, step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, wallSeconds },
-        }),
+      save: (stepsDone, wallSeconds) => saveRun(run, of, config, MULTIMODAL_CHECKPOINT_FORMAT, stepsDone, wallSeconds),
     });
     if (command.exportDir && !result.interrupted) {
       saveMultimodalModel({ config: modelConfig, stateDict: () => officialStateDict(of.entries, ema) }, command.exportDir, codec, {

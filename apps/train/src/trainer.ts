@@ -10,17 +10,17 @@ import * as path from 'path';
 import { pixelTokenizer } from '@causalfusion/data';
 import { createDiffusion } from '@causalfusion/diffusion';
 import { OrtDenoiser } from '@causalfusion/onnx';
-import { createRng, Rng } from '@causalfusion/rng';
 import { makeDirs } from '@causalfusion/safetensors';
 import { sample } from '@causalfusion/sampler';
-import { derived, HostAdamW, initialWeights, officialStateDict, trainingEntries, type ModelConfig } from '@causalfusion/config';
+import { derived, officialStateDict, sizeOf, trainingEntries, type ModelConfig } from '@causalfusion/config';
 import { loadVae, VaeTokenizer } from '@causalfusion/vae';
 import { modelConfigOf, RESUMABLE_KEYS, TrainCommand, TrainConfig, validateTrainConfig, vaeOf } from './config';
 import { BatchSampler, LatentBatchSampler, loadLatentData, loadTrainingData, type LatentTrainingData, type TrainingData } from './dataset';
-import { CHECKPOINT_FORMAT, findCheckpoint, readCheckpoint, readCheckpointState, writeCheckpoint, type CheckpointState } from './checkpoint';
+import { CHECKPOINT_FORMAT, findCheckpoint, readCheckpointState, type CheckpointState } from './checkpoint';
 import { classCheckpointModel, exportModel } from './export';
 import { resumedConfig } from './flags';
-import { LogRow, readCsv, writeCsv, writeGridPng } from './report';
+import { writeGridPng } from './report';
+import { openRun, saveRun } from './run';
 import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
 import { createRuntime } from './runtime';
 import { batchShard, drawStepRandomness, RecipeOptions } from './step';
@@ -101,73 +101,49 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   // The model, its EMA (from the same initial weights) and AdamW's moments, as host arrays in the
   // training layout; every runtime reads and the one update writes them.
-  const entries = trainingEntries(modelConfig);
-  const model = initialWeights(entries, config.seed);
-  let ema: Float32Array[] = model.map((a) => a.slice());
-  const trainableIndex = entries.map((e, i) => (e.trainable ? i : -1)).filter((i) => i >= 0);
-  const trainable = () => trainableIndex.map((i) => model[i]);
-  const optimizer = new HostAdamW(trainableIndex.map((i) => model[i].length), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
+  const of = classCheckpointModel(modelConfig);
+  const run = openRun(config, of, resumedFrom !== null, CHECKPOINT_FORMAT);
+  const { model, ema, optimizer } = run;
   const ckptDir = path.join(config.out, 'checkpoint');
-  const csvFile = path.join(config.out, 'log.csv');
-  let rng: Rng = createRng(config.seed);
-  let step = 0;
-  let wallBefore = 0;
-  let rows: LogRow[] = [];
-  if (resumedFrom) {
-    const ckpt = readCheckpoint<TrainConfig>(ckptDir, classCheckpointModel(modelConfig));
-    ckpt.model.forEach((a, i) => model[i].set(a));
-    ema = ckpt.ema;
-    optimizer.setState(ckpt.optimizer);
-    rng = Rng.fromState(ckpt.state.rng);
-    step = ckpt.state.step;
-    wallBefore = ckpt.state.wallSeconds;
-    rows = readCsv(csvFile, step); // drop rows logged after the checkpoint
-  }
-  makeDirs(config.out);
-  writeCsv(csvFile, rows);
 
   const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, arSteps: config.arSteps ?? 0, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
   const diffusion = createDiffusion({ respacing: '' });
   let nextBatch: (step: number) => { x: Float32Array; labels: Int32Array };
   if ('cache' in data) {
     const latents = new LatentBatchSampler(data, config.batchSize, config.seed);
-    nextBatch = (k) => latents.batch(k, rng);
+    nextBatch = (k) => latents.batch(k, run.rng);
   } else {
     const pixels = new BatchSampler(data, config.batchSize, config.seed, config.flip);
     const tokenizer = pixelTokenizer({ imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize });
     nextBatch = (k) => {
-      const batch = pixels.batch(k, rng);
+      const batch = pixels.batch(k, run.rng);
       return { x: tokenizer.toNchw(batch.images), labels: batch.labels };
     };
   }
-  const numParams = entries.reduce((a, e) => a + e.shape.reduce((x, y) => x * y, 1), 0);
+  const numParams = of.entries.reduce((a, e) => a + sizeOf(e.shape), 0);
   const runtime = await createRuntime(config.runtime, modelConfig, { threads: config.threads, workers: config.workers, backend: config.backend });
   const backend = `${runtime.name}: ${runtime.description}`;
   const why = config.runtime === 'ort' ? 'the default, ~7x faster than tfjs-wasm and ~2.5x PyTorch here (pnpm bench:train-step)' : 'as asked (--runtime tfjs)';
   const banner =
-    `${resumedFrom ? `resuming ${config.out} at step ${step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
+    `${resumedFrom ? `resuming ${config.out} at step ${run.step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
       `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}\n` +
       `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
 
   /** One step: the runtime's loss and gradients of the batch, then the update. */
   const oneStep = async (k: number): Promise<StepOutcome> => {
     const batch = nextBatch(k);
-    const rnd = drawStepRandomness(rng, config.batchSize, valuesPerSample, geometry.numTokens, diffusion.numTimesteps, recipe);
+    const rnd = drawStepRandomness(run.rng, config.batchSize, valuesPerSample, geometry.numTokens, diffusion.numTimesteps, recipe);
     const { loss, grads } = await runtime.lossAndGrads(model, batchShard({ x: batch.x, y: batch.labels }, rnd, recipe));
     checkLoss(loss, config, k, ckptDir);
-    return { loss, ...applyUpdate(optimizer, trainable(), grads, { ema, model }, config, k) };
+    return { loss, ...applyUpdate(optimizer, run.trainable, grads, { ema, model }, config, k) };
   };
 
   let result: LoopResult;
   try {
     result = await runTrainingLoop({
-      run: config, checkpointDir: ckptDir, startStep: step, wallBefore, rows, banner, tty: options.tty, write,
+      run: config, checkpointDir: ckptDir, startStep: run.step, wallBefore: run.wallBefore, rows: run.rows, banner, tty: options.tty, write,
       step: oneStep,
-      save: (stepsDone, wallSeconds) =>
-        writeCheckpoint(ckptDir, classCheckpointModel(modelConfig), {
-          model, ema, optimizer: optimizer.getState(),
-          state: { format: CHECKPOINT_FORMAT, step: stepsDone, adamStepCount: optimizer.stepCount, rng: rng.getState(), config, classNames: [...data.classNames], wallSeconds },
-        }),
+      save: (stepsDone, wallSeconds) => saveRun(run, of, config, CHECKPOINT_FORMAT, stepsDone, wallSeconds, { classNames: [...data.classNames] }),
       after: async (stepsDone) => {
         if (stepsDone % config.sampleEvery === 0 || stepsDone === config.steps) {
           await writeSamples(modelConfig, ema, config, data, path.join(config.out, 'samples', `step-${stepsDone}.png`), vaeTokenizer);

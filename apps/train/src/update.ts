@@ -11,11 +11,14 @@ export class NanLossError extends Error {
 }
 
 export interface UpdateConfig {
+  /** AdamW's peak learning rate, reached linearly over warmupSteps, then constant. */
   lr: number;
   warmupSteps: number;
-  emaDecay: number;
-  emaWarmup: boolean;
+  /** Global gradient-norm clip. */
   clipNorm: number;
+  emaDecay: number;
+  /** EMA warmup: decay min(emaDecay, (1 + step) / (10 + step)), so short runs get a useful EMA. */
+  emaWarmup: boolean;
 }
 
 /** Learning rate at 0-based step `step`: linear warmup to `lr`, then constant. */

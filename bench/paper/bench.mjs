@@ -44,9 +44,7 @@ const { values: args } = parseArgs({
 });
 
 /** Evaluation settings of a FID cell (a stored cell with other settings is recomputed). */
-const EVAL = args.smoke
-  ? { num: 200, steps: 10, cfg: 2, batch: 100 }
-  : { num: 5000, steps: 50, cfg: 2, batch: 250 };
+const EVAL = args.smoke ? { num: 200, steps: 10, cfg: 2, batch: 100 } : { num: 5000, steps: 50, cfg: 2, batch: 250 };
 if (args.samples) EVAL.num = Number(args.samples);
 
 /** What --smoke changes in every run: the tiny preset, a few steps, small evaluations. */
@@ -60,7 +58,10 @@ const resultsDir = resolve(args.results ?? (args.smoke ? join(runsDir, 'results'
 function loadConfigs() {
   const dir = join(here, 'configs');
   const configs = new Map();
-  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const c = JSON.parse(fs.readFileSync(join(dir, file), 'utf8'));
     if (c.name !== file.replace(/\.json$/, '')) throw new Error(`${file}: its name is ${c.name}; a config is named after its file`);
     if (c.kind !== 'generate' && c.kind !== 'finetune') throw new Error(`${file}: kind must be generate or finetune`);
@@ -90,7 +91,9 @@ function runCli(argv) {
 
 /** A config's training flags for this mode. */
 function trainFlags(c) {
-  return args.smoke ? [...c.flags.filter((f, i, a) => !(['--preset', '--steps'].includes(f) || ['--preset', '--steps'].includes(a[i - 1]))), ...SMOKE_TRAIN] : c.flags;
+  return args.smoke
+    ? [...c.flags.filter((f, i, a) => !(['--preset', '--steps'].includes(f) || ['--preset', '--steps'].includes(a[i - 1]))), ...SMOKE_TRAIN]
+    : c.flags;
 }
 const stepsOf = (flags) => Number(flags[flags.lastIndexOf('--steps') + 1]);
 
@@ -118,12 +121,28 @@ function finetuneRun(c, configs) {
   const { modelDir } = trainRun(init);
   const out = join(runsDir, c.name);
   const exportDir = join(out, 'classifier');
-  const flags = args.smoke ? [...c.flags.filter((f, i, a) => !(['--steps', '--labels'].includes(f) || ['--steps', '--labels'].includes(a[i - 1]))), ...SMOKE_FINETUNE] : c.flags;
+  const flags = args.smoke
+    ? [...c.flags.filter((f, i, a) => !(['--steps', '--labels'].includes(f) || ['--steps', '--labels'].includes(a[i - 1]))), ...SMOKE_FINETUNE]
+    : c.flags;
   const steps = stepsOf(flags);
   let meta = readJson(join(exportDir, 'meta.json'));
   if (!(meta?.training?.steps >= steps)) {
     const resume = fs.existsSync(join(out, 'checkpoint', 'state.json')) || fs.existsSync(join(out, 'checkpoint.old', 'state.json'));
-    runCli(['finetune', '--task', 'classify', '--model', modelDir, ...flags, '--threads', args.threads, '--out', out, ...(resume ? ['--resume'] : []), '--export', exportDir]);
+    runCli([
+      'finetune',
+      '--task',
+      'classify',
+      '--model',
+      modelDir,
+      ...flags,
+      '--threads',
+      args.threads,
+      '--out',
+      out,
+      ...(resume ? ['--resume'] : []),
+      '--export',
+      exportDir,
+    ]);
     meta = readJson(join(exportDir, 'meta.json'));
   }
   return meta;
@@ -137,21 +156,37 @@ async function runConfig(c, configs, evalModule) {
     if (previous?.accuracy !== undefined && same(previous.flags, c.flags) && !args.smoke) return;
     const meta = finetuneRun(c, configs);
     writeResult(c.name, {
-      name: c.name, kind: c.kind, variant: c.variant, seed: c.seed, init: c.init, flags: c.flags, smoke: args.smoke,
-      accuracy: meta.testAccuracy, testCount: meta.testCount, steps: meta.training.steps, wallSeconds: meta.training.wallSeconds,
+      name: c.name,
+      kind: c.kind,
+      variant: c.variant,
+      seed: c.seed,
+      init: c.init,
+      flags: c.flags,
+      smoke: args.smoke,
+      accuracy: meta.testAccuracy,
+      testCount: meta.testCount,
+      steps: meta.training.steps,
+      wallSeconds: meta.training.wallSeconds,
     });
     console.error(`${c.name}: test accuracy ${(100 * meta.testAccuracy).toFixed(2)}%`);
     return;
   }
   const { modelDir, meta } = trainRun(c);
-  const result = previous && same(previous.flags, c.flags) && previous.smoke === args.smoke
-    ? previous
-    : { name: c.name, kind: c.kind, variant: c.variant, seed: c.seed, flags: c.flags, smoke: args.smoke, cells: {} };
+  const result =
+    previous && same(previous.flags, c.flags) && previous.smoke === args.smoke
+      ? previous
+      : { name: c.name, kind: c.kind, variant: c.variant, seed: c.seed, flags: c.flags, smoke: args.smoke, cells: {} };
   result.training = { steps: meta.training.steps, wallSeconds: meta.training.wallSeconds };
   for (const s of c.sEval) {
     const key = `s${s}`;
     if (result.cells[key] && same(result.cells[key].settings, EVAL)) continue;
-    const cell = await evalModule.fidCell(modelDir, meta, { arSteps: s, ...EVAL, seed: c.seed, threads: Number(args.threads), log: (l) => console.error(`${c.name} ${l}`) });
+    const cell = await evalModule.fidCell(modelDir, meta, {
+      arSteps: s,
+      ...EVAL,
+      seed: c.seed,
+      threads: Number(args.threads),
+      log: (l) => console.error(`${c.name} ${l}`),
+    });
     result.cells[key] = { ...cell, settings: EVAL };
     writeResult(c.name, result);
     console.error(`${c.name} S_eval=${s}: FID ${cell.fid.toFixed(2)} (${cell.n} samples, ${cell.imagesPerSecond.toFixed(1)} images/s)`);
@@ -197,6 +232,9 @@ if (!args.report) {
 }
 
 const results = fs.existsSync(resultsDir)
-  ? fs.readdirSync(resultsDir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(fs.readFileSync(join(resultsDir, f), 'utf8')))
+  ? fs
+      .readdirSync(resultsDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(fs.readFileSync(join(resultsDir, f), 'utf8')))
   : [];
 report(results, JSON.parse(fs.readFileSync(join(here, 'paper.json'), 'utf8')), { smoke: args.smoke, resultsDir });

@@ -83,8 +83,14 @@ export async function fidCell(dir, meta, { arSteps, num, steps, cfg, seed, batch
     const conditions = Array.from({ length: num }, (_, i) => i % 10);
     for (let from = 0; from < num; from += batch) {
       const { tokens } = await sample(denoiser, {
-        grid: [tokenizer.grid, tokenizer.grid], diffusion, method: 'ddpm', cfgScale: cfg, seed: seed * 1_000_003 + from, clipDenoised: true,
-        conditions: conditions.slice(from, from + batch), arSteps,
+        grid: [tokenizer.grid, tokenizer.grid],
+        diffusion,
+        method: 'ddpm',
+        cfgScale: cfg,
+        seed: seed * 1_000_003 + from,
+        clipDenoised: true,
+        conditions: conditions.slice(from, from + batch),
+        arSteps,
       });
       images.set(tokenizer.decode(tokens), from * tokenizer.pixelsPerImage);
       log(`S_eval=${arSteps}: ${Math.min(from + batch, num)}/${num} samples, ${((Date.now() - started) / 1000).toFixed(0)}s`);

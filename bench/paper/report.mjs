@@ -42,7 +42,11 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   line();
 
   // ---- Table 2
-  const t2 = [['s1', 'S_train = 1 (in-context DiT)'], ['s4', 'S_train = 4'], ['cf', 'random AR steps (CausalFusion)']];
+  const t2 = [
+    ['s1', 'S_train = 1 (in-context DiT)'],
+    ['s4', 'S_train = 4'],
+    ['cf', 'random AR steps (CausalFusion)'],
+  ];
   const sEvals = [1, 2, 4, 8];
   line('## Table 2: AR steps in training (rows) vs in evaluation (columns), MNIST, FID (lower is better)');
   line();
@@ -58,14 +62,17 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   line();
 
   // ---- Table 3
-  line('## Table 3: design choices at S_eval 1 and 4, MNIST, FID (CausalFusion\'s choice in bold)');
+  line("## Table 3: design choices at S_eval 1 and 4, MNIST, FID (CausalFusion's choice in bold)");
   line();
   line(`| choice | S_eval 1 | S_eval 4 | paper (${paper.scale}) |`);
   line('| --- | ---: | ---: | --- |');
   const t3 = [
-    ['decay1', 'AR-step decay 1.0'], ['cf', '**AR-step decay 0.9**'],
-    ['raster', 'raster order'], ['cf', '**random order**'],
-    ['w11', 'AR loss weights 1 -> 1'], ['cf', '**AR loss weights 2 -> 1**'],
+    ['decay1', 'AR-step decay 1.0'],
+    ['cf', '**AR-step decay 0.9**'],
+    ['raster', 'raster order'],
+    ['cf', '**random order**'],
+    ['w11', 'AR loss weights 1 -> 1'],
+    ['cf', '**AR loss weights 2 -> 1**'],
   ];
   for (const [variant, label] of t3) line(`| ${label} | ${cellText(fid(variant, 1))} | ${cellText(fid(variant, 4))} | ${paper.table3[variant] ?? ''} |`);
   line();
@@ -86,7 +93,11 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   line();
   line(`| pretraining | linear probe | end to end | paper (${paper.scale}) |`);
   line('| --- | ---: | ---: | --- |');
-  const t6 = [['cf', 'CausalFusion (generative, Fashion-MNIST)'], ['dit', 'in-context DiT, S_train = 1 (generative, Fashion-MNIST)'], ['scratch', 'none (the same network from scratch)']];
+  const t6 = [
+    ['cf', 'CausalFusion (generative, Fashion-MNIST)'],
+    ['dit', 'in-context DiT, S_train = 1 (generative, Fashion-MNIST)'],
+    ['scratch', 'none (the same network from scratch)'],
+  ];
   for (const [init, label] of t6) {
     line(`| ${label} | ${cellText(acc(`probe-${init}`), 1, true)} | ${cellText(acc(`e2e-${init}`), 1, true)} | ${paper.table6b[init] ?? ''} |`);
   }
@@ -106,26 +117,57 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   const m = (variant, s) => fid(variant, s).mean;
   {
     const s4 = [1, 2, 8].map((s) => m('s4', s));
-    verdict([1, 2, 8].map((s) => [fid('s4', 4), fid('s4', s)]), `a fixed S_train = 4 is best at S_eval = 4 and worse elsewhere (S_eval 1/2/8: ${s4.map((x) => fmt(x)).join(' / ')} vs ${fmt(m('s4', 4))})`);
+    verdict(
+      [1, 2, 8].map((s) => [fid('s4', 4), fid('s4', s)]),
+      `a fixed S_train = 4 is best at S_eval = 4 and worse elsewhere (S_eval 1/2/8: ${s4.map((x) => fmt(x)).join(' / ')} vs ${fmt(m('s4', 4))})`,
+    );
     const s1 = [2, 4, 8].map((s) => m('s1', s));
-    verdict([2, 4, 8].map((s) => [fid('s1', 1), fid('s1', s)]), `S_train = 1 breaks when S_eval > 1 (S_eval 2/4/8: ${s1.map((x) => fmt(x)).join(' / ')} vs ${fmt(m('s1', 1))} at 1)`);
+    verdict(
+      [2, 4, 8].map((s) => [fid('s1', 1), fid('s1', s)]),
+      `S_train = 1 breaks when S_eval > 1 (S_eval 2/4/8: ${s1.map((x) => fmt(x)).join(' / ')} vs ${fmt(m('s1', 1))} at 1)`,
+    );
     // the spread over S_eval of seed means; its own seed spread is not defined, so this one is judged by the means
     const r = spreadOver('cf');
     const f4 = spreadOver('s4');
     const f1 = spreadOver('s1');
     const point = (v) => ({ mean: v, spread: 0, n: v === undefined ? 0 : 1 });
-    verdict([[point(r), point(f4)], [point(r), point(f1)]], `random AR steps hold across S_eval: max-min FID over S_eval ${fmt(r)} vs ${fmt(f4)} (S_train 4) and ${fmt(f1)} (S_train 1)`);
+    verdict(
+      [
+        [point(r), point(f4)],
+        [point(r), point(f1)],
+      ],
+      `random AR steps hold across S_eval: max-min FID over S_eval ${fmt(r)} vs ${fmt(f4)} (S_train 4) and ${fmt(f1)} (S_train 1)`,
+    );
   }
-  for (const [variant, what] of [['decay1', 'AR-step decay 0.9 beats 1.0'], ['raster', 'random order beats raster order'], ['w11', 'AR loss weights 2 -> 1 beat 1 -> 1']]) {
-    verdict([[fid('cf', 1), fid(variant, 1)], [fid('cf', 4), fid(variant, 4)]], `${what} at S_eval 1 and 4 (${fmt(m('cf', 1))} / ${fmt(m('cf', 4))} vs ${fmt(m(variant, 1))} / ${fmt(m(variant, 4))})`);
+  for (const [variant, what] of [
+    ['decay1', 'AR-step decay 0.9 beats 1.0'],
+    ['raster', 'random order beats raster order'],
+    ['w11', 'AR loss weights 2 -> 1 beat 1 -> 1'],
+  ]) {
+    verdict(
+      [
+        [fid('cf', 1), fid(variant, 1)],
+        [fid('cf', 4), fid(variant, 4)],
+      ],
+      `${what} at S_eval 1 and 4 (${fmt(m('cf', 1))} / ${fmt(m('cf', 4))} vs ${fmt(m(variant, 1))} / ${fmt(m(variant, 4))})`,
+    );
   }
   verdict([[fid('cf', 1), fid('s1', 1)]], `CausalFusion beats in-context DiT at the same budget, S_eval 1 (${fmt(m('cf', 1))} vs ${fmt(m('s1', 1))})`);
   const a = (v) => acc(v).mean;
   // accuracies: higher is better, so the lower one comes first
-  verdict([[acc('probe-dit'), acc('probe-cf')]], `CausalFusion features beat DiT features under a linear probe (${pct(a('probe-cf'))} vs ${pct(a('probe-dit'))})`);
+  verdict(
+    [[acc('probe-dit'), acc('probe-cf')]],
+    `CausalFusion features beat DiT features under a linear probe (${pct(a('probe-cf'))} vs ${pct(a('probe-dit'))})`,
+  );
   verdict([[acc('e2e-dit'), acc('e2e-cf')]], `CausalFusion pretraining beats DiT pretraining end to end (${pct(a('e2e-cf'))} vs ${pct(a('e2e-dit'))})`);
-  verdict([[acc('e2e-scratch'), acc('e2e-cf')]], `generative pretraining beats training from scratch end to end (${pct(a('e2e-cf'))} vs ${pct(a('e2e-scratch'))})`);
-  verdict([[acc('probe-scratch'), acc('probe-cf')]], `generative features beat random features under a linear probe (${pct(a('probe-cf'))} vs ${pct(a('probe-scratch'))})`);
+  verdict(
+    [[acc('e2e-scratch'), acc('e2e-cf')]],
+    `generative pretraining beats training from scratch end to end (${pct(a('e2e-cf'))} vs ${pct(a('e2e-scratch'))})`,
+  );
+  verdict(
+    [[acc('probe-scratch'), acc('probe-cf')]],
+    `generative features beat random features under a linear probe (${pct(a('probe-cf'))} vs ${pct(a('probe-scratch'))})`,
+  );
   line();
   for (const l of out) console.log(l);
   console.log(

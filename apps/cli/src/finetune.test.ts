@@ -21,18 +21,61 @@ let gen: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-finetune-'));
   gen = path.join(tmp, 'gen-model');
-  const r = cf('train', '--preset', 'tiny', '--steps', '2', '--sample-every', '1000', '--sample-steps', '2', '--threads', '1', '--out', path.join(tmp, 'gen-run'), '--export', gen);
+  const r = cf(
+    'train',
+    '--preset',
+    'tiny',
+    '--steps',
+    '2',
+    '--sample-every',
+    '1000',
+    '--sample-steps',
+    '2',
+    '--threads',
+    '1',
+    '--out',
+    path.join(tmp, 'gen-run'),
+    '--export',
+    gen,
+  );
   expect([r.status, r.stderr]).toEqual([0, '']);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const ft = (out: string, ...extra: string[]) =>
-  cf('finetune', '--task', 'classify', '--model', gen, '--data', 'fashion-mnist', '--labels', '40', '--batch', '8', '--eval-every', '3', '--eval-count', '40', '--checkpoint-every', '3', '--log-every', '1', '--threads', '1', '--out', out, ...extra);
+  cf(
+    'finetune',
+    '--task',
+    'classify',
+    '--model',
+    gen,
+    '--data',
+    'fashion-mnist',
+    '--labels',
+    '40',
+    '--batch',
+    '8',
+    '--eval-every',
+    '3',
+    '--eval-count',
+    '40',
+    '--checkpoint-every',
+    '3',
+    '--log-every',
+    '1',
+    '--threads',
+    '1',
+    '--out',
+    out,
+    ...extra,
+  );
 
 /** A Fashion-MNIST test image as a 28x28 gray PNG. */
 async function writeFashionPng(file: string, index: number): Promise<string> {
   const test = loadFashionMnist('test');
-  await sharp(Buffer.from(test.images.subarray(index * 784, (index + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(file);
+  await sharp(Buffer.from(test.images.subarray(index * 784, (index + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(file);
   return test.classNames[test.labels[index]];
 }
 
@@ -52,7 +95,14 @@ describe('causalfusion finetune --task classify', () => {
     expect(evalCsv.slice(1).map((l) => l.split(',').slice(0, 2).join(','))).toEqual(['3,40', '6,10000']);
     expect(fs.readFileSync(path.join(out, 'log.csv'), 'utf8').trim().split('\n')).toHaveLength(7);
     const meta = JSON.parse(fs.readFileSync(path.join(cls, 'meta.json'), 'utf8'));
-    expect([meta.format, meta.task, meta.classNames.length, meta.dataset, meta.training.mode, meta.training.labels]).toEqual(['causalfusion-model', 'classify', 10, 'fashion-mnist', 'linear probe (head only)', 40]);
+    expect([meta.format, meta.task, meta.classNames.length, meta.dataset, meta.training.mode, meta.training.labels]).toEqual([
+      'causalfusion-model',
+      'classify',
+      10,
+      'fashion-mnist',
+      'linear probe (head only)',
+      40,
+    ]);
     expect(meta.testAccuracy).toBeGreaterThanOrEqual(0);
     for (const f of ['model.safetensors', 'config.json', 'head.safetensors']) expect(fs.existsSync(path.join(cls, f))).toBe(true);
     // the probe leaves the backbone as it was
@@ -91,7 +141,10 @@ describe('causalfusion finetune --task classify', () => {
     expect(weights(split).equals(weights(straight))).toBe(true);
     // nothing left to do: says so, exit 0; with --export it writes the classifier of the checkpoint
     r = cf('finetune', '--out', split, '--resume', '--steps', '6');
-    expect([r.status, r.stdout]).toEqual([0, `nothing left to do: the run in ${split} is already at step 6 (--steps 6); raise --steps above 6 to train longer\n`]);
+    expect([r.status, r.stdout]).toEqual([
+      0,
+      `nothing left to do: the run in ${split} is already at step 6 (--steps 6); raise --steps above 6 to train longer\n`,
+    ]);
     r = cf('finetune', '--out', split, '--resume', '--steps', '6', '--export', path.join(tmp, 'e2e-model'));
     expect(r.status).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'e2e-model', 'meta.json'), 'utf8')).training.mode).toBe('end to end');
@@ -103,7 +156,10 @@ describe('causalfusion finetune --task classify', () => {
       [['finetune', '--task', 'caption', '--model', gen, '--out', out], /^error: --task must be classify/],
       [['finetune', '--task', 'classify', '--model', path.join(tmp, 'missing'), '--out', out], /^error: .*missing/],
       [['finetune', '--task', 'classify', '--model', gen], /^error: give the run folder with --out/],
-      [['finetune', '--task', 'classify', '--model', gen, '--data', 'cifar', '--out', out], /^error: --data cifar: not mnist, fashion-mnist or an existing folder/],
+      [
+        ['finetune', '--task', 'classify', '--model', gen, '--data', 'cifar', '--out', out],
+        /^error: --data cifar: not mnist, fashion-mnist or an existing folder/,
+      ],
       [['finetune', '--task', 'classify', '--model', gen, '--labels', '5', '--out', out], /^error: --labels 5: fewer labeled images than the 10 classes/],
       [['finetune', '--task', 'classify', '--model', gen, '--steps', '-1', '--out', out], /^error: --steps must be a positive integer, got -1/],
       [['finetune', '--task', 'classify', '--model', gen, '--out', path.join(gen, 'config.json')], /^error: --out: .* is a file, not a folder/],
@@ -112,8 +168,14 @@ describe('causalfusion finetune --task classify', () => {
       [['classify', '--model', gen, '--input', path.join(tmp, 'images', 'b.png')], /^error: --model: .* is a generative model/],
       [['classify', '--model', path.join(tmp, 'missing'), '--input', path.join(tmp, 'images', 'b.png')], /^error: --model: .* does not exist/],
       [['classify', '--model', gen, '--input', path.join(tmp, 'no-such.png')], /^error: --input: .* does not exist/],
-      [['classify', '--model', gen, '--input', path.join(tmp, 'images', 'b.png'), '--out', path.join(tmp, 'results.txt')], /^error: --out: .* is not a \.csv file name/],
-      [['classify', '--model', gen, '--input', path.join(tmp, 'images', 'b.png'), '--out', path.join(gen, 'config.json', 'r.csv')], /^error: --out: cannot write/],
+      [
+        ['classify', '--model', gen, '--input', path.join(tmp, 'images', 'b.png'), '--out', path.join(tmp, 'results.txt')],
+        /^error: --out: .* is not a \.csv file name/,
+      ],
+      [
+        ['classify', '--model', gen, '--input', path.join(tmp, 'images', 'b.png'), '--out', path.join(gen, 'config.json', 'r.csv')],
+        /^error: --out: cannot write/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = cf(...args);

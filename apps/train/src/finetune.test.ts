@@ -45,7 +45,11 @@ describe('parseFinetuneArgs', () => {
 describe('--ar-steps (fixed S_train)', () => {
   const recipe = { arStepDecay: 0.9, maxArWeight: 2, minArWeight: 1, order: 'random' as const, classDropout: 0.1 };
   it('splits every step into S equal AR steps; 0 draws them as the official recipe', () => {
-    for (const [S, expected] of [[1, [16]], [4, [4, 4, 4, 4]], [3, [6, 5, 5]]] as const) {
+    for (const [S, expected] of [
+      [1, [16]],
+      [4, [4, 4, 4, 4]],
+      [3, [6, 5, 5]],
+    ] as const) {
       const r = drawStepRandomness(createRng(0), 2, 16, 16, 1000, { ...recipe, arSteps: S });
       expect(r.splitSizes).toEqual(expected);
     }

@@ -16,10 +16,29 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FASHION_MNIST_CLASS_NAMES, loadFashionMnist, loadImageFolder, loadMnist, MNIST_CLASS_NAMES, pixelTokenizer, resizeImages, type PixelTokenizer } from '@causalfusion/data';
 import {
-  classifyEntries, entryToTraining, initialHead, officialTensors, OrtClassifySession, pixelTokenizerOf, predictions, readMeta, readModelFolder,
-  writeClassifierFolder, type ClassifyEntry, type PixelTokenizerMeta,
+  FASHION_MNIST_CLASS_NAMES,
+  loadFashionMnist,
+  loadImageFolder,
+  loadMnist,
+  MNIST_CLASS_NAMES,
+  pixelTokenizer,
+  resizeImages,
+  type PixelTokenizer,
+} from '@causalfusion/data';
+import {
+  classifyEntries,
+  entryToTraining,
+  initialHead,
+  officialTensors,
+  OrtClassifySession,
+  pixelTokenizerOf,
+  predictions,
+  readMeta,
+  readModelFolder,
+  writeClassifierFolder,
+  type ClassifyEntry,
+  type PixelTokenizerMeta,
 } from '@causalfusion/onnx';
 import { createRng } from '@causalfusion/rng';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
@@ -68,9 +87,28 @@ export interface FinetuneConfig {
 }
 
 const FT_BASE: Omit<FinetuneConfig, 'out' | 'model'> = {
-  task: 'classify', scratch: false, data: 'fashion-mnist', testData: '', labels: 0, probe: false, batchSize: 64, steps: 2000,
-  lr: 1e-4, warmupSteps: 100, beta1: 0.9, beta2: 0.999, weightDecay: 0.05, clipNorm: 1, emaDecay: 0, emaWarmup: true, seed: 0,
-  threads: Math.max(1, os.availableParallelism()), checkpointEvery: 500, logEvery: 50, evalEvery: 500, evalCount: 2000,
+  task: 'classify',
+  scratch: false,
+  data: 'fashion-mnist',
+  testData: '',
+  labels: 0,
+  probe: false,
+  batchSize: 64,
+  steps: 2000,
+  lr: 1e-4,
+  warmupSteps: 100,
+  beta1: 0.9,
+  beta2: 0.999,
+  weightDecay: 0.05,
+  clipNorm: 1,
+  emaDecay: 0,
+  emaWarmup: true,
+  seed: 0,
+  threads: Math.max(1, os.availableParallelism()),
+  checkpointEvery: 500,
+  logEvery: 50,
+  evalEvery: 500,
+  evalCount: 2000,
 };
 
 /** The learning rate of a linear probe when --lr is not given (a head alone takes a larger step). */
@@ -80,11 +118,28 @@ export const PROBE_LR = 1e-2;
 export const FT_RESUMABLE: readonly (keyof FinetuneConfig)[] = ['steps', 'threads', 'out', 'checkpointEvery', 'logEvery', 'evalEvery', 'evalCount'];
 
 export const FT_FLAGS: Record<string, [keyof FinetuneConfig, FlagKind]> = {
-  model: ['model', 'string'], scratch: ['scratch', 'bool'], data: ['data', 'string'], 'test-data': ['testData', 'string'], labels: ['labels', 'int'],
-  probe: ['probe', 'bool'], batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'],
-  beta1: ['beta1', 'float'], beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'],
-  'ema-decay': ['emaDecay', 'float'], seed: ['seed', 'int'], threads: ['threads', 'int'], out: ['out', 'string'],
-  'checkpoint-every': ['checkpointEvery', 'int'], 'log-every': ['logEvery', 'int'], 'eval-every': ['evalEvery', 'int'], 'eval-count': ['evalCount', 'int'],
+  model: ['model', 'string'],
+  scratch: ['scratch', 'bool'],
+  data: ['data', 'string'],
+  'test-data': ['testData', 'string'],
+  labels: ['labels', 'int'],
+  probe: ['probe', 'bool'],
+  batch: ['batchSize', 'int'],
+  steps: ['steps', 'int'],
+  lr: ['lr', 'float'],
+  warmup: ['warmupSteps', 'int'],
+  beta1: ['beta1', 'float'],
+  beta2: ['beta2', 'float'],
+  'weight-decay': ['weightDecay', 'float'],
+  clip: ['clipNorm', 'float'],
+  'ema-decay': ['emaDecay', 'float'],
+  seed: ['seed', 'int'],
+  threads: ['threads', 'int'],
+  out: ['out', 'string'],
+  'checkpoint-every': ['checkpointEvery', 'int'],
+  'log-every': ['logEvery', 'int'],
+  'eval-every': ['evalEvery', 'int'],
+  'eval-count': ['evalCount', 'int'],
 };
 
 export const FINETUNE_USAGE = `usage: causalfusion finetune --task classify --model DIR --data mnist|fashion-mnist|FOLDER --out DIR [options]
@@ -142,7 +197,12 @@ export function validateFinetuneConfig(c: FinetuneConfig): void {
 
 /** Parse `causalfusion finetune` flags. */
 export function parseFinetuneArgs(argv: string[]): FinetuneCommand {
-  const { values, overrides } = parseFlags(argv, FT_FLAGS, { task: 'string', resume: 'boolean', export: 'string', help: 'boolean' }, 'causalfusion finetune --help');
+  const { values, overrides } = parseFlags(
+    argv,
+    FT_FLAGS,
+    { task: 'string', resume: 'boolean', export: 'string', help: 'boolean' },
+    'causalfusion finetune --help',
+  );
   const help = Boolean(values.help);
   const task = (values.task as string | undefined) ?? 'classify';
   if (task !== 'classify') throw new Error(`--task must be classify (the one fine-tuning task so far), got "${task}"`);
@@ -156,7 +216,14 @@ export function parseFinetuneArgs(argv: string[]): FinetuneCommand {
   if (!help && resume && !config.out) throw new Error('give the run folder to continue with --out <dir>');
   const sources: Partial<Record<keyof FinetuneConfig, string>> = {};
   for (const key of Object.keys(overrides) as (keyof FinetuneConfig)[]) sources[key] = flagOf(FT_FLAGS, key);
-  return { config, resume, exportDir: (values.export as string | undefined) ?? null, help, explicit: { ...(overrides as Partial<FinetuneConfig>), out: config.out }, sources };
+  return {
+    config,
+    resume,
+    exportDir: (values.export as string | undefined) ?? null,
+    help,
+    explicit: { ...(overrides as Partial<FinetuneConfig>), out: config.out },
+    sources,
+  };
 }
 
 // ------------------------------------------------------------------ data
@@ -177,14 +244,20 @@ export function balancedSubset(labels: ArrayLike<number>, numClasses: number, n:
   const picked: number[] = [];
   byClass.forEach((indices, c) => {
     const want = Math.floor(n / numClasses) + (c < n % numClasses ? 1 : 0);
-    if (indices.length < want) throw new Error(`--labels ${n}: class ${c} has ${indices.length} training images, fewer than the ${want} a balanced subset needs`);
+    if (indices.length < want)
+      throw new Error(`--labels ${n}: class ${c} has ${indices.length} training images, fewer than the ${want} a balanced subset needs`);
     const order = rng.permutation(indices.length);
     for (let j = 0; j < want; j++) picked.push(indices[order[j]]);
   });
   return Int32Array.from(picked.sort((a, b) => a - b));
 }
 
-function take(images: Uint8Array, labels: ArrayLike<number>, indices: ArrayLike<number>, per: number): { images: Uint8Array; labels: Int32Array; count: number } {
+function take(
+  images: Uint8Array,
+  labels: ArrayLike<number>,
+  indices: ArrayLike<number>,
+  per: number,
+): { images: Uint8Array; labels: Int32Array; count: number } {
   const out = new Uint8Array(indices.length * per);
   const outLabels = new Int32Array(indices.length);
   for (let j = 0; j < indices.length; j++) {
@@ -220,14 +293,20 @@ export async function loadLabeledData(c: FinetuneConfig, tokenizer: PixelTokeniz
   if (c.testData) {
     const test = await loadImageFolder(c.testData, { imageSize: size, channels: tokenizer.channels });
     if (JSON.stringify(test.classNames) !== JSON.stringify(folder.classNames)) {
-      throw new Error(`--test-data ${c.testData}: its classes (${test.classNames.join(', ')}) differ from the training folder's (${folder.classNames.join(', ')})`);
+      throw new Error(
+        `--test-data ${c.testData}: its classes (${test.classNames.join(', ')}) differ from the training folder's (${folder.classNames.join(', ')})`,
+      );
     }
     return { classNames: folder.classNames, train, test: { images: test.images, labels: test.labels, count: test.count, name: c.testData } };
   }
   const chosen = new Set(indices);
   const rest = Int32Array.from({ length: folder.count }, (_, i) => i).filter((i) => !chosen.has(i));
   if (rest.length === 0) throw new Error(`--data ${c.data}: every image is a labeled training image; leave some out (--labels) or give --test-data`);
-  return { classNames: folder.classNames, train, test: { ...take(folder.images, folder.labels, rest, per), name: `${c.data} (images not among the labeled ones)` } };
+  return {
+    classNames: folder.classNames,
+    train,
+    test: { ...take(folder.images, folder.labels, rest, per), name: `${c.data} (images not among the labeled ones)` },
+  };
 }
 
 // ------------------------------------------------------------------ checkpoints
@@ -255,7 +334,9 @@ function readState(found: string): FinetuneState {
     throw new Error(`${file} cannot be read as JSON (${(e as Error).message.split('\n')[0]}); the checkpoint is damaged`);
   }
   if (s === null || typeof s !== 'object' || s.format !== FINETUNE_CHECKPOINT_FORMAT) {
-    throw new Error(`${found} is not a finetune checkpoint (state.json format ${JSON.stringify((s as { format?: unknown } | null)?.format)}); continue a causalfusion train run with causalfusion train --resume`);
+    throw new Error(
+      `${found} is not a finetune checkpoint (state.json format ${JSON.stringify((s as { format?: unknown } | null)?.format)}); continue a causalfusion train run with causalfusion train --resume`,
+    );
   }
   if (!Number.isSafeInteger(s.step) || s.step < 0 || !Number.isSafeInteger(s.adamStepCount) || !Array.isArray(s.classNames) || typeof s.config !== 'object') {
     throw new Error(`${file}: step, adamStepCount, classNames or config is missing or malformed; the checkpoint is damaged`);
@@ -267,7 +348,8 @@ function readArrays(file: string, entries: readonly ClassifyEntry[]): Float32Arr
   const tensors = readSafetensors(file).tensors;
   return entries.map((e) => {
     const t = tensors.get(e.key);
-    if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.officialShape)) throw new Error(`${file}: ${e.key} is missing or has another shape; the checkpoint does not match the model`);
+    if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.officialShape))
+      throw new Error(`${file}: ${e.key} is missing or has another shape; the checkpoint does not match the model`);
     return entryToTraining(e, t.data);
   });
 }
@@ -290,7 +372,14 @@ export interface FinetuneResult {
 }
 
 /** Accuracy of `params` on the first `count` test images, in batches. */
-async function accuracy(session: OrtClassifySession, params: Float32Array[], tokenizer: PixelTokenizer, test: LabeledData['test'], count: number, batch = 500): Promise<number> {
+async function accuracy(
+  session: OrtClassifySession,
+  params: Float32Array[],
+  tokenizer: PixelTokenizer,
+  test: LabeledData['test'],
+  count: number,
+  batch = 500,
+): Promise<number> {
   const per = tokenizer.pixelsPerImage;
   let right = 0;
   for (let from = 0; from < count; from += batch) {
@@ -316,7 +405,18 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
     if (saved.step >= config.steps && !command.exportDir) {
       // before anything is loaded or written: the run folder stays as it is
       write(upToDateMessage(config.out, saved.step, config.steps, null));
-      return { config, step: saved.step, sessionSteps: 0, loss: NaN, testAccuracy: NaN, testCount: 0, stepsPerSec: 0, wallSeconds: saved.wallSeconds, interrupted: false, upToDate: true };
+      return {
+        config,
+        step: saved.step,
+        sessionSteps: 0,
+        loss: NaN,
+        testAccuracy: NaN,
+        testCount: 0,
+        stepsPerSec: 0,
+        wallSeconds: saved.wallSeconds,
+        interrupted: false,
+        upToDate: true,
+      };
     }
   } else if (fs.existsSync(ckptDir) || findCheckpoint(ckptDir)) {
     throw new Error(`${config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
@@ -351,7 +451,10 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
   const trainableIndex = session.trainableIndices();
   let model: Float32Array[];
   let ema: Float32Array[];
-  const optimizer = new HostAdamW(trainableIndex.map((i) => entries[i].shape.reduce((a, b) => a * b, 1)), { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay });
+  const optimizer = new HostAdamW(
+    trainableIndex.map((i) => entries[i].shape.reduce((a, b) => a * b, 1)),
+    { lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay },
+  );
   let step = 0;
   let wallBefore = 0;
   let rows: LogRow[] = [];
@@ -364,10 +467,15 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
     const opt = readSafetensors(path.join(found, 'optimizer.safetensors')).tensors;
     const moment = (k: string, i: number) => {
       const t = opt.get(k);
-      if (!t || t.data.length !== model[i].length) throw new Error(`${found}/optimizer.safetensors: ${k} is missing or has another size; the checkpoint does not match`);
+      if (!t || t.data.length !== model[i].length)
+        throw new Error(`${found}/optimizer.safetensors: ${k} is missing or has another size; the checkpoint does not match`);
       return t.data;
     };
-    optimizer.setState({ stepCount: saved.adamStepCount, m: trainableIndex.map((i) => moment(`m.${entries[i].key}`, i)), v: trainableIndex.map((i) => moment(`v.${entries[i].key}`, i)) });
+    optimizer.setState({
+      stepCount: saved.adamStepCount,
+      m: trainableIndex.map((i) => moment(`m.${entries[i].key}`, i)),
+      v: trainableIndex.map((i) => moment(`v.${entries[i].key}`, i)),
+    });
     step = saved.step;
     wallBefore = saved.wallSeconds;
     rows = readCsv(csvFile, step);
@@ -376,10 +484,7 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
     const head = initialHead(modelConfig.hiddenSize, K, () => headRng.normal());
     const fresh = config.scratch ? initialWeights(trainingEntries(modelConfig), config.seed) : null;
     const backboneEntries = entries.slice(0, entries.length - head.length);
-    model = [
-      ...backboneEntries.map((e, i) => (fresh ? fresh[i] : entryToTraining(e, backbone!.get(e.key)!.data))),
-      ...head,
-    ];
+    model = [...backboneEntries.map((e, i) => (fresh ? fresh[i] : entryToTraining(e, backbone!.get(e.key)!.data))), ...head];
     ema = model.map((a) => a.slice());
   }
   const tokenizer = pixelTokenizer({ imageSize: tokenizerMeta.imageSize, channels: tokenizerMeta.channels, patchSize: tokenizerMeta.patchSize });
@@ -387,11 +492,23 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
   const exportTo = (dir: string, testAccuracy: number, steps: number, wallSeconds: number) => {
     writeClassifierFolder(dir, { config: modelConfig, classNames: [...data.classNames], params: ema }, tokenizerMeta, {
       dataset: config.data === 'mnist' || config.data === 'fashion-mnist' ? config.data : path.basename(path.resolve(config.data)),
-      testAccuracy, testSet: data.test.name, testCount: data.test.count,
+      testAccuracy,
+      testSet: data.test.name,
+      testCount: data.test.count,
       training: {
-        command: command.commandLine ?? '', mode: config.probe ? 'linear probe (head only)' : 'end to end', init: config.scratch ? 'scratch' : config.model,
-        labels: config.labels || data.train.count, steps, batchSize: config.batchSize, lr: config.lr, warmupSteps: config.warmupSteps, weightDecay: config.weightDecay,
-        emaDecay: config.emaDecay, seed: config.seed, wallSeconds: Math.round(wallSeconds), runtime: `onnxruntime-node, ${config.threads} threads`,
+        command: command.commandLine ?? '',
+        mode: config.probe ? 'linear probe (head only)' : 'end to end',
+        init: config.scratch ? 'scratch' : config.model,
+        labels: config.labels || data.train.count,
+        steps,
+        batchSize: config.batchSize,
+        lr: config.lr,
+        warmupSteps: config.warmupSteps,
+        weightDecay: config.weightDecay,
+        emaDecay: config.emaDecay,
+        seed: config.seed,
+        wallSeconds: Math.round(wallSeconds),
+        runtime: `onnxruntime-node, ${config.threads} threads`,
       },
       source: sourceTraining,
     });
@@ -401,8 +518,21 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
       // nothing left to train: --export writes the classifier of the checkpoint
       const acc = await accuracy(session, ema, tokenizer, data.test, data.test.count);
       exportTo(command.exportDir!, acc, saved.step, saved.wallSeconds);
-      write(`nothing left to train (step ${saved.step} of --steps ${config.steps}); test accuracy ${(100 * acc).toFixed(2)}% on ${data.test.count} images; exported the classifier to ${command.exportDir}\n`);
-      return { config, step: saved.step, sessionSteps: 0, loss: NaN, testAccuracy: acc, testCount: data.test.count, stepsPerSec: 0, wallSeconds: saved.wallSeconds, interrupted: false, upToDate: true };
+      write(
+        `nothing left to train (step ${saved.step} of --steps ${config.steps}); test accuracy ${(100 * acc).toFixed(2)}% on ${data.test.count} images; exported the classifier to ${command.exportDir}\n`,
+      );
+      return {
+        config,
+        step: saved.step,
+        sessionSteps: 0,
+        loss: NaN,
+        testAccuracy: acc,
+        testCount: data.test.count,
+        stepsPerSec: 0,
+        wallSeconds: saved.wallSeconds,
+        interrupted: false,
+        upToDate: true,
+      };
     }
     makeDirs(config.out);
     writeCsv(csvFile, rows);
@@ -430,7 +560,14 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
     const trainable = () => trainableIndex.map((i) => model[i]);
     let last = { loss: NaN };
     const result: LoopResult = await runTrainingLoop({
-      run: config, checkpointDir: ckptDir, startStep: step, wallBefore, rows, banner, tty: command.tty, write,
+      run: config,
+      checkpointDir: ckptDir,
+      startStep: step,
+      wallBefore,
+      rows,
+      banner,
+      tty: command.tty,
+      write,
       step: async (k) => {
         const batch = batchAt(k);
         const { loss, grads } = await session.lossAndGrads(model, batch.tokens, batch.labels);
@@ -442,10 +579,24 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
         writeCheckpointFolder(ckptDir, (tmp) => {
           writeSafetensors(path.join(tmp, 'params.safetensors'), officialTensors(entries, model), { format: 'pt' });
           writeSafetensors(path.join(tmp, 'ema.safetensors'), officialTensors(entries, ema), { format: 'pt' });
-          writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trained.map((e) => e.key), trained.map((e) => e.shape), optimizer.getState()));
+          writeSafetensors(
+            path.join(tmp, 'optimizer.safetensors'),
+            optimizerTensors(
+              trained.map((e) => e.key),
+              trained.map((e) => e.shape),
+              optimizer.getState(),
+            ),
+          );
           const state: FinetuneState = {
-            format: FINETUNE_CHECKPOINT_FORMAT, step: stepsDone, adamStepCount: optimizer.stepCount, config, modelConfig: configToJson(modelConfig), tokenizer: tokenizerMeta,
-            classNames: [...data.classNames], wallSeconds, source: sourceTraining,
+            format: FINETUNE_CHECKPOINT_FORMAT,
+            step: stepsDone,
+            adamStepCount: optimizer.stepCount,
+            config,
+            modelConfig: configToJson(modelConfig),
+            tokenizer: tokenizerMeta,
+            classNames: [...data.classNames],
+            wallSeconds,
+            source: sourceTraining,
           };
           writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2) + '\n');
         }),
@@ -467,8 +618,15 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
       }
     }
     return {
-      config, step: result.step, sessionSteps: result.sessionSteps, loss: last.loss, testAccuracy, testCount: data.test.count,
-      stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9), wallSeconds: result.wallSeconds, interrupted: result.interrupted,
+      config,
+      step: result.step,
+      sessionSteps: result.sessionSteps,
+      loss: last.loss,
+      testAccuracy,
+      testCount: data.test.count,
+      stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
+      wallSeconds: result.wallSeconds,
+      interrupted: result.interrupted,
       ...(result.signal ? { signal: result.signal } : {}),
     };
   } finally {
@@ -498,7 +656,9 @@ export async function runFinetuneCli(argv: string[], commandLine = `causalfusion
   }
   const r = await finetune({ ...command, commandLine });
   if (!r.interrupted && !r.upToDate) {
-    console.log(`done: step ${r.step}, last loss ${r.loss.toFixed(4)}, test accuracy ${(100 * r.testAccuracy).toFixed(2)}%, ${r.stepsPerSec.toFixed(2)} steps/s this session; run folder ${r.config.out}`);
+    console.log(
+      `done: step ${r.step}, last loss ${r.loss.toFixed(4)}, test accuracy ${(100 * r.testAccuracy).toFixed(2)}%, ${r.stepsPerSec.toFixed(2)} steps/s this session; run folder ${r.config.out}`,
+    );
   }
   return r;
 }

@@ -79,7 +79,9 @@ export function readHead(file: string, hiddenSize: number, numLabels: number): F
     const t = tensors.get(e.key);
     if (!t) throw new Error(`${file} lacks ${e.key}`);
     if (JSON.stringify(t.shape) !== JSON.stringify(e.officialShape)) {
-      throw new Error(`${file}: ${e.key} has shape [${t.shape.join(', ')}], expected [${e.officialShape.join(', ')}] (${numLabels} labels, width ${hiddenSize})`);
+      throw new Error(
+        `${file}: ${e.key} has shape [${t.shape.join(', ')}], expected [${e.officialShape.join(', ')}] (${numLabels} labels, width ${hiddenSize})`,
+      );
     }
     for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) throw new Error(`${file}: ${e.key}[${i}] is ${t.data[i]}`);
     return entryToTraining(e, t.data);
@@ -99,16 +101,36 @@ export function writeClassifierFolder(dir: string, weights: ClassifierWeights, t
   const backbone = entries.map((e, i) => [e, params[i]] as const).filter(([e]) => !isHead(e));
   const head = entries.map((e, i) => [e, params[i]] as const).filter(([e]) => isHead(e));
   const configJson = configToJson(config);
-  writeSafetensors(path.join(dir, WEIGHTS_FILE), officialTensors(backbone.map(([e]) => e), backbone.map(([, a]) => a)), { format: 'pt', config: JSON.stringify(configJson) });
+  writeSafetensors(
+    path.join(dir, WEIGHTS_FILE),
+    officialTensors(
+      backbone.map(([e]) => e),
+      backbone.map(([, a]) => a),
+    ),
+    { format: 'pt', config: JSON.stringify(configJson) },
+  );
   writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
-  writeSafetensors(path.join(dir, HEAD_FILE), officialTensors(head.map(([e]) => e), head.map(([, a]) => a)), { format: 'pt' });
+  writeSafetensors(
+    path.join(dir, HEAD_FILE),
+    officialTensors(
+      head.map(([e]) => e),
+      head.map(([, a]) => a),
+    ),
+    { format: 'pt' },
+  );
   const full = {
     format: 'causalfusion-model',
     task: 'classify',
     ...meta,
     classNames: [...classNames],
     tokenizer,
-    classifier: { numLabels: classNames.length, condition: 'null class', tokens: 'clean (no noise, no timestep), full attention', pool: 'mean over image tokens', head: 'LayerNorm + Linear' },
+    classifier: {
+      numLabels: classNames.length,
+      condition: 'null class',
+      tokens: 'clean (no noise, no timestep), full attention',
+      pool: 'mean over image tokens',
+      head: 'LayerNorm + Linear',
+    },
   };
   writeFileAtomic(path.join(dir, META_FILE), JSON.stringify(full, null, 2) + '\n');
 }
@@ -133,7 +155,8 @@ export function pixelTokenizerOf(meta: Record<string, unknown>, where: string, c
   if (!t || typeof t !== 'object') throw new Error(`${where}: no tokenizer entry`);
   if (t.kind !== 'pixel') throw new Error(`${where}: a ${String(t.kind)} model; classification works on pixel models (no VAE) for now`);
   const { imageSize, channels, patchSize } = t as { imageSize: unknown; channels: unknown; patchSize: unknown };
-  if (!Number.isInteger(imageSize) || (channels !== 1 && channels !== 3) || !Number.isInteger(patchSize)) throw new Error(`${where}: tokenizer needs imageSize, channels (1 or 3) and patchSize`);
+  if (!Number.isInteger(imageSize) || (channels !== 1 && channels !== 3) || !Number.isInteger(patchSize))
+    throw new Error(`${where}: tokenizer needs imageSize, channels (1 or 3) and patchSize`);
   if (imageSize !== config.inputSize || patchSize !== config.patchSize || channels !== config.latentChannels) {
     throw new Error(`${where}: the tokenizer (${String(imageSize)} px, patch ${String(patchSize)}, ${String(channels)} channels) does not match config.json`);
   }
@@ -142,14 +165,18 @@ export function pixelTokenizerOf(meta: Record<string, unknown>, where: string, c
 
 /** A classifier folder: the config, label names, tokenizer and every parameter (classifyEntries order). */
 export function readClassifierFolder(dir: string): ClassifierWeights & { tokenizer: PixelTokenizerMeta; meta: Record<string, unknown> } {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir} is not a folder; give a classifier folder written by causalfusion finetune --export`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+    throw new Error(`${dir} is not a folder; give a classifier folder written by causalfusion finetune --export`);
   const meta = readMeta(dir);
   const where = path.join(dir, META_FILE);
   if (meta.task !== 'classify') {
-    throw new Error(`${dir} is a generative model (meta.json has no task "classify"); fine-tune it first: causalfusion finetune --task classify --model ${dir} ...`);
+    throw new Error(
+      `${dir} is a generative model (meta.json has no task "classify"); fine-tune it first: causalfusion finetune --task classify --model ${dir} ...`,
+    );
   }
   const classNames = meta.classNames;
-  if (!Array.isArray(classNames) || classNames.length < 2 || !classNames.every((c) => typeof c === 'string')) throw new Error(`${where}: classNames must list at least 2 label names`);
+  if (!Array.isArray(classNames) || classNames.length < 2 || !classNames.every((c) => typeof c === 'string'))
+    throw new Error(`${where}: classNames must list at least 2 label names`);
   const folder = readModelFolder(dir);
   const tokenizer = pixelTokenizerOf(meta, where, folder.config);
   if (derived(folder.config).nullClass === null) throw new Error(`${dir}: the model has no null class (class_dropout_prob 0); the classifier conditions on it`);

@@ -10,8 +10,17 @@ import { classifyEntries, classifyGraphEntries, HEAD_PREFIX, usedByClassifier, t
 import { OrtClassifySession, predictions } from './classify-trainer';
 
 const config: ModelConfig = {
-  inputSize: 8, patchSize: 4, latentChannels: 1, hiddenSize: 8, numCondTokens: 2, depth: 2, numHeads: 2, mlpRatio: 2,
-  numClasses: 3, classDropoutProb: 0.1, trainablePos: true,
+  inputSize: 8,
+  patchSize: 4,
+  latentChannels: 1,
+  hiddenSize: 8,
+  numCondTokens: 2,
+  depth: 2,
+  numHeads: 2,
+  mlpRatio: 2,
+  numClasses: 3,
+  classDropoutProb: 0.1,
+  trainablePos: true,
 };
 const K = 4;
 const N = 3;
@@ -61,7 +70,8 @@ function referenceLoss(p: P, tokens: Float64Array, labels: number[]): { loss: nu
   const x = new Float64Array(N * S * D);
   const proj = linear(tokens, N * L, p['x_proj.weight'], d, p['x_proj.bias']);
   for (let n = 0; n < N; n++) {
-    for (let t = 0; t < T; t++) for (let c = 0; c < D; c++) x[(n * S + t) * D + c] = p['y_embedder.embedding_table.weight'][nullRow * T * D + t * D + c] + p.cond_pos_embed[t * D + c];
+    for (let t = 0; t < T; t++)
+      for (let c = 0; c < D; c++) x[(n * S + t) * D + c] = p['y_embedder.embedding_table.weight'][nullRow * T * D + t * D + c] + p.cond_pos_embed[t * D + c];
     for (let l = 0; l < L; l++) for (let c = 0; c < D; c++) x[(n * S + T + l) * D + c] = proj[(n * L + l) * D + c] + p.pos_embed[l * D + c];
   }
   let h = x;
@@ -90,7 +100,7 @@ function referenceLoss(p: P, tokens: Float64Array, labels: number[]): { loss: nu
             max = Math.max(max, scores[j]);
           }
           let sum = 0;
-          for (let j = 0; j < S; j++) sum += (scores[j] = Math.exp(scores[j] - max));
+          for (let j = 0; j < S; j++) sum += scores[j] = Math.exp(scores[j] - max);
           for (let e = 0; e < hd; e++) {
             let acc = 0;
             for (let j = 0; j < S; j++) acc += (scores[j] / sum) * v[j * hd + e];
@@ -107,7 +117,13 @@ function referenceLoss(p: P, tokens: Float64Array, labels: number[]): { loss: nu
   }
   const pooled = new Float64Array(N * D);
   for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) for (let c = 0; c < D; c++) pooled[n * D + c] += h[(n * S + T + l) * D + c] / L;
-  const logits = linear(layerNorm(pooled, N, p[`${HEAD_PREFIX}norm.weight`], p[`${HEAD_PREFIX}norm.bias`]), N, p[`${HEAD_PREFIX}fc.weight`], D, p[`${HEAD_PREFIX}fc.bias`]);
+  const logits = linear(
+    layerNorm(pooled, N, p[`${HEAD_PREFIX}norm.weight`], p[`${HEAD_PREFIX}norm.bias`]),
+    N,
+    p[`${HEAD_PREFIX}fc.weight`],
+    D,
+    p[`${HEAD_PREFIX}fc.bias`],
+  );
   let loss = 0;
   for (let n = 0; n < N; n++) {
     let max = -Infinity;
@@ -155,7 +171,12 @@ describe('classification graph', () => {
     const used = classifyGraphEntries(config, K).map((e) => e.key);
     expect(used.some((k) => k.startsWith('t_embedder') || k.startsWith('final_layer'))).toBe(false);
     expect(entries.filter((e) => !usedByClassifier(e.key)).length).toBeGreaterThan(0);
-    expect(probe.trainable.map((e) => e.key)).toEqual([`${HEAD_PREFIX}norm.weight`, `${HEAD_PREFIX}norm.bias`, `${HEAD_PREFIX}fc.weight`, `${HEAD_PREFIX}fc.bias`]);
+    expect(probe.trainable.map((e) => e.key)).toEqual([
+      `${HEAD_PREFIX}norm.weight`,
+      `${HEAD_PREFIX}norm.bias`,
+      `${HEAD_PREFIX}fc.weight`,
+      `${HEAD_PREFIX}fc.bias`,
+    ]);
     expect(full.trainable.length).toBe(classifyGraphEntries(config, K).length);
   });
 

@@ -81,7 +81,13 @@ export function classifyHeadEntries(hiddenSize: number, numLabels: number): Clas
  * trainingEntries (all of them, so that the exported folder stays a complete model), then the head.
  */
 export function classifyEntries(config: ModelConfig, numLabels: number): ClassifyEntry[] {
-  const backbone: ClassifyEntry[] = trainingEntries(config).map(({ key, officialShape, shape, transposed, trainable }) => ({ key, officialShape, shape, transposed, trainable }));
+  const backbone: ClassifyEntry[] = trainingEntries(config).map(({ key, officialShape, shape, transposed, trainable }) => ({
+    key,
+    officialShape,
+    shape,
+    transposed,
+    trainable,
+  }));
   return [...backbone, ...classifyHeadEntries(config.hiddenSize, numLabels)];
 }
 
@@ -130,16 +136,15 @@ export function buildClassifyGraph(config: ModelConfig, numLabels: number, mode:
   const logits = gg.linear(gg.layerNorm(pooled, `${HEAD_PREFIX}norm.weight`, `${HEAD_PREFIX}norm.bias`), `${HEAD_PREFIX}fc.weight`, `${HEAD_PREFIX}fc.bias`);
   gg.g.op('Identity', [logits], [], io.logits);
 
-  const inputs = [
-    ...entries.map((e) => valueInfo(e.key, FLOAT, e.shape)),
-    valueInfo(io.condLabels, INT64, ['N']),
-    valueInfo(io.tokens, FLOAT, ['N', L, d]),
-  ];
+  const inputs = [...entries.map((e) => valueInfo(e.key, FLOAT, e.shape)), valueInfo(io.condLabels, INT64, ['N']), valueInfo(io.tokens, FLOAT, ['N', L, d])];
   const outputs = [valueInfo(io.logits, FLOAT, ['N', K])];
   if (mode !== 'infer') {
     const loss = gg.weightedCrossEntropy(logits, io.labels, io.weights, K);
     gg.g.op('Identity', [loss], [], io.loss);
-    const grads = gg.gradients(loss, trainable.map((e) => e.key));
+    const grads = gg.gradients(
+      loss,
+      trainable.map((e) => e.key),
+    );
     for (const e of trainable) {
       const g = grads.get(e.key);
       if (!g) throw new Error(`internal: the classification loss does not depend on ${e.key}`);

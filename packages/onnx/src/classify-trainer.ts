@@ -11,7 +11,15 @@
  */
 import { derived, type ModelConfig } from '@causalfusion/config';
 import { createSession, loadOrt, toInt64, type InferenceSession, type Ort, type OrtTensor } from '@causalfusion/ort';
-import { buildClassifyGraph, CLASSIFY_IO, classifyEntries, classifyGraphEntries, classifyTrainable, type ClassifyEntry, type ClassifyMode } from './classify-graph';
+import {
+  buildClassifyGraph,
+  CLASSIFY_IO,
+  classifyEntries,
+  classifyGraphEntries,
+  classifyTrainable,
+  type ClassifyEntry,
+  type ClassifyMode,
+} from './classify-graph';
 
 export interface ClassifySessionOptions {
   /** `probe`: gradients of the head only; `full`: of the head and the backbone; `infer`: logits only. */
@@ -69,7 +77,8 @@ export class OrtClassifySession {
     if (params.length !== this.entries.length) throw new Error(`classifier: ${params.length} parameter arrays for ${this.entries.length} parameters`);
     const geo = derived(this.config);
     const per = geo.numTokens * geo.tokenDim;
-    if (tokens.length === 0 || tokens.length % per !== 0) throw new Error(`classifier: ${tokens.length} token values is not a whole number of images of ${per} values`);
+    if (tokens.length === 0 || tokens.length % per !== 0)
+      throw new Error(`classifier: ${tokens.length} token values is not a whole number of images of ${per} values`);
     const N = tokens.length / per;
     const T = this.ort.Tensor;
     const feeds: Record<string, OrtTensor> = {};
@@ -85,7 +94,8 @@ export class OrtClassifySession {
     const { feeds, N } = this.feeds(params, tokens);
     if (labels.length !== N) throw new Error(`classifier: ${labels.length} labels for ${N} images`);
     for (let i = 0; i < N; i++) {
-      if (!Number.isInteger(labels[i]) || labels[i] < 0 || labels[i] >= this.numLabels) throw new Error(`classifier: label ${labels[i]} at ${i} is not in 0..${this.numLabels - 1}`);
+      if (!Number.isInteger(labels[i]) || labels[i] < 0 || labels[i] >= this.numLabels)
+        throw new Error(`classifier: label ${labels[i]} at ${i} is not in 0..${this.numLabels - 1}`);
     }
     const T = this.ort.Tensor;
     feeds[CLASSIFY_IO.labels] = new T('int64', toInt64(labels), [N]);

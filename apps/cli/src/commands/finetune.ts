@@ -12,7 +12,9 @@ import { checkOutDir } from '../outputs';
 export function registerFinetune(program: Command): void {
   program
     .command('finetune')
-    .description('fine-tune a trained model as an image classifier: --task classify --model DIR --data mnist|fashion-mnist|DIR --labels N --out DIR [--probe] [--export DIR]; see finetune --help')
+    .description(
+      'fine-tune a trained model as an image classifier: --task classify --model DIR --data mnist|fashion-mnist|DIR --labels N --out DIR [--probe] [--export DIR]; see finetune --help',
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()

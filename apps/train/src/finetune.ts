@@ -28,9 +28,7 @@ import {
 } from '@causalfusion/data';
 import {
   classifyEntries,
-  entryToTraining,
   initialHead,
-  officialTensors,
   OrtClassifySession,
   pixelTokenizerOf,
   predictions,
@@ -42,7 +40,16 @@ import {
 } from '@causalfusion/onnx';
 import { createRng } from '@causalfusion/rng';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
-import { configFromJson, configToJson, HostAdamW, initialWeights, trainingEntries, type ModelConfig } from '@causalfusion/config';
+import {
+  configFromJson,
+  configToJson,
+  HostAdamW,
+  initialWeights,
+  officialStateDict,
+  toTrainingLayout,
+  trainingEntries,
+  type ModelConfig,
+} from '@causalfusion/config';
 import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
 import { FlagKind, flagOf, parseFlags, resumedConfig } from './flags';
 import { runTrainingLoop, upToDateMessage, type LoopResult } from './loop';
@@ -350,7 +357,7 @@ function readArrays(file: string, entries: readonly ClassifyEntry[]): Float32Arr
     const t = tensors.get(e.key);
     if (!t || JSON.stringify(t.shape) !== JSON.stringify(e.officialShape))
       throw new Error(`${file}: ${e.key} is missing or has another shape; the checkpoint does not match the model`);
-    return entryToTraining(e, t.data);
+    return toTrainingLayout(e, t.data);
   });
 }
 
@@ -484,7 +491,7 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
     const head = initialHead(modelConfig.hiddenSize, K, () => headRng.normal());
     const fresh = config.scratch ? initialWeights(trainingEntries(modelConfig), config.seed) : null;
     const backboneEntries = entries.slice(0, entries.length - head.length);
-    model = [...backboneEntries.map((e, i) => (fresh ? fresh[i] : entryToTraining(e, backbone!.get(e.key)!.data))), ...head];
+    model = [...backboneEntries.map((e, i) => (fresh ? fresh[i] : toTrainingLayout(e, backbone!.get(e.key)!.data))), ...head];
     ema = model.map((a) => a.slice());
   }
   const tokenizer = pixelTokenizer({ imageSize: tokenizerMeta.imageSize, channels: tokenizerMeta.channels, patchSize: tokenizerMeta.patchSize });
@@ -577,8 +584,8 @@ export async function finetune(command: FinetuneCommand & { commandLine?: string
       },
       save: (stepsDone, wallSeconds) =>
         writeCheckpointFolder(ckptDir, (tmp) => {
-          writeSafetensors(path.join(tmp, 'params.safetensors'), officialTensors(entries, model), { format: 'pt' });
-          writeSafetensors(path.join(tmp, 'ema.safetensors'), officialTensors(entries, ema), { format: 'pt' });
+          writeSafetensors(path.join(tmp, 'params.safetensors'), officialStateDict(entries, model), { format: 'pt' });
+          writeSafetensors(path.join(tmp, 'ema.safetensors'), officialStateDict(entries, ema), { format: 'pt' });
           writeSafetensors(
             path.join(tmp, 'optimizer.safetensors'),
             optimizerTensors(

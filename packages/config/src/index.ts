@@ -19,7 +19,7 @@ export {
   BODY_KEYS, CLASS_KEYS, MULTIMODAL_KEYS, TIMESTEP_FREQUENCIES, ParamTable, blockKeys, sizeOf, transpose2d, toTrainingLayout, toOfficialLayout, officialStateDict, trainingArrays,
   checkStateEntries,
 } from './layers';
-export type { BlockKeys, BodyDims, InitRule, ParamEntry, StateDict } from './layers';
+export type { BlockKeys, BodyDims, InitRule, LayoutEntry, ParamEntry, StateDict } from './layers';
 export { get2dSincosPosEmbed, sincosPosEmbed2d, timestepSinusoid, timestepFrequencies } from './embeddings';
 export { initialWeights, normalArray, xavierUniform } from './init';
 export {

@@ -162,13 +162,16 @@ export function transpose2d(data: ArrayLike<number>, rows: number, cols: number)
   return out;
 }
 
+/** What a layout change needs of a parameter (a ParamEntry, or another holder's entry such as a classifier head's). */
+export type LayoutEntry = Pick<ParamEntry, 'key' | 'officialShape' | 'shape' | 'transposed'>;
+
 /** An official tensor in the training layout of its entry (a copy). */
-export function toTrainingLayout(entry: ParamEntry, official: ArrayLike<number>): Float32Array {
+export function toTrainingLayout(entry: LayoutEntry, official: ArrayLike<number>): Float32Array {
   return entry.transposed ? transpose2d(official, entry.officialShape[0], entry.officialShape[1]) : Float32Array.from(official);
 }
 
 /** A training-layout tensor in the official layout of its entry (a copy). */
-export function toOfficialLayout(entry: ParamEntry, data: ArrayLike<number>): Float32Array {
+export function toOfficialLayout(entry: LayoutEntry, data: ArrayLike<number>): Float32Array {
   return entry.transposed ? transpose2d(data, entry.shape[0], entry.shape[1]) : Float32Array.from(data);
 }
 
@@ -176,13 +179,13 @@ export function toOfficialLayout(entry: ParamEntry, data: ArrayLike<number>): Fl
 export type StateDict = Map<string, { shape: number[]; data: Float32Array }>;
 
 /** Parameters held in the training layout (entries order) as a state dict in the official layout. */
-export function officialStateDict(entries: readonly ParamEntry[], arrays: readonly ArrayLike<number>[]): StateDict {
+export function officialStateDict(entries: readonly LayoutEntry[], arrays: readonly ArrayLike<number>[]): StateDict {
   if (arrays.length !== entries.length) throw new Error(`officialStateDict: ${arrays.length} arrays for ${entries.length} parameters`);
   return new Map(entries.map((e, i) => [e.key, { shape: [...e.officialShape], data: toOfficialLayout(e, arrays[i]) }]));
 }
 
 /** A state dict (checked with {@link checkStateEntries}) as training-layout arrays in entries order. */
-export function trainingArrays(entries: readonly ParamEntry[], state: ReadonlyMap<string, { data: ArrayLike<number> }>): Float32Array[] {
+export function trainingArrays(entries: readonly LayoutEntry[], state: ReadonlyMap<string, { data: ArrayLike<number> }>): Float32Array[] {
   return entries.map((e) => toTrainingLayout(e, state.get(e.key)!.data));
 }
 

@@ -13,7 +13,17 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
-import { CONFIG_FILE, configToJson, derived, META_FILE, WEIGHTS_FILE, type ModelConfig } from '@causalfusion/config';
+import {
+  CONFIG_FILE,
+  configToJson,
+  derived,
+  META_FILE,
+  officialStateDict,
+  toTrainingLayout,
+  trainingArrays,
+  WEIGHTS_FILE,
+  type ModelConfig,
+} from '@causalfusion/config';
 import { classifyEntries, classifyHeadEntries, HEAD_PREFIX, type ClassifyEntry } from './classify-graph';
 import { OrtClassifySession, predictions } from './classify-trainer';
 import { readModelFolder } from './weights';
@@ -33,28 +43,6 @@ export interface ClassifierWeights {
   config: ModelConfig;
   classNames: string[];
   params: Float32Array[];
-}
-
-/** [rows, cols] -> [cols, rows]. */
-function transpose(data: ArrayLike<number>, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
-  return out;
-}
-
-/** An official tensor in its entry's training layout (a copy). */
-export function entryToTraining(e: ClassifyEntry, official: ArrayLike<number>): Float32Array {
-  return e.transposed ? transpose(official, e.officialShape[0], e.officialShape[1]) : Float32Array.from(official);
-}
-
-/** A training-layout tensor in its entry's official layout (a copy). */
-export function entryToOfficial(e: ClassifyEntry, data: ArrayLike<number>): Float32Array {
-  return e.transposed ? transpose(data, e.shape[0], e.shape[1]) : Float32Array.from(data);
-}
-
-/** The official state dict of `entries` held as `arrays` (training layout). */
-export function officialTensors(entries: readonly ClassifyEntry[], arrays: readonly ArrayLike<number>[]): [string, { shape: number[]; data: Float32Array }][] {
-  return entries.map((e, i) => [e.key, { shape: e.officialShape, data: entryToOfficial(e, arrays[i]) }]);
 }
 
 /**
@@ -84,7 +72,7 @@ export function readHead(file: string, hiddenSize: number, numLabels: number): F
       );
     }
     for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) throw new Error(`${file}: ${e.key}[${i}] is ${t.data[i]}`);
-    return entryToTraining(e, t.data);
+    return toTrainingLayout(e, t.data);
   });
 }
 
@@ -103,7 +91,7 @@ export function writeClassifierFolder(dir: string, weights: ClassifierWeights, t
   const configJson = configToJson(config);
   writeSafetensors(
     path.join(dir, WEIGHTS_FILE),
-    officialTensors(
+    officialStateDict(
       backbone.map(([e]) => e),
       backbone.map(([, a]) => a),
     ),
@@ -112,7 +100,7 @@ export function writeClassifierFolder(dir: string, weights: ClassifierWeights, t
   writeFileAtomic(path.join(dir, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
   writeSafetensors(
     path.join(dir, HEAD_FILE),
-    officialTensors(
+    officialStateDict(
       head.map(([e]) => e),
       head.map(([, a]) => a),
     ),
@@ -181,11 +169,8 @@ export function readClassifierFolder(dir: string): ClassifierWeights & { tokeniz
   const tokenizer = pixelTokenizerOf(meta, where, folder.config);
   if (derived(folder.config).nullClass === null) throw new Error(`${dir}: the model has no null class (class_dropout_prob 0); the classifier conditions on it`);
   const head = readHead(path.join(dir, HEAD_FILE), folder.config.hiddenSize, classNames.length);
-  const entries = classifyEntries(folder.config, classNames.length);
-  const params = entries.map((e, i) => {
-    if (e.key.startsWith(HEAD_PREFIX)) return head[i - (entries.length - head.length)];
-    return entryToTraining(e, folder.weights.get(e.key)!.data);
-  });
+  const backbone = classifyEntries(folder.config, classNames.length).filter((e) => !e.key.startsWith(HEAD_PREFIX));
+  const params = [...trainingArrays(backbone, folder.weights), ...head];
   return { config: folder.config, classNames: classNames as string[], params, tokenizer, meta };
 }
 

@@ -35,6 +35,6 @@ export type { ClassifyEntry, ClassifyMode } from './classify-graph';
 export { OrtClassifySession, predictions } from './classify-trainer';
 export type { ClassifyLossAndGrads, ClassifySessionOptions } from './classify-trainer';
 export {
-  OrtClassifier, readClassifierFolder, writeClassifierFolder, readMeta, pixelTokenizerOf, initialHead, readHead, entryToTraining, entryToOfficial, officialTensors, HEAD_FILE,
+  OrtClassifier, readClassifierFolder, writeClassifierFolder, readMeta, pixelTokenizerOf, initialHead, readHead, HEAD_FILE,
 } from './classifier';
 export type { ClassifierWeights, PixelTokenizerMeta } from './classifier';

@@ -23,6 +23,13 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(tmp, 'text.png'), 'this is not an image');
   fs.writeFileSync(path.join(tmp, 'bad.json'), '{ not json');
   fs.writeFileSync(path.join(tmp, 'refs.json'), JSON.stringify({ annotations: [{ image_id: 1, caption: 'a 3' }] }));
+  // a classifier folder as `finetune --task classify --export` writes it: the backbone's files, a head, meta.json with task "classify"
+  const classifier = path.join(tmp, 'classifier');
+  fs.mkdirSync(classifier);
+  for (const f of ['model.safetensors', 'config.json']) fs.copyFileSync(path.join(model, f), path.join(classifier, f));
+  fs.writeFileSync(path.join(classifier, 'head.safetensors'), '');
+  const meta = JSON.parse(fs.readFileSync(path.join(model, 'meta.json'), 'utf8'));
+  fs.writeFileSync(path.join(classifier, 'meta.json'), JSON.stringify({ ...meta, task: 'classify', classifier: { numLabels: meta.classNames.length } }));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -46,12 +53,20 @@ const CASES: [string, string[], RegExp][] = [
   ['sample: unknown --runtime', ['sample', '--model', '{model}', '--runtime', 'gpu', '--out', '{tmp}/o.png'], /runtime/],
   ['sample: --threads 0', ['sample', '--model', '{model}', '--threads', '0', '--out', '{tmp}/o.png'], /threads/],
   ['sample: unknown flag', ['sample', '--model', '{model}', '--colour', 'red', '--out', '{tmp}/o.png'], /colour/],
+  ['sample: a classifier folder', ['sample', '--model', '{tmp}/classifier', '--out', '{tmp}/o.png'], /classifier.*causalfusion classify --model/],
   // edit
   ['edit: no --input', ['edit', '--model', '{model}', '--class', '1', '--out', '{tmp}/o.png'], /input/],
   ['edit: missing input file', ['edit', '--model', '{model}', '--input', '{tmp}/missing.png', '--class', '1', '--out', '{tmp}/o.png'], /missing\.png/],
   ['edit: input is not an image', ['edit', '--model', '{model}', '--input', '{tmp}/text.png', '--class', '1', '--out', '{tmp}/o.png'], /text\.png/],
   ['edit: unknown mask preset', ['edit', '--model', '{model}', '--input', '{tmp}/in.png', '--mask', 'middle', '--class', '1', '--out', '{tmp}/o.png'], /mask/],
   ['edit: unknown class', ['edit', '--model', '{model}', '--input', '{tmp}/in.png', '--class', '42', '--out', '{tmp}/o.png'], /42/],
+  [
+    'edit: a classifier folder',
+    ['edit', '--model', '{tmp}/classifier', '--input', '{tmp}/in.png', '--class', '1', '--out', '{tmp}/o.png'],
+    /classifier.*causalfusion classify --model/,
+  ],
+  // classify
+  ['classify: a generative model folder', ['classify', '--model', '{model}', '--input', '{tmp}/in.png'], /generative model.*finetune --task classify/],
   // generate / caption (the shipped multimodal model)
   ['generate: empty prompt', ['generate', '--prompt', '', '--out', '{tmp}/o.png'], /prompt/],
   ['generate: --num 0', ['generate', '--prompt', 'a 3', '--num', '0', '--out', '{tmp}/o.png'], /--num/],
@@ -85,7 +100,7 @@ const CASES: [string, string[], RegExp][] = [
 ];
 
 describe('bad input: one line, exit 2, nothing written', () => {
-  it(`${CASES.length} cases across sample, edit, generate, caption, train, export, encode/decode, vae, info, eval`, () => {
+  it(`${CASES.length} cases across sample, edit, classify, generate, caption, train, export, encode/decode, vae, info, eval`, () => {
     expect(CASES.length).toBeGreaterThanOrEqual(40);
     const failures: string[] = [];
     for (const [what, raw, message] of CASES) {

@@ -145,6 +145,14 @@ describe('causalfusion finetune --task classify', () => {
       0,
       `nothing left to do: the run in ${split} is already at step 6 (--steps 6); raise --steps above 6 to train longer\n`,
     ]);
+    // export model (a train run's) refuses a finetune run with the command that writes its classifier, run next
+    r = cf('export', 'model', '--run', split, '--out', path.join(tmp, 'e2e-export'));
+    expect([r.status, r.stdout, r.stderr]).toEqual([
+      2,
+      '',
+      `error: ${split} is a causalfusion finetune run (a classifier); write its classifier folder with causalfusion finetune --out ${split} --resume --steps 6 --export DIR\n`,
+    ]);
+    expect(fs.existsSync(path.join(tmp, 'e2e-export'))).toBe(false);
     r = cf('finetune', '--out', split, '--resume', '--steps', '6', '--export', path.join(tmp, 'e2e-model'));
     expect(r.status).toBe(0);
     expect(JSON.parse(fs.readFileSync(path.join(tmp, 'e2e-model', 'meta.json'), 'utf8')).training.mode).toBe('end to end');

@@ -77,7 +77,8 @@ function readMeta(file: string): ModelMeta {
  * Read and check a model folder's JSON files (the weights are loaded later by {@link loadWeights}).
  * `dir` undefined means the shipped default model. `dir` may also be an official PyTorch checkpoint
  * (`ckpt.pt`): it is read in memory, its config from its args (an official preset) or a config.json
- * beside it ({@link readCheckpointModel}).
+ * beside it ({@link readCheckpointModel}). A classifier folder (meta.json `task: "classify"`) is refused with
+ * the command that reads it (`causalfusion classify`).
  */
 export function readModelFolder(dir: string | undefined, tokenizerFlag?: string, options: ReadModelOptions = {}): ModelFolder {
   if (tokenizerFlag !== undefined && tokenizerFlag !== 'pixel' && !tokenizerFlag.startsWith('vae:')) {
@@ -105,6 +106,11 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string,
     throw new UsageError(`--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE} (or give a PyTorch checkpoint, ckpt.pt)`);
   }
   const meta = readMeta(path.join(folder, META_FILE));
+  if (meta.task === 'classify') {
+    throw new UsageError(
+      `--model: ${folder} is an image classifier (meta.json task "classify", written by causalfusion finetune --task classify), not a generative model; classify images with it: causalfusion classify --model ${folder} --input IMAGE`,
+    );
+  }
   const configFile = path.join(folder, CONFIG_FILE);
   let config: ModelConfig;
   try {

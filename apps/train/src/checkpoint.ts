@@ -22,6 +22,8 @@ import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@c
 /** state.json's `format` of each task. */
 export const CHECKPOINT_FORMAT = 'causalfusion-train-checkpoint';
 export const MULTIMODAL_CHECKPOINT_FORMAT = 'causalfusion-multimodal-train-checkpoint';
+/** A `causalfusion finetune` run's (./finetune: its own state.json, read there). */
+export const FINETUNE_CHECKPOINT_FORMAT = 'causalfusion-finetune-checkpoint';
 
 /** state.json: what every task records; `config` is the task's training config. */
 export interface CheckpointState<C = Record<string, unknown>> {

@@ -4,6 +4,7 @@
  * trained) that the CLI reads back; and what a checkpoint of such a run is of. The multimodal task exports
  * with `saveMultimodalModel` of @causalfusion/multimodal (./multimodal-trainer).
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import {
   checkStateDict, configToJson, MODEL_META_FORMAT, officialStateDict, trainingEntries, writeModelFolder,
@@ -11,7 +12,7 @@ import {
 } from '@causalfusion/config';
 import { readSafetensors } from '@causalfusion/safetensors';
 import { latentSizeOf } from '@causalfusion/vae';
-import { findCheckpoint, readCheckpointState, type CheckpointModel } from './checkpoint';
+import { FINETUNE_CHECKPOINT_FORMAT, findCheckpoint, readCheckpointState, type CheckpointModel } from './checkpoint';
 import { modelConfigOf, vaeOf, type TrainConfig } from './config';
 
 /** What a class-model checkpoint is of: the parameter table, config.json, and the official state-dict check. */
@@ -70,6 +71,24 @@ export function exportModel(
 }
 
 /**
+ * A finetune run's checkpoint holds a classifier, whose folder also needs the test accuracy on its data:
+ * finetune writes it (`--resume --export`), so this says how. Other state.json problems are readCheckpointState's.
+ */
+function refuseFinetuneRun(runDir: string, found: string): void {
+  let state: { format?: unknown; step?: unknown } | null = null;
+  try {
+    state = JSON.parse(fs.readFileSync(path.join(found, 'state.json'), 'utf8')) as { format?: unknown; step?: unknown } | null;
+  } catch {
+    return;
+  }
+  if (state?.format !== FINETUNE_CHECKPOINT_FORMAT) return;
+  const steps = Number.isSafeInteger(state.step) ? ` --steps ${String(state.step)}` : '';
+  throw new Error(
+    `${runDir} is a causalfusion finetune run (a classifier); write its classifier folder with causalfusion finetune --out ${runDir} --resume${steps} --export DIR`,
+  );
+}
+
+/**
  * The EMA weights of a run's latest checkpoint as a model folder, without a runtime: for a run
  * still in progress, or one stopped early. Returns the checkpoint's step.
  */
@@ -77,6 +96,7 @@ export function exportCheckpoint(runDir: string, exportDir: string): { step: num
   const ckptDir = path.join(runDir, 'checkpoint');
   const found = findCheckpoint(ckptDir);
   if (!found) throw new Error(`no training checkpoint in ${ckptDir}; give the --out folder of a training run`);
+  refuseFinetuneRun(runDir, found);
   const state = readCheckpointState<TrainConfig>(ckptDir);
   const modelConfig = modelConfigOf(state.config, state.classNames!.length);
   const ema = readSafetensors(path.join(found, 'ema.safetensors')).tensors;

@@ -50,13 +50,13 @@ import {
   trainingEntries,
   type ModelConfig,
 } from '@causalfusion/config';
-import { findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
+import { FINETUNE_CHECKPOINT_FORMAT, findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
 import { FlagKind, flagOf, parseFlags, resumedConfig } from './flags';
 import { runTrainingLoop, upToDateMessage, type LoopResult } from './loop';
 import { readCsv, writeCsv, type LogRow } from './report';
 import { applyUpdate, checkLoss } from './update';
 
-export const FINETUNE_CHECKPOINT_FORMAT = 'causalfusion-finetune-checkpoint';
+export { FINETUNE_CHECKPOINT_FORMAT };
 
 export interface FinetuneConfig {
   task: 'classify';

@@ -37,6 +37,8 @@ export interface ModelMeta {
   training?: TrainingRecord;
   /** Sampling defaults measured on this model (bench:quality); a flag the user passes wins. */
   sampling?: SamplingDefaults;
+  /** `"classify"` in a classifier folder (`causalfusion finetune --task classify`), which sample and edit refuse; absent in a generative model's. */
+  task?: 'classify';
 }
 
 /** A model's own sampling defaults for `sample` / `edit` when the flag is not given. */

@@ -32,7 +32,8 @@ function fail(message) {
   process.exit(2);
 }
 const known = new Set(['--seconds', '--cases', '--seed', '--only', '--hang']);
-for (let i = 0; i < args.length; i += 2) if (!known.has(args[i])) fail(`unknown argument '${args[i]}'; use --seconds S, --cases N, --seed X, --only TEXT, --hang S`);
+for (let i = 0; i < args.length; i += 2)
+  if (!known.has(args[i])) fail(`unknown argument '${args[i]}'; use --seconds S, --cases N, --seed X, --only TEXT, --hang S`);
 const positive = (name, v) => {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < 1) fail(`--${name} must be a positive integer, got '${v}'`);
@@ -107,13 +108,23 @@ for (const [k, { dir, files }] of suites.entries()) {
   console.log(`  ${names[k]}: ${((Date.now() - started) / 1000).toFixed(0)} s${hung ? ' (HUNG)' : status !== 0 ? ' (tests failed)' : ''}`);
 }
 
-const reports = existsSync(reportFile) ? readFileSync(reportFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+const reports = existsSync(reportFile)
+  ? readFileSync(reportFile, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+  : [];
 rmSync(work, { recursive: true, force: true });
 const pad = (s, n) => String(s).padEnd(n);
 const padL = (s, n) => String(s).padStart(n);
-console.log(`\n${pad('parser', 46)}${padL('cases', 9)}${padL('parsed', 9)}${padL('errors', 9)}${padL('failed', 8)}${padL('seconds', 9)}${padL('slowest ms', 12)}`);
+console.log(
+  `\n${pad('parser', 46)}${padL('cases', 9)}${padL('parsed', 9)}${padL('errors', 9)}${padL('failed', 8)}${padL('seconds', 9)}${padL('slowest ms', 12)}`,
+);
 for (const r of reports) {
-  console.log(`${pad(r.name, 46)}${padL(r.cases, 9)}${padL(r.parsed, 9)}${padL(r.rejected, 9)}${padL(r.failures, 8)}${padL((r.ms / 1000).toFixed(1), 9)}${padL(r.slowestMs, 12)}`);
+  console.log(
+    `${pad(r.name, 46)}${padL(r.cases, 9)}${padL(r.parsed, 9)}${padL(r.rejected, 9)}${padL(r.failures, 8)}${padL((r.ms / 1000).toFixed(1), 9)}${padL(r.slowestMs, 12)}`,
+  );
 }
 const total = reports.reduce((n, r) => n + r.cases, 0);
 const failures = reports.reduce((n, r) => n + r.failures, 0);

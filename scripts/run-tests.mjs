@@ -6,9 +6,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const dirs = ['packages', 'apps', 'tools'].flatMap((d) =>
-  existsSync(join(root, d)) ? readdirSync(join(root, d)).map((p) => join(root, d, p)) : [],
-);
+const dirs = ['packages', 'apps', 'tools'].flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((p) => join(root, d, p)) : []));
 for (const dir of dirs) rmSync(join(dir, 'test-results.json'), { force: true });
 
 const args = ['exec', 'turbo', 'run', 'test', '--concurrency=2', ...process.argv.slice(2)];

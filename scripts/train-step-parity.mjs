@@ -51,11 +51,12 @@ try {
 }
 console.log(`case ${caseFile}`);
 console.log(`loss ${p.loss} (reference ${p.refLoss}), grad norm before clipping ${p.gradNorm}${p.refGradNorm !== null ? ` (reference ${p.refGradNorm})` : ''}`);
-console.log('parameter                                  grad err   update err   (max |ours - ref| / the tensor\'s max |ref|)');
+console.log("parameter                                  grad err   update err   (max |ours - ref| / the tensor's max |ref|)");
 for (const [key, g] of p.gradErrs) {
   const u = p.updateErrs.get(key);
   console.log(`${key.padEnd(42)} ${g.toExponential(2).padStart(9)}   ${u === undefined ? 'roundoff'.padStart(10) : u.toExponential(2).padStart(10)}`);
 }
-if (p.roundoff.length) console.log(`roundoff-level reference gradients (compared on the largest gradient's scale, update not compared): ${p.roundoff.join(', ')}`);
+if (p.roundoff.length)
+  console.log(`roundoff-level reference gradients (compared on the largest gradient's scale, update not compared): ${p.roundoff.join(', ')}`);
 if (p.epsDominated) console.log(`${p.epsDominated} entries with |grad| < 1e-6 (AdamW step set by eps): checked to move by at most lr`);
 console.log(`parity loss_err=${p.lossErr.toExponential(2)} grad_err=${p.gradErr.toExponential(2)} update_err=${p.updateErr.toExponential(2)}`);

@@ -49,7 +49,22 @@ export class FuzzRng {
 }
 
 /** Numbers that break length fields: zero, one, byte and word edges, 2^31, 2^32, 2^53, 2^63, 2^64 - 1. */
-const HUGE_U64 = [0n, 1n, 7n, 0xffn, 0x7fffn, 0xffffn, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 1n << 53n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n];
+const HUGE_U64 = [
+  0n,
+  1n,
+  7n,
+  0xffn,
+  0x7fffn,
+  0xffffn,
+  0x7fffffffn,
+  0x80000000n,
+  0xffffffffn,
+  0x100000000n,
+  1n << 53n,
+  (1n << 63n) - 1n,
+  1n << 63n,
+  (1n << 64n) - 1n,
+];
 
 /** A byte mutation: the bytes and a description for failure reports. */
 export interface Mutated {
@@ -150,8 +165,44 @@ export function jsonText(value: unknown, indent?: number): string {
 /** Values of the wrong type or out of range, for any JSON field. */
 function oddValue(rng: FuzzRng, old: unknown): unknown {
   const palette: unknown[] = [
-    null, true, false, 0, -1, 1, 0.5, -0.5, 2.5, 1e308, -1e308, Infinity, -Infinity, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 64, 1e12, 65536,
-    '', 'x', '1', '-1', 'NaN', 'Infinity', '__proto__', 'constructor', 'x'.repeat(5000), [], {}, [1], [1, 2], [-1, 2], [0.5], ['a', 'b'], [null], { a: 1 }, [[1]],
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1,
+    0.5,
+    -0.5,
+    2.5,
+    1e308,
+    -1e308,
+    Infinity,
+    -Infinity,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    2 ** 64,
+    1e12,
+    65536,
+    '',
+    'x',
+    '1',
+    '-1',
+    'NaN',
+    'Infinity',
+    '__proto__',
+    'constructor',
+    'x'.repeat(5000),
+    [],
+    {},
+    [1],
+    [1, 2],
+    [-1, 2],
+    [0.5],
+    ['a', 'b'],
+    [null],
+    { a: 1 },
+    [[1]],
   ];
   if (typeof old === 'number' && rng.chance(0.5)) {
     return rng.pick([old + 1, old - 1, -old, old * 2, old * 1000, old + 0.5, String(old), [old], Infinity, -Infinity, 2 ** 53 + 2]);
@@ -299,7 +350,7 @@ export function mutateImageHeader(rng: FuzzRng, name: string, seed: Uint8Array):
   }
   // JPEG: the SOF0/SOF2 marker: FF C0|C2, length (2), precision (1), height (2), width (2), components (1)
   let at = -1;
-  for (let i = 2; i + 9 < b.length; i++) if (b[i] === 0xff && (b[i + 1] === 0xc0 || b[i + 1] === 0xc2)) (at = i), (i = b.length);
+  for (let i = 2; i + 9 < b.length; i++) if (b[i] === 0xff && (b[i + 1] === 0xc0 || b[i + 1] === 0xc2)) ((at = i), (i = b.length));
   if (at < 0) return { bytes: b, what: 'no SOF marker' };
   const h = rng.chance(0.5) ? rng.pick(EDGE) & 0xffff : v.getUint16(at + 5);
   const w = rng.chance(0.5) ? rng.pick(EDGE) & 0xffff : v.getUint16(at + 7);

@@ -95,9 +95,7 @@ const warmTok = loadGPT2(join(refDir, 'encoder.json'), join(refDir, 'vocab.bpe')
 warmTok.encode(text);
 const warm = median([0, 1, 2].map(() => timeIt(() => warmTok.encode(text)).ms));
 
-const train = timeIt(() =>
-  trainBPE([text.slice(0, TRAIN_BYTES)], { vocabSize: 8000, specialTokens: ['<|pad|>', '<|bos|>', '<|eos|>'] }),
-);
+const train = timeIt(() => trainBPE([text.slice(0, TRAIN_BYTES)], { vocabSize: 8000, specialTokens: ['<|pad|>', '<|bos|>', '<|eos|>'] }));
 
 const oursMs = median(ours);
 const theirMs = median(theirs);

@@ -94,9 +94,11 @@ for (const dim of [256, 512, 1024, 2048]) {
   if (dim <= 1024) {
     const { s, cpu, result } = await seconds(() => frechetDistance(sa, sb, { backend: 'js' }));
     const rel = Math.abs(result.distance - fid) / fid;
-    console.log(`${String(dim).padEnd(5)} plain JS products      ${s.toFixed(3).padStart(7)}  ${cpu.toFixed(2).padStart(5)}  ${result.distance.toFixed(9)}  (x${(s / t).toFixed(1)} slower, rel diff ${rel.toExponential(1)})`);
+    console.log(
+      `${String(dim).padEnd(5)} plain JS products      ${s.toFixed(3).padStart(7)}  ${cpu.toFixed(2).padStart(5)}  ${result.distance.toFixed(9)}  (x${(s / t).toFixed(1)} slower, rel diff ${rel.toExponential(1)})`,
+    );
   }
   if (dim === full) headline = t;
 }
-console.log(`target: ${TARGET_SECONDS} s for 2048-d on 2 cores -> ${(headline / TARGET_SECONDS * 100).toFixed(0)}% of the budget`);
+console.log(`target: ${TARGET_SECONDS} s for 2048-d on 2 cores -> ${((headline / TARGET_SECONDS) * 100).toFixed(0)}% of the budget`);
 console.log(`frechet-2048 seconds=${headline.toFixed(3)}`);

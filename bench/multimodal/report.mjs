@@ -24,8 +24,12 @@ const ev = require('../../packages/eval/dist/index.js');
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string' }, baseline: { type: 'string' }, n: { type: 'string', default: '200' },
-    'ar-steps': { type: 'string', default: '4' }, steps: { type: 'string', default: '50' }, cfg: { type: 'string', default: '2' },
+    model: { type: 'string' },
+    baseline: { type: 'string' },
+    n: { type: 'string', default: '200' },
+    'ar-steps': { type: 'string', default: '4' },
+    steps: { type: 'string', default: '50' },
+    cfg: { type: 'string', default: '2' },
     seed: { type: 'string', default: '0' },
   },
 });
@@ -85,9 +89,17 @@ for (const m of models) {
   const generated = [];
   for (let s = 0; s < N; s += 50) {
     const batch = items.slice(s, s + 50);
-    const tokens = await mm.generateImages(model, codec, batch.map((it) => codec.encode(it.captions[0])), {
-      arSteps: m.arSteps, cfgScale: Number(values.cfg), steps: Number(values.steps), seed: Number(values.seed) + s,
-    });
+    const tokens = await mm.generateImages(
+      model,
+      codec,
+      batch.map((it) => codec.encode(it.captions[0])),
+      {
+        arSteps: m.arSteps,
+        cfgScale: Number(values.cfg),
+        steps: Number(values.steps),
+        seed: Number(values.seed) + s,
+      },
+    );
     const images = canvas.decode(tokens);
     for (let i = 0; i < batch.length; i++) generated.push(images.subarray(i * 512, (i + 1) * 512));
   }
@@ -101,7 +113,16 @@ for (const m of models) {
     for (const k of Object.keys(tally)) tally[k] += check[k] ? 1 : 0;
   }
   const fid = (await ev.frechetDistance(await statsOf(crops(generated)), realStats)).distance;
-  rows.push({ name: m.name, arSteps: m.arSteps, cider, bleu4, ...Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v / N])), fid, captionSeconds, t2iSeconds });
+  rows.push({
+    name: m.name,
+    arSteps: m.arSteps,
+    cider,
+    bleu4,
+    ...Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v / N])),
+    fid,
+    captionSeconds,
+    t2iSeconds,
+  });
   model.dispose();
 }
 
@@ -118,8 +139,14 @@ for (const m of models) {
   const train = new mm.CaptionedDataset({ split: 'train', count: 60000 });
   const trainImages = Array.from({ length: N }, (_, i) => train.get(i).image);
   const fid = (await ev.frechetDistance(await statsOf(crops(trainImages)), realStats)).distance;
-  rows.push({ name: 'real held-out images (ceiling; FID: training-split images)', arSteps: null, cider: null, bleu4: null,
-    ...Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v / N])), fid });
+  rows.push({
+    name: 'real held-out images (ceiling; FID: training-split images)',
+    arSteps: null,
+    cider: null,
+    bleu4: null,
+    ...Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v / N])),
+    fid,
+  });
 }
 
 function concat(arrays) {
@@ -138,9 +165,15 @@ console.log('| model | S_eval | CIDEr-D | BLEU-4 | faithful | digits | placement
 console.log('|---|---|---|---|---|---|---|---|---|');
 const num = (x, digits) => (x === null ? '-' : x.toFixed(digits));
 for (const r of rows) {
-  console.log(`| ${r.name} | ${r.arSteps ?? '-'} | ${num(r.cider, 3)} | ${num(r.bleu4, 3)} | ${pct(r.faithful)} | ${pct(r.digits)} | ${pct(r.placement)} | ${pct(r.sizes)} | ${r.fid.toFixed(2)} |`);
+  console.log(
+    `| ${r.name} | ${r.arSteps ?? '-'} | ${num(r.cider, 3)} | ${num(r.bleu4, 3)} | ${pct(r.faithful)} | ${pct(r.digits)} | ${pct(r.placement)} | ${pct(r.sizes)} | ${r.fid.toFixed(2)} |`,
+  );
 }
 const modelRows = rows.filter((r) => r.arSteps !== null);
 const head = modelRows[0];
-console.log(`multimodal cider=${head.cider.toFixed(3)} faithful=${pct(head.faithful)} fid-mnist=${head.fid.toFixed(2)}` +
-  (modelRows[1] ? ` baseline-cider=${modelRows[1].cider.toFixed(3)} baseline-faithful=${pct(modelRows[1].faithful)} baseline-fid-mnist=${modelRows[1].fid.toFixed(2)}` : ''));
+console.log(
+  `multimodal cider=${head.cider.toFixed(3)} faithful=${pct(head.faithful)} fid-mnist=${head.fid.toFixed(2)}` +
+    (modelRows[1]
+      ? ` baseline-cider=${modelRows[1].cider.toFixed(3)} baseline-faithful=${pct(modelRows[1].faithful)} baseline-fid-mnist=${modelRows[1].fid.toFixed(2)}`
+      : ''),
+);

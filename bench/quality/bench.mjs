@@ -83,7 +83,9 @@ const classifier = await loadMnistClassifier();
 const grid = [tokenizer.grid, tokenizer.grid];
 // x_0 estimates clamped to [-1, 1], as the CLI does for pixel models (--no-clip turns it off)
 const common = { grid, diffusion, method: args.sampler, cfgScale, cfgInterval, seed, clipDenoised: !args['no-clip'] };
-console.error(`model ${args.model} (${meta.training?.steps ?? '?'} training steps), runtime ${args.runtime}, ${args.steps} ${args.sampler} steps, CFG ${cfgScale} on [${cfgInterval}), clip ${!args['no-clip']}`);
+console.error(
+  `model ${args.model} (${meta.training?.steps ?? '?'} training steps), runtime ${args.runtime}, ${args.steps} ${args.sampler} steps, CFG ${cfgScale} on [${cfgInterval}), clip ${!args['no-clip']}`,
+);
 
 /** Share of images (uint8, the model's size) the classifier reads as `wanted[i]` (enlarged to 28x28 first). */
 async function shareCorrect(images, wanted) {
@@ -139,7 +141,13 @@ for (let from = 0; from < numEdits; from += batchSize) {
   const to = Math.min(from + batchSize, numEdits);
   const source = test.images.subarray(from * pixels, to * pixels);
   const { tokens } = await edit(denoiser, {
-    ...common, cfgScale: Number(args['edit-cfg']), conditions: newClasses.slice(from, to), arSteps: 1, tokens: tokenizer.encode(source), region, seed: seed + from,
+    ...common,
+    cfgScale: Number(args['edit-cfg']),
+    conditions: newClasses.slice(from, to),
+    arSteps: 1,
+    tokens: tokenizer.encode(source),
+    region,
+    seed: seed + from,
   });
   edited.set(tokenizer.decode(tokens), from * pixels);
   process.stderr.write(`edits: ${to}/${numEdits}, ${((Date.now() - editStarted) / 1000).toFixed(0)}s\n`);
@@ -159,7 +167,9 @@ for (let i = 0; i < numEdits; i++) {
 const editShare = await shareCorrect(edited, newClasses);
 rows.push({ task: `edit center -> new class (CFG ${args['edit-cfg']})`, n: numEdits, share: editShare, seconds: (Date.now() - editStarted) / 1000 });
 
-console.log(`\n| task | samples | read as the requested class | classifier-feature FID (floor ${floor.toFixed(2)}) | FID / floor | seconds (${args.runtime}) |`);
+console.log(
+  `\n| task | samples | read as the requested class | classifier-feature FID (floor ${floor.toFixed(2)}) | FID / floor | seconds (${args.runtime}) |`,
+);
 console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
 for (const r of rows) {
   const fid = r.fid === undefined ? ['', ''] : [r.fid.toFixed(2), (r.fid / floor).toFixed(2)];

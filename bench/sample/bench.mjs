@@ -53,7 +53,14 @@ const WARMUP_STEPS = Math.min(STEPS, 5);
 const CFG_SCALE = 3;
 const S_EVAL_B = 8;
 const THREADS = 2;
-for (const [name, v] of [['BENCH_ROUNDS', ROUNDS], ['BENCH_STEPS', STEPS], ['BENCH_BATCH', BATCH], ['BENCH_REPS', REPS], ['BENCH_SEVAL_BATCH', SEVAL_BATCH], ['BENCH_SEVAL_ROUNDS', SEVAL_ROUNDS]]) {
+for (const [name, v] of [
+  ['BENCH_ROUNDS', ROUNDS],
+  ['BENCH_STEPS', STEPS],
+  ['BENCH_BATCH', BATCH],
+  ['BENCH_REPS', REPS],
+  ['BENCH_SEVAL_BATCH', SEVAL_BATCH],
+  ['BENCH_SEVAL_ROUNDS', SEVAL_ROUNDS],
+]) {
   if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${name} must be a positive integer, got ${v}`);
 }
 if (STEPS < 2) throw new Error('BENCH_STEPS must be at least 2');
@@ -371,8 +378,16 @@ async function main() {
     const cfg = dv.nullClass === null ? 1 : CFG_SCALE;
     const arB = Math.min(S_EVAL_B, dv.numTokens);
     const pyModel = {
-      hidden: config.hiddenSize, heads: config.numHeads, condTokens: config.numCondTokens, numTokens: dv.numTokens, tokenDim: dv.tokenDim,
-      depth: config.depth, mlpHidden: dv.mlpHidden, labelRows: dv.labelRows, nullClass: dv.nullClass, numClasses: config.numClasses,
+      hidden: config.hiddenSize,
+      heads: config.numHeads,
+      condTokens: config.numCondTokens,
+      numTokens: dv.numTokens,
+      tokenDim: dv.tokenDim,
+      depth: config.depth,
+      mlpHidden: dv.mlpHidden,
+      labelRows: dv.labelRows,
+      nullClass: dv.nullClass,
+      numClasses: config.numClasses,
     };
     const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
     const script = join(tmp, 'sample_torch.py');
@@ -413,7 +428,9 @@ async function main() {
     );
     const checkIn = JSON.parse(readFileSync(checkFile, 'utf8'));
     const lengthsOk =
-      pyCheck.tmap.length === diffusion.numTimesteps && pyCheck.eps.length === ortCheck.eps.length && pyCheck.cacheLength === config.numCondTokens + checkIn.push.n;
+      pyCheck.tmap.length === diffusion.numTimesteps &&
+      pyCheck.eps.length === ortCheck.eps.length &&
+      pyCheck.cacheLength === config.numCondTokens + checkIn.push.n;
     console.log(
       `check (eps of ${checkIn.labels.length} rows, ${checkIn.eps.n} noised tokens, after the cond tokens and ${checkIn.push.n} pushed clean tokens, t=${checkIn.eps.t}): ` +
         `max |PyTorch - ORT| = ${dPyOrt.toExponential(2)}, max |tfjs - ORT| = ${dTfOrt.toExponential(2)}; ` +
@@ -452,7 +469,13 @@ async function main() {
     // 3. S_eval 1 vs 8 on ORT at a sampling-sized batch (e.g. drawing 1000 images for an evaluation)
     const big = [];
     for (let r = 0; r < SEVAL_ROUNDS; r++) {
-      big.push(runChild(process.execPath, [self, '--child', ourJob({ impl: 'ort', mode: 'time', arSteps: [1, arB], batch: SEVAL_BATCH, steps: STEPS, warmupSteps: WARMUP_STEPS, reps: 1 })]));
+      big.push(
+        runChild(process.execPath, [
+          self,
+          '--child',
+          ourJob({ impl: 'ort', mode: 'time', arSteps: [1, arB], batch: SEVAL_BATCH, steps: STEPS, warmupSteps: WARMUP_STEPS, reps: 1 }),
+        ]),
+      );
       console.log(
         `S_eval round ${r + 1} at ${SEVAL_BATCH} images: ORT ${big[r].seconds[1].toFixed(3)} s (S_eval=${arB}: ${big[r].seconds[arB].toFixed(3)} s, ` +
           `ratio ${(big[r].seconds[arB] / big[r].seconds[1]).toFixed(3)})`,
@@ -483,7 +506,9 @@ async function main() {
     console.log('');
     console.log('| runtime | images/s | time per sample (s) | images/s vs PyTorch |');
     console.log('|---|---:|---:|---:|');
-    console.log(`| PyTorch ${torchInfo.torch} (this benchmark's implementation, ${torchInfo.threads} threads, OpenBLAS 2) | ${fmt(ips(torchBest))} | ${fmt(torchBest, 3)} | 1.00 |`);
+    console.log(
+      `| PyTorch ${torchInfo.torch} (this benchmark's implementation, ${torchInfo.threads} threads, OpenBLAS 2) | ${fmt(ips(torchBest))} | ${fmt(torchBest, 3)} | 1.00 |`,
+    );
     console.log(`| ours, ${ortLabel} | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | ${fmt(torchBest / ortBest)} |`);
     console.log(`| ours, ${ort1Label} | ${fmt(ips(ort1Best))} | ${fmt(ort1Best, 3)} | ${fmt(torchBest / ort1Best)} |`);
     console.log(`| ours, ${tfjsLabel} (TransformerDenoiser) | ${fmt(ips(tfjsBest))} | ${fmt(tfjsBest, 3)} | ${fmt(torchBest / tfjsBest)} |`);
@@ -492,9 +517,13 @@ async function main() {
     const st8 = runs.ort[0].stats[arB];
     console.log(`S_eval = 1 vs ${arB} (${STEPS} DDPM steps per AR step, so the same noised-token evaluations; PyTorch for reference):`);
     console.log('');
-    console.log('| S_eval | eps calls | clean pushes | noised-token evals | ORT images/s | ORT time (s) | ORT time vs S_eval=1 | one-engine ORT vs S_eval=1 | PyTorch time (s) | PyTorch time vs S_eval=1 |');
+    console.log(
+      '| S_eval | eps calls | clean pushes | noised-token evals | ORT images/s | ORT time (s) | ORT time vs S_eval=1 | one-engine ORT vs S_eval=1 | PyTorch time (s) | PyTorch time vs S_eval=1 |',
+    );
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    console.log(`| 1 | ${st1.predictCalls} | ${st1.pushCalls} | ${st1.noisedTokenEvals} | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | 1.00 | 1.00 | ${fmt(torchBest, 3)} | 1.00 |`);
+    console.log(
+      `| 1 | ${st1.predictCalls} | ${st1.pushCalls} | ${st1.noisedTokenEvals} | ${fmt(ips(ortBest))} | ${fmt(ortBest, 3)} | 1.00 | 1.00 | ${fmt(torchBest, 3)} | 1.00 |`,
+    );
     console.log(
       `| ${arB} | ${st8.predictCalls} | ${st8.pushCalls} | ${st8.noisedTokenEvals} | ${fmt(ips(ort8Best))} | ${fmt(ort8Best, 3)} | ${fmt(ort8Best / ortBest)} | ` +
         `${fmt(ort18Best / ort1Best)} | ${fmt(torch8Best, 3)} | ${fmt(torch8Best / torchBest)} |`,

@@ -50,7 +50,17 @@ const geometry = (cfg) => {
 /** The PyTorch script's view of a config: tokens of patch 1 (the same compute as patchify + patch p). */
 const torchCfg = (cfg) => {
   const g = geometry(cfg);
-  return { batch: cfg.batch, inputSize: g.grid, channels: g.tokenDim, hidden: cfg.hidden, depth: cfg.depth, heads: cfg.heads, condTokens: cfg.condTokens, classes: cfg.classes, splits: cfg.splits };
+  return {
+    batch: cfg.batch,
+    inputSize: g.grid,
+    channels: g.tokenDim,
+    hidden: cfg.hidden,
+    depth: cfg.depth,
+    heads: cfg.heads,
+    condTokens: cfg.condTokens,
+    classes: cfg.classes,
+    splits: cfg.splits,
+  };
 };
 
 function loadOurs() {
@@ -63,8 +73,15 @@ function loadOurs() {
 
 const modelConfig = (makeConfig, cfg) =>
   makeConfig(null, {
-    inputSize: cfg.inputSize, patchSize: cfg.patch, latentChannels: cfg.channels, hiddenSize: cfg.hidden, depth: cfg.depth,
-    numHeads: cfg.heads, numCondTokens: cfg.condTokens, numClasses: cfg.classes, trainablePos: true,
+    inputSize: cfg.inputSize,
+    patchSize: cfg.patch,
+    latentChannels: cfg.channels,
+    hiddenSize: cfg.hidden,
+    depth: cfg.depth,
+    numHeads: cfg.heads,
+    numCondTokens: cfg.condTokens,
+    numClasses: cfg.classes,
+    trainablePos: true,
   });
 
 /** Warm-up, then STEPS timed steps; prints the child's result line. */
@@ -112,7 +129,10 @@ async function runOrt(cfg) {
   });
   const trainableIdx = entries.map((e, i) => (e.trainable ? i : -1)).filter((i) => i >= 0);
   const trainableParams = trainableIdx.map((i) => params[i]);
-  const adam = new HostAdamW(trainableParams.map((p) => p.length), { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-15 });
+  const adam = new HostAdamW(
+    trainableParams.map((p) => p.length),
+    { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-15 },
+  );
   const N = cfg.batch;
   const { L } = geometry(cfg);
   const x = new Float32Array(N * cfg.channels * cfg.inputSize * cfg.inputSize);
@@ -125,7 +145,16 @@ async function runOrt(cfg) {
     for (let n = 0; n < N; n++) idsShuffle.set(rng.permutation(L), n * L);
     const labelDropRand = rng.uniformArray(N);
     const { loss, grads } = await session.lossAndGrads(params, {
-      x, y, t, noise, idsShuffle, labelDropRand, splitSizes: cfg.splits, batchSize: N, maxArWeight: 2, minArWeight: 1,
+      x,
+      y,
+      t,
+      noise,
+      idsShuffle,
+      labelDropRand,
+      splitSizes: cfg.splits,
+      batchSize: N,
+      maxArWeight: 2,
+      minArWeight: 1,
     });
     clipGradArrays(grads, 1);
     adam.step(trainableParams, grads);
@@ -275,18 +304,24 @@ if (ourIdx >= 0) {
     const tfjs = best(rr.tfjs);
     const ort = best(rr.ort);
     console.log('');
-    console.log(`${name}: ${cfg.inputSize}x${cfg.inputSize}x${cfg.channels} in ${cfg.patch}x${cfg.patch} patches = ${g.L} tokens of ${g.tokenDim} values, ` +
-      `batch ${cfg.batch}, width ${cfg.hidden}, ${cfg.depth} blocks, ${cfg.heads} heads, ${cfg.condTokens} cond tokens, AR splits [${cfg.splits.join(', ')}] => sequence ${g.seq} tokens`);
+    console.log(
+      `${name}: ${cfg.inputSize}x${cfg.inputSize}x${cfg.channels} in ${cfg.patch}x${cfg.patch} patches = ${g.L} tokens of ${g.tokenDim} values, ` +
+        `batch ${cfg.batch}, width ${cfg.hidden}, ${cfg.depth} blocks, ${cfg.heads} heads, ${cfg.condTokens} cond tokens, AR splits [${cfg.splits.join(', ')}] => sequence ${g.seq} tokens`,
+    );
     console.log(`${'impl'.padEnd(38)} ${'ms/step'.padStart(9)} ${'x PyTorch'.padStart(10)} ${'peak RSS MB'.padStart(12)} ${'params'.padStart(9)}`);
     const row = (label, res) =>
-      console.log(`${label.padEnd(38)} ${res.ms.toFixed(1).padStart(9)} ${(res.ms / torch.ms).toFixed(2).padStart(10)} ${res.rssMb.toFixed(0).padStart(12)} ${String(res.params).padStart(9)}`);
+      console.log(
+        `${label.padEnd(38)} ${res.ms.toFixed(1).padStart(9)} ${(res.ms / torch.ms).toFixed(2).padStart(10)} ${res.rssMb.toFixed(0).padStart(12)} ${String(res.params).padStart(9)}`,
+      );
     row(`PyTorch ${torch.torch} CPU (${torch.threads} thr, BLAS 2)`, torch);
     row('(ref.) PyTorch, 1 thread, BLAS 1', torch1);
     row(`ours, tfjs ${tfjs.backend} (1 worker)`, tfjs);
     row(`ours, onnxruntime (1 session, ${ort.threads} thr)`, ort);
     const speedup = torch.ms / ort.ms;
     speedups.push(speedup);
-    console.log(`${name}: onnxruntime speedup over PyTorch ${speedup.toFixed(3)} (tfjs ${(torch.ms / tfjs.ms).toFixed(3)}; tfjs vs PyTorch on one thread: ${(tfjs.ms / torch1.ms).toFixed(2)}x its time)`);
+    console.log(
+      `${name}: onnxruntime speedup over PyTorch ${speedup.toFixed(3)} (tfjs ${(torch.ms / tfjs.ms).toFixed(3)}; tfjs vs PyTorch on one thread: ${(tfjs.ms / torch1.ms).toFixed(2)}x its time)`,
+    );
   }
   console.log(`train-step speedup=${Math.min(...speedups).toFixed(3)}`);
 }

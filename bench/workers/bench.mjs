@@ -19,12 +19,34 @@ const SKIP = 10;
 function run(workers) {
   const out = mkdtempSync(join(tmpdir(), `cf-bench-workers-${workers}-`));
   try {
-    const args = ['apps/cli/dist/cli.js', 'train', '--preset', 'mnist', '--out', out, '--runtime', 'tfjs', '--workers', String(workers), '--steps', String(STEPS),
-      '--sample-every', String(STEPS + 1), '--checkpoint-every', String(STEPS + 1), '--log-every', String(STEPS)];
+    const args = [
+      'apps/cli/dist/cli.js',
+      'train',
+      '--preset',
+      'mnist',
+      '--out',
+      out,
+      '--runtime',
+      'tfjs',
+      '--workers',
+      String(workers),
+      '--steps',
+      String(STEPS),
+      '--sample-every',
+      String(STEPS + 1),
+      '--checkpoint-every',
+      String(STEPS + 1),
+      '--log-every',
+      String(STEPS),
+    ];
     const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`causalfusion train --workers ${workers} failed:\n${r.stderr || r.stdout}`);
     // log.csv: step,loss,grad_norm,lr,ema_decay,steps_per_s,wall_s
-    const rows = readFileSync(join(out, 'log.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+    const rows = readFileSync(join(out, 'log.csv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',').map(Number));
     const wallAt = (step) => rows.find((row) => row[0] === step)[6];
     return (STEPS - SKIP) / (wallAt(STEPS) - wallAt(SKIP));
   } finally {
@@ -46,6 +68,8 @@ for (let round = 1; round <= ROUNDS; round++) {
 console.log('\n| workers | steps/s (median) | runs | vs 1 worker |');
 console.log('|---|---|---|---|');
 for (const w of WORKERS) {
-  console.log(`| ${w} | ${median(speeds[w]).toFixed(3)} | ${speeds[w].map((s) => s.toFixed(2)).join(', ')} | ${(median(speeds[w]) / median(speeds[1])).toFixed(2)}x |`);
+  console.log(
+    `| ${w} | ${median(speeds[w]).toFixed(3)} | ${speeds[w].map((s) => s.toFixed(2)).join(', ')} | ${(median(speeds[w]) / median(speeds[1])).toFixed(2)}x |`,
+  );
 }
 console.log(`workers speedup=${(median(speeds[2]) / median(speeds[1])).toFixed(2)}`);

@@ -19,7 +19,9 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-bad-'));
   model = path.join(tmp, 'model');
   await writeTinyModel(model);
-  await sharp(Buffer.alloc(28 * 28, 100), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(tmp, 'in.png'));
+  await sharp(Buffer.alloc(28 * 28, 100), { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(path.join(tmp, 'in.png'));
   fs.writeFileSync(path.join(tmp, 'text.png'), 'this is not an image');
   fs.writeFileSync(path.join(tmp, 'bad.json'), '{ not json');
   fs.writeFileSync(path.join(tmp, 'refs.json'), JSON.stringify({ annotations: [{ image_id: 1, caption: 'a 3' }] }));

@@ -22,8 +22,16 @@ const reference = readSafetensors(path.join(REF, 'weights.safetensors')).tensors
 
 /** official_tiny's CausalDiffusionModel arguments (its README, and training_forward.json's model_config). */
 const TINY_CONFIG = {
-  input_size: 4, patch_size: 1, latent_channels: 4, hidden_size: 64, num_cond_tokens: 4, depth: 2,
-  num_heads: 4, num_classes: 10, class_dropout_prob: 0.1, trainable_pos: true,
+  input_size: 4,
+  patch_size: 1,
+  latent_channels: 4,
+  hidden_size: 64,
+  num_cond_tokens: 4,
+  depth: 2,
+  num_heads: 4,
+  num_classes: 10,
+  class_dropout_prob: 0.1,
+  trainable_pos: true,
 };
 
 let tmp: string;
@@ -65,7 +73,15 @@ function tinyVae(dir: string): void {
   write(path.join(dir, 'enc.onnx'), {
     name: 'tiny_encoder',
     node: [
-      { opType: 'AveragePool', input: ['image'], output: ['pooled'], attribute: [{ name: 'kernel_shape', type: INTS, ints: [4, 4] }, { name: 'strides', type: INTS, ints: [4, 4] }] },
+      {
+        opType: 'AveragePool',
+        input: ['image'],
+        output: ['pooled'],
+        attribute: [
+          { name: 'kernel_shape', type: INTS, ints: [4, 4] },
+          { name: 'strides', type: INTS, ints: [4, 4] },
+        ],
+      },
       { opType: 'Conv', input: ['pooled', 'W', 'B'], output: ['moments'] },
     ],
     // mean channel c: a mix of R, G, B; logvar -20 (the posterior is its mean)
@@ -83,7 +99,20 @@ function tinyVae(dir: string): void {
     input: [info('latent', ['N', 4, 4, 4])],
     output: [info('image', ['N', 3, 16, 16])],
   });
-  const r = runCli(['vae', 'init', '--encoder', path.join(dir, 'enc.onnx'), '--decoder', path.join(dir, 'dec.onnx'), '--out', dir, '--name', 'tiny-4x4', '--scale', '0.2325']);
+  const r = runCli([
+    'vae',
+    'init',
+    '--encoder',
+    path.join(dir, 'enc.onnx'),
+    '--decoder',
+    path.join(dir, 'dec.onnx'),
+    '--out',
+    dir,
+    '--name',
+    'tiny-4x4',
+    '--scale',
+    '0.2325',
+  ]);
   expect(r.stderr).toBe('');
   expect(r.stdout).toMatch(/tiny-4x4, 16x16 RGB -> 4x4x4 latents \(downsampling 4\)/);
 }
@@ -120,7 +149,9 @@ beforeAll(async () => {
   tinyVae(vae);
   // a 16x16 RGB image to edit
   const px = Buffer.alloc(16 * 16 * 3).map((_, i) => (i * 37 + (i % 3) * 80) & 255);
-  await sharp(px, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(tmp, 'input.png'));
+  await sharp(px, { raw: { width: 16, height: 16, channels: 3 } })
+    .png()
+    .toFile(path.join(tmp, 'input.png'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -131,13 +162,23 @@ async function size(file: string): Promise<[number, number, number]> {
 
 describe('causalfusion convert', () => {
   it("each official_tiny .pt: the weights equal weights.safetensors (fp16: to fp16 rounding); train.py's model weights on request", () => {
-    for (const [file, round] of [['checkpoint_train.pt', undefined], ['checkpoint_ema_only.pt', undefined], ['checkpoint_fp16.pt', roundToHalf]] as const) {
+    for (const [file, round] of [
+      ['checkpoint_train.pt', undefined],
+      ['checkpoint_ema_only.pt', undefined],
+      ['checkpoint_fp16.pt', roundToHalf],
+    ] as const) {
       const out = path.join(tmp, file.replace('.pt', ''));
       const r = runCli(['convert', '--from', path.join(REF, file), '--out', out, '--config', config]);
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/43 tensors, 125,124 parameters; 4x4x4 in 1x1 patches: 16 tokens/);
-      expect(r.stdout).toMatch(file === 'checkpoint_train.pt' ? /the EMA weights \(float32\)/ : file === 'checkpoint_fp16.pt' ? /the state_dict \(float16\)/ : /the state_dict \(float32\)/);
+      expect(r.stdout).toMatch(
+        file === 'checkpoint_train.pt'
+          ? /the EMA weights \(float32\)/
+          : file === 'checkpoint_fp16.pt'
+            ? /the state_dict \(float16\)/
+            : /the state_dict \(float32\)/,
+      );
       expectWeights(path.join(out, 'model.safetensors'), round);
       expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'))).toEqual({ ...TINY_CONFIG, mlp_ratio: 4 });
       const meta = JSON.parse(fs.readFileSync(path.join(out, 'meta.json'), 'utf8'));
@@ -163,7 +204,14 @@ describe('causalfusion convert', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/VAE .*vae$/m);
     expect(JSON.parse(fs.readFileSync(path.join(withVae, 'meta.json'), 'utf8')).tokenizer).toEqual({
-      kind: 'vae', dir: vae, name: 'tiny-4x4', scale: 0.2325, latentChannels: 4, latentSize: 4, imageSize: 16, patchSize: 1,
+      kind: 'vae',
+      dir: vae,
+      name: 'tiny-4x4',
+      scale: 0.2325,
+      latentChannels: 4,
+      latentSize: 4,
+      imageSize: 16,
+      patchSize: 1,
     });
     const flags = ['--class', '3', '7', '--num', '2', '--ar-steps', '4', '--steps', '5', '--zoom', '1', '--threads', '1', '--seed', '5'];
     const grid = (name: string) => path.join(tmp, `${name}.png`);
@@ -174,7 +222,11 @@ describe('causalfusion convert', () => {
 
     // a folder converted without a VAE: sample says how to give it, then takes it
     const bare = path.join(tmp, 'checkpoint_ema_only');
-    expectRefused(runCli(['sample', '--model', bare, ...flags, '--out', grid('x')]), /does not record its VAE: a latent-space model of 4x4x4 latents; give its VAE with --tokenizer vae:DIR/, grid('x'));
+    expectRefused(
+      runCli(['sample', '--model', bare, ...flags, '--out', grid('x')]),
+      /does not record its VAE: a latent-space model of 4x4x4 latents; give its VAE with --tokenizer vae:DIR/,
+      grid('x'),
+    );
     r = runCli(['sample', '--model', bare, '--tokenizer', `vae:${vae}`, ...flags, '--out', grid('b')]);
     expect(r.status).toBe(0);
     expect(fs.readFileSync(grid('b')).equals(fs.readFileSync(grid('a')))).toBe(true);
@@ -201,7 +253,25 @@ describe('causalfusion convert', () => {
     // edit: the folder, and the .pt
     for (const model of [withVae, pt]) {
       const edited = path.join(tmp, `edit-${path.basename(model)}.png`);
-      r = runCli(['edit', '--model', model, '--tokenizer', `vae:${vae}`, '--input', path.join(tmp, 'input.png'), '--mask', 'top', '--class', '2', '--steps', '5', '--threads', '1', '--out', edited]);
+      r = runCli([
+        'edit',
+        '--model',
+        model,
+        '--tokenizer',
+        `vae:${vae}`,
+        '--input',
+        path.join(tmp, 'input.png'),
+        '--mask',
+        'top',
+        '--class',
+        '2',
+        '--steps',
+        '5',
+        '--threads',
+        '1',
+        '--out',
+        edited,
+      ]);
       expect(r.stderr).not.toMatch(/error/);
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/regenerated 8 of 16 tokens/);
@@ -235,13 +305,19 @@ describe('causalfusion convert', () => {
       expect(parsed.metadata).toEqual({ format: 'pt' });
       expectWeights(out);
       const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
-      expect(Object.values(header).filter((v) => (v as { dtype?: string }).dtype !== undefined).every((v) => (v as { dtype: string }).dtype === 'F32')).toBe(true);
+      expect(
+        Object.values(header)
+          .filter((v) => (v as { dtype?: string }).dtype !== undefined)
+          .every((v) => (v as { dtype: string }).dtype === 'F32'),
+      ).toBe(true);
     }
   });
 
   const torchPresent = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
   (torchPresent ? it : it.skip)(
-    torchPresent ? 'export official: PyTorch reads the file as safetensors.torch.load_file would, equal to the .pt\'s state_dict' : 'export official read by PyTorch: SKIPPED, /usr/bin/python3 has no torch',
+    torchPresent
+      ? "export official: PyTorch reads the file as safetensors.torch.load_file would, equal to the .pt's state_dict"
+      : 'export official read by PyTorch: SKIPPED, /usr/bin/python3 has no torch',
     () => {
       const out = path.join(tmp, 'official-checkpoint_train.safetensors');
       // safetensors (the Python package) is not installed here: parse its layout by hand, as its loader
@@ -297,9 +373,20 @@ print("ok", len(sd), sum(t.numel() for t in sd.values()))
     expectRefused(convert(evil, '--config', config), /names the Python global subprocess\.PopenDict__.*refused, never imported or run/, out);
     expectRefused(runCli(['sample', '--model', evil, '--tokenizer', `vae:${vae}`]), /subprocess\.PopenDict__/);
     // no config: the args name no official preset, or there are no args
-    expectRefused(convert(path.join(REF, 'checkpoint_train.pt')), /no model config: its args name the model "CausalFusion-tiny", not an official preset .*--config config\.json/, out);
-    expectRefused(convert(path.join(REF, 'checkpoint_ema_only.pt')), /no model config: it holds no train\.py args \(a bare state_dict\); give the model's config with --config/, out);
-    expectRefused(runCli(['info', '--model', path.join(REF, 'checkpoint_ema_only.pt')]), /put the model's config\.json beside it, or convert it once with `causalfusion convert --from .* --config config\.json --out DIR`/);
+    expectRefused(
+      convert(path.join(REF, 'checkpoint_train.pt')),
+      /no model config: its args name the model "CausalFusion-tiny", not an official preset .*--config config\.json/,
+      out,
+    );
+    expectRefused(
+      convert(path.join(REF, 'checkpoint_ema_only.pt')),
+      /no model config: it holds no train\.py args \(a bare state_dict\); give the model's config with --config/,
+      out,
+    );
+    expectRefused(
+      runCli(['info', '--model', path.join(REF, 'checkpoint_ema_only.pt')]),
+      /put the model's config\.json beside it, or convert it once with `causalfusion convert --from .* --config config\.json --out DIR`/,
+    );
     // a config that does not match the weights
     const wrong = path.join(tmp, 'wrong.json');
     fs.writeFileSync(wrong, JSON.stringify({ ...TINY_CONFIG, num_classes: 5, depth: 3 }));
@@ -312,13 +399,42 @@ print("ok", len(sd), sum(t.numel() for t in sd.values()))
     expectRefused(convert(path.join(REF, 'checkpoint_train.pt'), '--config', config, '--weights', 'best'), /--weights: expected ema or model, got 'best'/, out);
     expectRefused(convert(path.join(tmp, 'nope.pt'), '--config', config), /--from: .*nope\.pt does not exist/, out);
     expectRefused(convert(path.join(REF, 'checkpoint_train.pt'), '--config', path.join(tmp, 'nope.json')), /--config: .*nope\.json does not exist/, out);
-    expectRefused(runCli(['convert', '--from', path.join(REF, 'checkpoint_train.pt'), '--config', config, '--out', path.join(legacy, 'x')]), /--out: cannot write .*legacy\.pt is a file/);
-    expectRefused(convert(path.join(REF, 'checkpoint_train.pt'), '--config', config, '--tokenizer', 'pixel'), /--tokenizer pixel: .* takes 4x4x4 latents, and images have 1 or 3 channels/, out);
+    expectRefused(
+      runCli(['convert', '--from', path.join(REF, 'checkpoint_train.pt'), '--config', config, '--out', path.join(legacy, 'x')]),
+      /--out: cannot write .*legacy\.pt is a file/,
+    );
+    expectRefused(
+      convert(path.join(REF, 'checkpoint_train.pt'), '--config', config, '--tokenizer', 'pixel'),
+      /--tokenizer pixel: .* takes 4x4x4 latents, and images have 1 or 3 channels/,
+      out,
+    );
     const refVae = path.join(tmp, 'ref-vae');
     const vaeRef = path.resolve(REF, '../vae_tiny');
-    expect(runCli(['vae', 'init', '--encoder', path.join(vaeRef, 'encoder.onnx'), '--decoder', path.join(vaeRef, 'decoder.onnx'), '--out', refVae, '--name', 'vae-tiny', '--scale', '0.2325']).status).toBe(0);
-    expectRefused(convert(path.join(REF, 'checkpoint_train.pt'), '--config', config, '--tokenizer', `vae:${refVae}`), /the VAE .*ref-vae \(vae-tiny\) makes 4x8x8 latents of 16x16 images, but .* takes 4x4x4/, out);
-    expectRefused(runCli(['export', 'official', '--model', path.join(tmp, 'checkpoint_train'), '--out', path.join(tmp, 'w.bin')]), /--out: .*w\.bin does not end in \.safetensors/);
+    expect(
+      runCli([
+        'vae',
+        'init',
+        '--encoder',
+        path.join(vaeRef, 'encoder.onnx'),
+        '--decoder',
+        path.join(vaeRef, 'decoder.onnx'),
+        '--out',
+        refVae,
+        '--name',
+        'vae-tiny',
+        '--scale',
+        '0.2325',
+      ]).status,
+    ).toBe(0);
+    expectRefused(
+      convert(path.join(REF, 'checkpoint_train.pt'), '--config', config, '--tokenizer', `vae:${refVae}`),
+      /the VAE .*ref-vae \(vae-tiny\) makes 4x8x8 latents of 16x16 images, but .* takes 4x4x4/,
+      out,
+    );
+    expectRefused(
+      runCli(['export', 'official', '--model', path.join(tmp, 'checkpoint_train'), '--out', path.join(tmp, 'w.bin')]),
+      /--out: .*w\.bin does not end in \.safetensors/,
+    );
   });
 });
 
@@ -326,7 +442,9 @@ describe('the config from train.py args', () => {
   it('an official preset: image_size / 16 is the latent size, num_classes defaults to 1000', () => {
     const xl = configFromArgs({ model: 'CausalFusion-XL', image_size: 256 });
     expect(xl).toMatchObject({ config: { inputSize: 16, hiddenSize: 1280, depth: 32, numHeads: 20, latentChannels: 16, patchSize: 1, numClasses: 1000 } });
-    expect(configFromArgs({ model: 'CausalFusion-H', image_size: 512, num_classes: 10 })).toMatchObject({ config: { inputSize: 32, hiddenSize: 1408, numClasses: 10 } });
+    expect(configFromArgs({ model: 'CausalFusion-H', image_size: 512, num_classes: 10 })).toMatchObject({
+      config: { inputSize: 32, hiddenSize: 1408, numClasses: 10 },
+    });
     expect(configFromArgs({ model: 'CausalFusion-L', image_size: 250 })).toEqual({ reason: expect.stringMatching(/image_size 250, not a multiple of 16/) });
     expect(configFromArgs({ model: 'DiT-XL/2', image_size: 256 })).toEqual({ reason: expect.stringMatching(/"DiT-XL\/2", not an official preset/) });
     expect(configFromArgs(null)).toEqual({ reason: expect.stringMatching(/no train\.py args/) });

@@ -32,7 +32,13 @@ describe('the shipped default model', () => {
     const ort = await OrtDenoiser.load(DEFAULT_MODEL_DIR, { threads: 1 });
     try {
       const options: SampleOptions<number> = {
-        conditions: [0, 3, 7, 9], arSteps: 4, order: 'random', diffusion: createDiffusion({ respacing: '10' }), cfgScale: 3, seed: 11, clipDenoised: true,
+        conditions: [0, 3, 7, 9],
+        arSteps: 4,
+        order: 'random',
+        diffusion: createDiffusion({ respacing: '10' }),
+        cfgScale: 3,
+        seed: 11,
+        clipDenoised: true,
       };
       const a = await sample(ort, options);
       const b = await sample(new TransformerDenoiser(model), options);

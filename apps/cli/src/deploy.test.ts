@@ -23,7 +23,10 @@ type Doc = any;
 /** Every document of every .yaml under deploy/kubernetes, parsed (a YAML error fails the test). */
 function manifests(): { file: string; doc: Doc }[] {
   const out: { file: string; doc: Doc }[] = [];
-  for (const name of fs.readdirSync(K8S).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+  for (const name of fs
+    .readdirSync(K8S)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()) {
     for (const d of parseAllDocuments(fs.readFileSync(path.join(K8S, name), 'utf8'))) {
       expect({ file: name, errors: d.errors.map((e) => e.message) }).toEqual({ file: name, errors: [] });
       if (d.contents !== null) out.push({ file: name, doc: d.toJS() });
@@ -82,7 +85,8 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** The environment of a dry run: the scheduler's variables over ours, with the CLI of this checkout. */
 function envWith(vars: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, CF_CLI: `${process.execPath} ${CLI}` };
-  for (const k of ['SHARD_INDEX', 'SHARD_COUNT', 'JOB_COMPLETION_INDEX', 'CF_WORK', 'CF_MODEL', 'CF_REAL', 'CF_SAMPLE_ARGS', 'CF_FEATURES', 'CF_EVAL_ARGS']) delete env[k];
+  for (const k of ['SHARD_INDEX', 'SHARD_COUNT', 'JOB_COMPLETION_INDEX', 'CF_WORK', 'CF_MODEL', 'CF_REAL', 'CF_SAMPLE_ARGS', 'CF_FEATURES', 'CF_EVAL_ARGS'])
+    delete env[k];
   for (const k of Object.keys(env)) if (k.startsWith('SLURM_')) delete env[k];
   return { ...env, ...vars };
 }
@@ -101,11 +105,7 @@ function expectUnshardedResult(work: string, merge: Ran): void {
 describe('deploy/kubernetes', () => {
   it('the manifests parse; the Indexed Job and the merge Job are wired to the shard and merge scripts', () => {
     const all = manifests();
-    expect(all.map(({ file, doc }) => `${file}: ${doc.kind}`)).toEqual([
-      'merge-job.yaml: Job',
-      'shards-job.yaml: Job',
-      'volume.yaml: PersistentVolumeClaim',
-    ]);
+    expect(all.map(({ file, doc }) => `${file}: ${doc.kind}`)).toEqual(['merge-job.yaml: Job', 'shards-job.yaml: Job', 'volume.yaml: PersistentVolumeClaim']);
     const pvc = all.find(({ doc }) => doc.kind === 'PersistentVolumeClaim')!.doc;
     expect(pvc.spec.accessModes).toEqual(['ReadWriteMany']); // pods on several nodes write one folder
 
@@ -153,7 +153,7 @@ describe('deploy/kubernetes', () => {
     for (const script of ['shard.sh', 'merge.sh']) expect(fs.statSync(path.join(DEPLOY, script)).mode & 0o111).not.toBe(0);
   });
 
-  it('dry run: shard.sh once per JOB_COMPLETION_INDEX with the Job\'s env, then merge.sh = the unsharded run', async () => {
+  it("dry run: shard.sh once per JOB_COMPLETION_INDEX with the Job's env, then merge.sh = the unsharded run", async () => {
     const shards = job('causalfusion-shards');
     const merge = job('causalfusion-merge');
     const n = shards.spec.completions as number;
@@ -162,7 +162,9 @@ describe('deploy/kubernetes', () => {
     const local = { CF_WORK: work, CF_MODEL: model, CF_SAMPLE_ARGS: SAMPLE_ARGS, CF_REAL: realStats };
     const script = (command: string[]) => path.join(ROOT, command[0].replace(/^\/app\//, ''));
     const runs = await Promise.all(
-      Array.from({ length: n }, (_, i) => runAsync(script(shards.container.command), [], envWith({ ...shards.env, ...local, JOB_COMPLETION_INDEX: String(i) }))),
+      Array.from({ length: n }, (_, i) =>
+        runAsync(script(shards.container.command), [], envWith({ ...shards.env, ...local, JOB_COMPLETION_INDEX: String(i) })),
+      ),
     );
     runs.forEach(expectOk);
     expect(runs[n - 1].stdout).toMatch(new RegExp(`^shard ${n - 1}/${n}: wrote \\d+ images`, 'm'));
@@ -198,14 +200,24 @@ describe('deploy/slurm', () => {
       Array.from({ length: n }, (_, k) => runAsync('bash', [path.join(spool, 'slurm_script')], envWith({ ...slurm(min + k), ...local }), tmp)),
     );
     runs.forEach(expectOk);
-    const merged = await runAsync('bash', [path.join(SLURM, 'merge.sbatch')], envWith({ ...local, CF_REAL: realStats, SHARD_COUNT: String(n), SLURM_SUBMIT_DIR: ROOT }), tmp);
+    const merged = await runAsync(
+      'bash',
+      [path.join(SLURM, 'merge.sbatch')],
+      envWith({ ...local, CF_REAL: realStats, SHARD_COUNT: String(n), SLURM_SUBMIT_DIR: ROOT }),
+      tmp,
+    );
     expectUnshardedResult(work, merged);
 
     // a resubmitted task (SHARD_COUNT=N sbatch --array=2): the same shard, the same statistics
     const part = path.join(work, 'parts', 'part-2.npz');
     const before = readPartialNpz(part);
     fs.rmSync(part);
-    const again = await runAsync('bash', [path.join(spool, 'slurm_script')], envWith({ ...slurm(2), SLURM_ARRAY_TASK_MIN: '2', SLURM_ARRAY_TASK_MAX: '2', SLURM_ARRAY_TASK_COUNT: '1', SHARD_COUNT: String(n), ...local }), tmp);
+    const again = await runAsync(
+      'bash',
+      [path.join(spool, 'slurm_script')],
+      envWith({ ...slurm(2), SLURM_ARRAY_TASK_MIN: '2', SLURM_ARRAY_TASK_MAX: '2', SLURM_ARRAY_TASK_COUNT: '1', SHARD_COUNT: String(n), ...local }),
+      tmp,
+    );
     expectOk(again);
     expect(again.stdout).toMatch(new RegExp(`^shard 2/${n}: wrote`, 'm'));
     expect(readPartialNpz(part)).toEqual(before);

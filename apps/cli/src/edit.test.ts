@@ -20,7 +20,9 @@ beforeAll(async () => {
   model = path.join(tmp, 'model');
   await writeTinyModel(model);
   input = path.join(tmp, 'input.png');
-  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(input);
+  await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(input);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -55,17 +57,25 @@ describe('causalfusion edit', () => {
     mask[3 * 28 + 10] = 255; // one white pixel in token 1
     for (let y = 14; y < 21; y++) for (let x = 21; x < 28; x++) mask[y * 28 + x] = 255; // all of token 11
     const file = path.join(tmp, 'mask.png');
-    await sharp(mask, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(file);
+    await sharp(mask, { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(file);
     await expectEdit(file, new Set([1, 11]));
   });
 
   it('an input of another size and color: the edits keep its size and its pixels; several classes give a grid', async () => {
     const big = path.join(tmp, 'big.png');
-    await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('srgb').resize(56, 40).png().toFile(big);
+    await sharp(pixels, { raw: { width: 28, height: 28, channels: 1 } })
+      .toColourspace('srgb')
+      .resize(56, 40)
+      .png()
+      .toFile(big);
     const out = path.join(tmp, 'grid.png');
     const r = runCli(['edit', '--model', model, '--input', big, '--class', '3,4', '--num', '2', '--steps', '5', '--out', out]);
     expect({ status: r.status, error: r.status ? r.stderr : '' }).toEqual({ status: 0, error: '' });
-    expect(r.stderr).toMatch(/^note: --input: .*big\.png is 56x40, center-cropped to 40x40, resized by area to 28x28 for the model; the edit is put back into its 56x40 pixels$/m);
+    expect(r.stderr).toMatch(
+      /^note: --input: .*big\.png is 56x40, center-cropped to 40x40, resized by area to 28x28 for the model; the edit is put back into its 56x40 pixels$/m,
+    );
     const grid = await readGray(out);
     expect([grid.width, grid.height]).toEqual([2 * 56, 2 * 40]);
     // every cell: the input (read as gray) outside the central 2x2 tokens, which cover crop pixels 10..29 (centers in model pixels 7..20)
@@ -86,7 +96,9 @@ describe('causalfusion edit', () => {
     const folder = path.join(tmp, 'a-folder');
     fs.mkdirSync(folder, { recursive: true });
     const black = path.join(tmp, 'black-mask.png');
-    await sharp(Buffer.alloc(28 * 28), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(black);
+    await sharp(Buffer.alloc(28 * 28), { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(black);
     const cases: [string[], RegExp][] = [
       [['--input', path.join(tmp, 'missing.png')], /^error: --input: .*missing\.png does not exist$/],
       [['--input', corrupt], /^error: --input: cannot read .*corrupt\.png as an image/],
@@ -104,7 +116,7 @@ describe('causalfusion edit', () => {
   });
 });
 
-describe('causalfusion edit keeps every kept pixel at the input\'s own resolution (a 16x16 model in 4x4 patches, as shipped)', () => {
+describe("causalfusion edit keeps every kept pixel at the input's own resolution (a 16x16 model in 4x4 patches, as shipped)", () => {
   let model16: string;
   beforeAll(async () => {
     model16 = path.join(tmp, 'model16');
@@ -115,7 +127,9 @@ describe('causalfusion edit keeps every kept pixel at the input\'s own resolutio
   async function texture(n: number): Promise<{ file: string; data: Buffer }> {
     const data = Buffer.from(Array.from({ length: n * n }, (_, i) => (i * 37 + (i >> 3)) & 255));
     const file = path.join(tmp, `texture-${n}.png`);
-    await sharp(data, { raw: { width: n, height: n, channels: 1 } }).png().toFile(file);
+    await sharp(data, { raw: { width: n, height: n, channels: 1 } })
+      .png()
+      .toFile(file);
     return { file, data };
   }
 
@@ -143,14 +157,16 @@ describe('causalfusion edit keeps every kept pixel at the input\'s own resolutio
     return r;
   }
 
-  it('the issue\'s case: sample --num 1 writes 32x32 (zoom 2); edit --mask top keeps the bottom 32x16 pixels exactly', async () => {
+  it("the issue's case: sample --num 1 writes 32x32 (zoom 2); edit --mask top keeps the bottom 32x16 pixels exactly", async () => {
     const one = path.join(tmp, 'one.png');
     const s = runCli(['sample', '--model', model16, '--class', '7', '--num', '1', '--steps', '5', '--out', one]);
     expect(s.status).toBe(0);
     const before = await readGray(one);
     expect([before.width, before.height]).toEqual([32, 32]);
     const r = await expectKept(one, before.data, 32, (y) => y < 16, ['--mask', 'top']);
-    expect(r.stderr).toMatch(/^note: --input: .*one\.png is 32x32, reduced 2x by block averaging to 16x16 for the model; the edit is put back into its 32x32 pixels$/m);
+    expect(r.stderr).toMatch(
+      /^note: --input: .*one\.png is 32x32, reduced 2x by block averaging to 16x16 for the model; the edit is put back into its 32x32 pixels$/m,
+    );
   });
 
   it('a 28x28 input (not a multiple of 16) comes back at 28x28 with its kept pixels', async () => {
@@ -161,13 +177,13 @@ describe('causalfusion edit keeps every kept pixel at the input\'s own resolutio
     await expectKept(file, data, 28, (y, x) => y >= 7 && y < 21 && x >= 7 && x < 21, ['--mask', 'center', '--seed', '3']);
   });
 
-  it('a 16x16 input (the model\'s size) is edited in place, without a note', async () => {
+  it("a 16x16 input (the model's size) is edited in place, without a note", async () => {
     const { file, data } = await texture(16);
     const r = await expectKept(file, data, 16, (y) => y >= 8, ['--mask', 'bottom']);
     expect(r.stderr).not.toMatch(/note:/);
   });
 
-  it('--zoom 2 enlarges the edit by pixel repetition: the kept pixels are the input\'s, twice as large', async () => {
+  it("--zoom 2 enlarges the edit by pixel repetition: the kept pixels are the input's, twice as large", async () => {
     const { file, data } = await texture(28);
     const out = path.join(tmp, 'zoomed-edit.png');
     const r = runCli(['edit', '--model', model16, '--input', file, '--mask', 'top', '--class', '3', '--steps', '5', '--zoom', '2', '--out', out]);
@@ -177,12 +193,14 @@ describe('causalfusion edit keeps every kept pixel at the input\'s own resolutio
     for (let y = 28; y < 56; y++) for (let x = 0; x < 56; x++) expect(edited.data[y * 56 + x]).toBe(data[(y >> 1) * 28 + (x >> 1)]);
   });
 
-  it('a mask at the input\'s resolution: every white pixel is regenerated, with the rest of its token; the resize is reported', async () => {
+  it("a mask at the input's resolution: every white pixel is regenerated, with the rest of its token; the resize is reported", async () => {
     const { file, data } = await texture(28);
     const mask = Buffer.alloc(28 * 28);
     mask[3 * 28 + 10] = 255; // one white pixel in token (0, 1): 28 mask pixels over 4 tokens, 7 each
     const maskFile = path.join(tmp, 'mask28.png');
-    await sharp(mask, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(maskFile);
+    await sharp(mask, { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(maskFile);
     const r = await expectKept(file, data, 28, (y, x) => y < 7 && x >= 7 && x < 14, ['--mask', maskFile]);
     expect(r.stdout).toContain('regenerated 1 of 16 tokens');
     expect(r.stderr).toMatch(
@@ -190,7 +208,9 @@ describe('causalfusion edit keeps every kept pixel at the input\'s own resolutio
     );
     // a mask of yet another size (20x20, over the 32x32 sample of the first test's size): the same rule
     const small = path.join(tmp, 'mask20.png');
-    await sharp(Buffer.alloc(20 * 20, 255), { raw: { width: 20, height: 20, channels: 1 } }).png().toFile(small);
+    await sharp(Buffer.alloc(20 * 20, 255), { raw: { width: 20, height: 20, channels: 1 } })
+      .png()
+      .toFile(small);
     const all = runCli(['edit', '--model', model16, '--input', file, '--mask', small, '--class', '3', '--steps', '3', '--out', path.join(tmp, 'all.png')]);
     expect(all.status).toBe(0);
     expect(all.stdout).toContain('regenerated 16 of 16 tokens');

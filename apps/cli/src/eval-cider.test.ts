@@ -28,7 +28,10 @@ function cli(...args: string[]) {
 const refs = write('refs.json', {
   annotations: ref.images.flatMap((im) => im.refs.map((caption) => ({ image_id: Number(im.image_id), caption }))),
 });
-const cands = write('cands.json', ref.images.map((im) => ({ image_id: Number(im.image_id), caption: im.candidate })));
+const cands = write(
+  'cands.json',
+  ref.images.map((im) => ({ image_id: Number(im.image_id), caption: im.candidate })),
+);
 
 describe('causalfusion eval cider', () => {
   it('--json prints corpus and per-image CIDEr-D / BLEU-1..4 equal to pycocoevalcap (cider.json)', () => {
@@ -53,7 +56,10 @@ describe('causalfusion eval cider', () => {
   });
 
   it('notes reference images without a candidate on stderr and scores the rest', () => {
-    const some = write('some.json', ref.images.slice(0, 5).map((im) => ({ image_id: Number(im.image_id), caption: im.candidate })));
+    const some = write(
+      'some.json',
+      ref.images.slice(0, 5).map((im) => ({ image_id: Number(im.image_id), caption: im.candidate })),
+    );
     const r = cli('--refs', refs, '--cands', some, '--json');
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/^note: 45 of 50 images in .*refs\.json have no candidate/);
@@ -63,7 +69,14 @@ describe('causalfusion eval cider', () => {
   it.each<[string, unknown, RegExp]>([
     ['an empty candidate list', [], /^error: .*empty\.json is empty/],
     ['a candidate without references', [{ image_id: 4242, caption: 'a dog' }], /^error: candidate for image_id 4242 \(.*\) has no references in .*refs\.json/],
-    ['a duplicated image id', [{ image_id: 7, caption: 'a' }, { image_id: 7, caption: 'b' }], /^error: image_id 7 appears twice in .*\.json/],
+    [
+      'a duplicated image id',
+      [
+        { image_id: 7, caption: 'a' },
+        { image_id: 7, caption: 'b' },
+      ],
+      /^error: image_id 7 appears twice in .*\.json/,
+    ],
     ['a results file that is not a list', { annotations: [] }, /^error: .* must be COCO results/],
     ['a file that is not JSON', '[{"image_id": 1,', /^error: --cands: .* is not valid JSON/],
   ])('rejects %s: one line, exit code 2', (what, content, message) => {

@@ -19,7 +19,12 @@ function tinyInceptionOnnx(file: string): void {
     name: 'tiny_inception',
     node: [
       onnx.NodeProto.create({ opType: 'GlobalAveragePool', input: ['input'], output: ['gap'] }),
-      onnx.NodeProto.create({ opType: 'Flatten', input: ['gap'], output: ['pool3'], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] }),
+      onnx.NodeProto.create({
+        opType: 'Flatten',
+        input: ['gap'],
+        output: ['pool3'],
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      }),
       onnx.NodeProto.create({ opType: 'MatMul', input: ['pool3', 'W'], output: ['logits'] }),
     ],
     initializer: [onnx.TensorProto.create({ name: 'W', dims: [3, 2], dataType: FLOAT, floatData: [1, -1, 2, 0.5, -1, 3] })],
@@ -40,11 +45,16 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-fid-'));
   model = path.join(tmp, 'inception.onnx');
   tinyInceptionOnnx(model);
-  for (const [dir, seed] of [['real', 1], ['fake', 2]] as const) {
+  for (const [dir, seed] of [
+    ['real', 1],
+    ['fake', 2],
+  ] as const) {
     fs.mkdirSync(path.join(tmp, dir));
     for (let i = 0; i < 5; i++) {
       const px = Buffer.alloc(20 * 20 * 3, 0).map((_, k) => (k * (7 + i) + seed * 60 + i * 13) & 255);
-      await sharp(px, { raw: { width: 20, height: 20, channels: 3 } }).png().toFile(path.join(tmp, dir, `${i}.png`));
+      await sharp(px, { raw: { width: 20, height: 20, channels: 3 } })
+        .png()
+        .toFile(path.join(tmp, dir, `${i}.png`));
     }
   }
 });

@@ -22,7 +22,19 @@ const META = {
   tokenizer: { kind: 'pixel', imageSize: 16, channels: 1, patchSize: 4, range: [-1, 1] },
   training: { steps: 10, backend: 'wasm' },
 };
-const CONFIG = { input_size: 16, patch_size: 4, latent_channels: 1, hidden_size: 32, num_cond_tokens: 4, depth: 1, num_heads: 4, mlp_ratio: 4, num_classes: 10, class_dropout_prob: 0.1, trainable_pos: true };
+const CONFIG = {
+  input_size: 16,
+  patch_size: 4,
+  latent_channels: 1,
+  hidden_size: 32,
+  num_cond_tokens: 4,
+  depth: 1,
+  num_heads: 4,
+  mlp_ratio: 4,
+  num_classes: 10,
+  class_dropout_prob: 0.1,
+  trainable_pos: true,
+};
 
 describe('CLI input fuzzing', () => {
   it(
@@ -69,8 +81,10 @@ describe('CLI input fuzzing', () => {
           const t = f.meta.tokenizer;
           if (t.kind !== 'pixel') return `tokenizer kind ${t.kind}`;
           for (const k of ['imageSize', 'channels', 'patchSize'] as const) if (!(Number.isInteger(t[k]) && t[k] >= 1)) return `tokenizer.${k} = ${t[k]}`;
-          if (!(f.meta.classNames.length === f.config.numClasses && f.meta.classNames.every((c) => typeof c === 'string'))) return `${f.meta.classNames.length} class names for ${f.config.numClasses} classes`;
-          if (t.imageSize !== f.config.inputSize || t.patchSize !== f.config.patchSize || t.channels !== f.config.latentChannels) return 'geometry differs from config.json';
+          if (!(f.meta.classNames.length === f.config.numClasses && f.meta.classNames.every((c) => typeof c === 'string')))
+            return `${f.meta.classNames.length} class names for ${f.config.numClasses} classes`;
+          if (t.imageSize !== f.config.inputSize || t.patchSize !== f.config.patchSize || t.channels !== f.config.latentChannels)
+            return 'geometry differs from config.json';
           if (f.tokenizer.numTokens !== (t.imageSize / t.patchSize) ** 2) return `${f.tokenizer.numTokens} tokens`;
           return undefined;
         },
@@ -112,7 +126,12 @@ describe('CLI input fuzzing', () => {
         parse: ({ file, channels }) => readRaw(file, channels),
         checkError: ({ file }, message) => (message.includes('\n') ? 'is more than one line' : message.includes(file) ? undefined : 'does not name the file'),
         check: ({ channels }, img) =>
-          Number.isInteger(img.width) && img.width >= 1 && Number.isInteger(img.height) && img.height >= 1 && img.channels === channels && img.data.length === img.width * img.height * channels
+          Number.isInteger(img.width) &&
+          img.width >= 1 &&
+          Number.isInteger(img.height) &&
+          img.height >= 1 &&
+          img.channels === channels &&
+          img.data.length === img.width * img.height * channels
             ? undefined
             : `${img.data.length} bytes for ${img.width}x${img.height}x${img.channels}`,
       });
@@ -122,7 +141,7 @@ describe('CLI input fuzzing', () => {
   );
 
   // One regression case for each bug the fuzzer found (the inputs it failed on, reduced).
-  it('a meta.json that is not JSON is one line (V8\'s message quoted the damaged lines, newlines and all)', () => {
+  it("a meta.json that is not JSON is one line (V8's message quoted the damaged lines, newlines and all)", () => {
     const dir = path.join(root, 'not-json');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'model.safetensors'), '');

@@ -57,22 +57,34 @@ export const FALLBACK_SAMPLING = { steps: '50', sampler: 'ddpm' } as const;
 /** Add the flags both commands take. */
 export function addSamplingFlags(cmd: Command, defaults: { arSteps: string; order: string; cfg?: number; zoomHelp?: string }): Command {
   return cmd
-    .option('--model <dir|ckpt.pt>', 'model folder (model.safetensors, config.json, meta.json), or an official PyTorch checkpoint (read in memory; see `causalfusion convert`); default: the shipped MNIST model')
+    .option(
+      '--model <dir|ckpt.pt>',
+      'model folder (model.safetensors, config.json, meta.json), or an official PyTorch checkpoint (read in memory; see `causalfusion convert`); default: the shipped MNIST model',
+    )
     .option('--tokenizer <pixel|vae:DIR>', "the model's tokenizer (default: as its meta.json says); vae:DIR points a latent-space model at its VAE folder")
     .option('--ar-steps <n>', 'S_eval: AR steps the tokens are generated in (1 = plain diffusion, L = one token per step)', defaults.arSteps)
     .option('--order <name>', `token order: ${ORDER_NAMES.join(', ')}`, defaults.order)
-    .option('--steps <spec>', `diffusion steps per AR step: a respacing of the 1000 steps, e.g. 50, 250 or ddim25 (default: the model's meta.json "sampling", else ${FALLBACK_SAMPLING.steps})`)
+    .option(
+      '--steps <spec>',
+      `diffusion steps per AR step: a respacing of the 1000 steps, e.g. 50, 250 or ddim25 (default: the model's meta.json "sampling", else ${FALLBACK_SAMPLING.steps})`,
+    )
     .option('--sampler <name>', `ddpm or ddim (eta 0) (default: the model's meta.json "sampling", else ${FALLBACK_SAMPLING.sampler})`)
-    .option('--cfg <scale>', `classifier-free guidance scale, >= 1 (default ${defaults.cfg === undefined ? `the model's meta.json "sampling", else ${DEFAULT_CFG}` : defaults.cfg}; 1 for a model without a null class)`)
+    .option(
+      '--cfg <scale>',
+      `classifier-free guidance scale, >= 1 (default ${defaults.cfg === undefined ? `the model's meta.json "sampling", else ${DEFAULT_CFG}` : defaults.cfg}; 1 for a model without a null class)`,
+    )
     .option('--cfg-interval <lo,hi>', 'guide only on original timesteps lo <= t < hi (default 0,1000: always)')
     .option('--seed <n>', 'seed of the noise and of the random order', '0')
-    .option('--no-clip', 'do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM\'s clip_denoised; off for VAE latents)')
+    .option('--no-clip', "do not clamp the x0 estimates to [-1, 1] (clamping is on for pixel models, as ADM's clip_denoised; off for VAE latents)")
     .option('--progress-frames <dir>', 'write the image after each AR step: finished tokens and the current x0 estimate')
     .option('--zoom <n>', defaults.zoomHelp ?? 'enlarge the written images n times (nearest neighbour; default 1, or enough to reach 28 pixels; at most 16)')
     .option('--runtime <name>', 'ort (onnxruntime-node, fast) or tfjs', 'ort')
     .option('--device <name>', 'ort device: cpu or cuda (needs an onnxruntime-node with the CUDA provider)', 'cpu')
     .option('--threads <n>', 'ort: CPU threads (default: the cores, at most 4)')
-    .option('--workers <n>', 'ort: onnxruntimes the batch rows are split over, one on the main thread and the others in worker threads, --threads/n threads each (default: --threads on the CPU, 1 with cuda; 1 = one onnxruntime with --threads intra-op threads)')
+    .option(
+      '--workers <n>',
+      'ort: onnxruntimes the batch rows are split over, one on the main thread and the others in worker threads, --threads/n threads each (default: --threads on the CPU, 1 with cuda; 1 = one onnxruntime with --threads intra-op threads)',
+    )
     .option('--backend <name>', 'with --runtime tfjs: tensorflow, wasm or cpu (default: the fastest installed)');
 }
 
@@ -143,7 +155,8 @@ export function parseSamplingFlags(
   let cfgScale = hasNullClass ? defaultCfg : 1;
   if (flags.cfg !== undefined) {
     cfgScale = Number(flags.cfg);
-    if (flags.cfg.trim() === '' || !(cfgScale >= 1) || !Number.isFinite(cfgScale)) throw new UsageError(`--cfg: expected a number >= 1 (1 = off), got '${flags.cfg}'`);
+    if (flags.cfg.trim() === '' || !(cfgScale >= 1) || !Number.isFinite(cfgScale))
+      throw new UsageError(`--cfg: expected a number >= 1 (1 = off), got '${flags.cfg}'`);
     if (cfgScale !== 1 && !hasNullClass) {
       throw new UsageError('--cfg: this model was trained without label dropout (no null class), so it cannot be guided; use --cfg 1');
     }
@@ -203,14 +216,7 @@ export function progressReporter(label: string): (p: SampleProgress) => void {
 }
 
 /** Write one grid PNG per AR step (`ar-step-1.png`, ...) from the sampler's intermediates. */
-export async function writeProgressFrames(
-  dir: string,
-  frames: Intermediate[],
-  folder: ModelFolder,
-  count: number,
-  cols: number,
-  zoom = 1,
-): Promise<string[]> {
+export async function writeProgressFrames(dir: string, frames: Intermediate[], folder: ModelFolder, count: number, cols: number, zoom = 1): Promise<string[]> {
   makeDirs(dir);
   const width = String(frames.length).length;
   const files: string[] = [];

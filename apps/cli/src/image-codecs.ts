@@ -26,7 +26,12 @@ export interface ImageCodec {
 export function pixelCodec(t: PixelMeta): ImageCodec {
   const tok = new PixelTokenizer({ imageSize: t.imageSize, channels: t.channels, patchSize: t.patchSize });
   return {
-    kind: 'pixel', imageSize: t.imageSize, channels: t.channels, grid: tok.grid, numTokens: tok.numTokens, pixelsPerToken: t.patchSize,
+    kind: 'pixel',
+    imageSize: t.imageSize,
+    channels: t.channels,
+    grid: tok.grid,
+    numTokens: tok.numTokens,
+    pixelsPerToken: t.patchSize,
     encode: async (images) => tok.encode(images),
     decode: async (tokens) => tok.decode(tokens),
     close: async () => {},
@@ -40,8 +45,15 @@ export function noCodec(where: string, config: ModelConfig): ImageCodec {
     throw new UsageError(`${where}: the model's VAE is not known; give it with --tokenizer vae:DIR`);
   };
   return {
-    kind: 'none', imageSize: config.inputSize, channels: config.latentChannels, grid: d.grid, numTokens: d.numTokens, pixelsPerToken: config.patchSize,
-    encode: refuse, decode: refuse, close: async () => {},
+    kind: 'none',
+    imageSize: config.inputSize,
+    channels: config.latentChannels,
+    grid: d.grid,
+    numTokens: d.numTokens,
+    pixelsPerToken: config.patchSize,
+    encode: refuse,
+    decode: refuse,
+    close: async () => {},
   };
 }
 
@@ -56,7 +68,12 @@ export function vaeCodec(dir: string, t: VaeMeta, threads?: number): ImageCodec 
   };
   const grid = t.latentSize / t.patchSize;
   return {
-    kind: 'vae', imageSize: t.imageSize, channels: 3, grid, numTokens: grid * grid, pixelsPerToken: t.imageSize / grid,
+    kind: 'vae',
+    imageSize: t.imageSize,
+    channels: 3,
+    grid,
+    numTokens: grid * grid,
+    pixelsPerToken: t.imageSize / grid,
     encode: async (images) => (await tokenizer()).encode(images),
     decode: async (tokens) => (await tokenizer()).decode(tokens),
     close: async () => {
@@ -65,4 +82,3 @@ export function vaeCodec(dir: string, t: VaeMeta, threads?: number): ImageCodec 
     },
   };
 }
-

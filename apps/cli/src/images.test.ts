@@ -30,7 +30,11 @@ describe('edit geometry', () => {
 
   it('compositeEdit changes only the pixels whose centers lie in regenerated tokens', () => {
     // a 6x6 original over a 4x4 model in 2x2 tokens (2x2 grid); regenerate token 1 (top right)
-    const original = gray(Array.from({ length: 36 }, (_, i) => i), 6, 6);
+    const original = gray(
+      Array.from({ length: 36 }, (_, i) => i),
+      6,
+      6,
+    );
     const out = compositeEdit(original, new Uint8Array(16).fill(255), 4, Uint8Array.from([0, 1, 0, 0]), 2);
     // pixel X's center (X + 0.5) * 4 / 6 is in token column 1 for X >= 3; rows Y <= 2 in token row 0
     for (let y = 0; y < 6; y++) for (let x = 0; x < 6; x++) expect(out[y * 6 + x]).toBe(y < 3 && x >= 3 ? 255 : y * 6 + x);

@@ -35,7 +35,9 @@ async function decode(source: ImageSource, flag: string, pipeline: (img: sharp.S
   }
   try {
     const input = typeof source === 'string' ? source : source.bytes;
-    return await pipeline(sharp(input, { limitInputPixels: LIMITS.imagePixels })).raw().toBuffer({ resolveWithObject: true });
+    return await pipeline(sharp(input, { limitInputPixels: LIMITS.imagePixels }))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
   } catch (e) {
     if (/pixel limit/i.test((e as Error).message)) {
       throw new UsageError(`${flag}: ${file} has more than ${LIMITS.imagePixels} pixels (64 megapixels, the limit); use a smaller image`);
@@ -78,12 +80,14 @@ export function resizeArea(src: RawImage, dw: number, dh: number): Uint8Array {
   // Along an axis, input pixel i spans [i*d, (i+1)*d) and output pixel j spans [j*s, (j+1)*s) (s, d the sizes).
   const taps = (s: number, d: number) =>
     Array.from({ length: d }, (_, j) => {
-      const lo = j * s, hi = (j + 1) * s;
+      const lo = j * s,
+        hi = (j + 1) * s;
       const out: [number, number][] = [];
       for (let i = Math.floor(lo / d); i * d < hi; i++) out.push([i, Math.min(hi, (i + 1) * d) - Math.max(lo, i * d)]);
       return out;
     });
-  const xs = taps(sw, dw), ys = taps(sh, dh);
+  const xs = taps(sw, dw),
+    ys = taps(sh, dh);
   // horizontal pass: weights sum to sw per output pixel; vertical pass: to sh
   const rows = new Float64Array(sh * dw * c);
   for (let y = 0; y < sh; y++)
@@ -174,7 +178,8 @@ export async function readMask(
   for (let Y = 0; Y < m; Y++)
     for (let X = 0; X < m; X++) {
       if (mask.data[(crop.top + Y) * mask.width + crop.left + X] < 128) continue;
-      const [r0, r1] = span(Y), [c0, c1] = span(X);
+      const [r0, r1] = span(Y),
+        [c0, c1] = span(X);
       for (let r = r0; r <= r1; r++) for (let c = c0; c <= c1; c++) region[r * grid + c] = 1;
     }
   if (!region.includes(1)) throw new UsageError(`${flag}: ${file} is all black; paint the region to regenerate white`);

@@ -8,8 +8,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  CONFIG_FILE, configFromJson, derived, META_FILE, MODEL_META_FORMAT, parseModelMeta, WEIGHTS_FILE,
-  type LatentMeta, type ModelConfig, type ModelMeta, type PixelMeta, type VaeMeta,
+  CONFIG_FILE,
+  configFromJson,
+  derived,
+  META_FILE,
+  MODEL_META_FORMAT,
+  parseModelMeta,
+  WEIGHTS_FILE,
+  type LatentMeta,
+  type ModelConfig,
+  type ModelMeta,
+  type PixelMeta,
+  type VaeMeta,
 } from '@causalfusion/config';
 import type { NamedTensor } from '@causalfusion/safetensors';
 import { latentSizeOf, readVaeConfig } from '@causalfusion/vae';
@@ -94,7 +104,9 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string,
   }
   if (stat?.isFile()) {
     if (folder.endsWith('.safetensors')) {
-      throw new UsageError(`--model: ${dir} is a weights file; give its model folder (${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE}) or a PyTorch checkpoint (.pt)`);
+      throw new UsageError(
+        `--model: ${dir} is a weights file; give its model folder (${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE}) or a PyTorch checkpoint (.pt)`,
+      );
     }
     return readCheckpointModel(folder, tokenizerFlag, options);
   }
@@ -103,7 +115,9 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string,
       throw new UsageError(`no default model at ${folder}: it has not been trained yet; train one with \`${TRAIN_HINT}\`, or pass --model DIR`);
     }
     if (!stat) throw new UsageError(`--model: ${folder} does not exist`);
-    throw new UsageError(`--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE} (or give a PyTorch checkpoint, ckpt.pt)`);
+    throw new UsageError(
+      `--model: ${folder} has no ${WEIGHTS_FILE}; a model folder holds ${WEIGHTS_FILE}, ${CONFIG_FILE} and ${META_FILE} (or give a PyTorch checkpoint, ckpt.pt)`,
+    );
   }
   const meta = readMeta(path.join(folder, META_FILE));
   if (meta.task === 'classify') {
@@ -121,7 +135,12 @@ export function readModelFolder(dir: string | undefined, tokenizerFlag?: string,
   if (meta.classNames.length !== config.numClasses) {
     throw new UsageError(`${folder}: ${META_FILE} names ${meta.classNames.length} classes but ${CONFIG_FILE} has num_classes ${config.numClasses}`);
   }
-  return { dir: folder, isDefault, config, ...resolveTokenizer(folder, meta, config, tokenizerFlag, options, `${folder}: ${META_FILE} does not record its VAE`) };
+  return {
+    dir: folder,
+    isDefault,
+    config,
+    ...resolveTokenizer(folder, meta, config, tokenizerFlag, options, `${folder}: ${META_FILE} does not record its VAE`),
+  };
 }
 
 /** `--model ckpt.pt`: an official checkpoint read in memory (the EMA weights), as a model folder. */
@@ -129,7 +148,10 @@ function readCheckpointModel(file: string, tokenizerFlag: string | undefined, op
   const ckpt = readOfficialCheckpoint(file, { mode: 'model', flag: '--model' });
   const meta = officialMeta(ckpt.config, { source: file, weights: describeWeights(ckpt), config: ckpt.configSource });
   return {
-    dir: file, isDefault: false, config: ckpt.config, weights: ckpt.weights,
+    dir: file,
+    isDefault: false,
+    config: ckpt.config,
+    weights: ckpt.weights,
     ...resolveTokenizer(file, meta, ckpt.config, tokenizerFlag, options, `${file} is a PyTorch checkpoint, which does not name its VAE`),
   };
 }
@@ -176,7 +198,16 @@ export function tokenizerMetaFor(flag: string, config: ModelConfig, where: strin
         `but ${where} takes ${geometry} (latent_channels ${config.latentChannels}, input_size ${config.inputSize}); give the VAE it was trained with`,
     );
   }
-  return { kind: 'vae', dir, name: vae.name, scale: vae.scaleFactor, latentChannels: vae.latentChannels, latentSize: size, imageSize: vae.imageSize, patchSize: config.patchSize };
+  return {
+    kind: 'vae',
+    dir,
+    name: vae.name,
+    scale: vae.scaleFactor,
+    latentChannels: vae.latentChannels,
+    latentSize: size,
+    imageSize: vae.imageSize,
+    patchSize: config.patchSize,
+  };
 }
 
 /**
@@ -231,7 +262,7 @@ function openVaeTokenizer(folder: string, t: VaeMeta, config: ModelConfig, flag:
   try {
     vae = readVaeConfig(vaeDir);
   } catch (e) {
-    const hint = flag ? '' : ' (the model\'s meta.json names it; point at its new place with --tokenizer vae:DIR)';
+    const hint = flag ? '' : " (the model's meta.json names it; point at its new place with --tokenizer vae:DIR)";
     throw new UsageError(`${(e as Error).message}${hint}`);
   }
   const problems: string[] = [];
@@ -280,4 +311,3 @@ export function resolveClasses(args: string[], meta: ModelMeta): number[] {
   if (out.length === 0) throw new UsageError('--class: give at least one class');
   return out;
 }
-

@@ -16,20 +16,50 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm', quiet: true });
   const tokenizer = loadCaptionTokenizer();
   const m = new MultimodalModel(
-    { imageHeight: 16, imageWidth: 32, channels: 1, patchSize: 4, textLength: 18, vocabSize: tokenizer.vocabSize, hiddenSize: 32, depth: 1, numHeads: 2, mlpRatio: 2, captionDropoutProb: 0.1 },
+    {
+      imageHeight: 16,
+      imageWidth: 32,
+      channels: 1,
+      patchSize: 4,
+      textLength: 18,
+      vocabSize: tokenizer.vocabSize,
+      hiddenSize: 32,
+      depth: 1,
+      numHeads: 2,
+      mlpRatio: 2,
+      captionDropoutProb: 0.1,
+    },
     { seed: 0 },
   );
   saveMultimodalModel(m, model, new CaptionCodec(tokenizer, 18));
   m.dispose();
   const item = new CaptionedDataset({ split: 'heldout', count: 1 }).get(0);
-  await sharp(Buffer.from(item.image), { raw: { width: 32, height: 16, channels: 1 } }).png().toFile(path.join(tmp, 'scene.png'));
-  await sharp(Buffer.alloc(28 * 28), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(tmp, 'digit.png'));
+  await sharp(Buffer.from(item.image), { raw: { width: 32, height: 16, channels: 1 } })
+    .png()
+    .toFile(path.join(tmp, 'scene.png'));
+  await sharp(Buffer.alloc(28 * 28), { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(path.join(tmp, 'digit.png'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('causalfusion generate / caption (tiny random model)', () => {
   it('generate writes a row of images; the same seed gives the same images', async () => {
-    const args = ['generate', '--model', model, '--prompt', 'a large 3 to the left of a small eight', '--num', '3', '--ar-steps', '4', '--steps', '5', '--zoom', '1'];
+    const args = [
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'a large 3 to the left of a small eight',
+      '--num',
+      '3',
+      '--ar-steps',
+      '4',
+      '--steps',
+      '5',
+      '--zoom',
+      '1',
+    ];
     const a = runCli([...args, '--out', path.join(tmp, 'a.png')]);
     expect(a.stderr).toBe('');
     expect(a.status).toBe(0);
@@ -44,8 +74,36 @@ describe('causalfusion generate / caption (tiny random model)', () => {
     const greedy = runCli(['caption', '--model', model, '--input', path.join(tmp, 'scene.png')]);
     expect(greedy.status).toBe(0);
     expect(greedy.stdout.trim().split('\n')).toHaveLength(1);
-    const s1 = runCli(['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--top-k', '20', '--temperature', '1.5', '--num', '3', '--seed', '4']);
-    const s2 = runCli(['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--top-k', '20', '--temperature', '1.5', '--num', '3', '--seed', '4']);
+    const s1 = runCli([
+      'caption',
+      '--model',
+      model,
+      '--input',
+      path.join(tmp, 'scene.png'),
+      '--top-k',
+      '20',
+      '--temperature',
+      '1.5',
+      '--num',
+      '3',
+      '--seed',
+      '4',
+    ]);
+    const s2 = runCli([
+      'caption',
+      '--model',
+      model,
+      '--input',
+      path.join(tmp, 'scene.png'),
+      '--top-k',
+      '20',
+      '--temperature',
+      '1.5',
+      '--num',
+      '3',
+      '--seed',
+      '4',
+    ]);
     expect(s1.status).toBe(0);
     expect(s1.stdout.trim().split('\n')).toHaveLength(3);
     expect(s2.stdout).toBe(s1.stdout);
@@ -53,7 +111,20 @@ describe('causalfusion generate / caption (tiny random model)', () => {
 
   it('caption reads what generate writes: the zoomed grid (a caption per cell, with its index) and a zoomed --num 1 image', async () => {
     const generate = (extra: string[], out: string) => {
-      const r = runCli(['generate', '--model', model, '--prompt', 'a small 3 to the left of a large 1', '--ar-steps', '2', '--steps', '3', ...extra, '--out', out]);
+      const r = runCli([
+        'generate',
+        '--model',
+        model,
+        '--prompt',
+        'a small 3 to the left of a large 1',
+        '--ar-steps',
+        '2',
+        '--steps',
+        '3',
+        ...extra,
+        '--out',
+        out,
+      ]);
       expect({ status: r.status, error: r.status ? r.stderr : '' }).toEqual({ status: 0, error: '' });
       return out;
     };
@@ -73,7 +144,10 @@ describe('causalfusion generate / caption (tiny random model)', () => {
     const flat = generate(['--num', '2', '--zoom', '1'], path.join(tmp, 'grid-1.png'));
     for (let i = 0; i < 2; i++) {
       const cell = path.join(tmp, `cell-${i}.png`);
-      await sharp(flat).extract({ left: 32 * i, top: 0, width: 32, height: 16 }).png().toFile(cell);
+      await sharp(flat)
+        .extract({ left: 32 * i, top: 0, width: 32, height: 16 })
+        .png()
+        .toFile(cell);
       expect(lines[i]).toBe(`cell ${i}: ${caption(cell).stdout.trim()}`);
     }
     // --num 1 at the default zoom: one image, one caption (as for the same image at zoom 1)
@@ -95,12 +169,21 @@ describe('causalfusion generate / caption (tiny random model)', () => {
       // limits (issue 19): refused up front, with the limit in the message
       [['generate', '--model', model, '--prompt', 'a 3', '--num', '100000000'], /^error: --num must be an integer from 1 to 256, got "100000000"/],
       [['generate', '--model', model, '--prompt', 'a 3', '--zoom', '17'], /^error: --zoom must be an integer from 1 to 16/],
-      [['generate', '--model', model, '--prompt', 'a 3', '--num', '256', '--zoom', '16'], /^error: --out: the image would be 131072x256 pixels; PNG holds at most 65535 a side/],
+      [
+        ['generate', '--model', model, '--prompt', 'a 3', '--num', '256', '--zoom', '16'],
+        /^error: --out: the image would be 131072x256 pixels; PNG holds at most 65535 a side/,
+      ],
       [['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--num', '65'], /^error: --num: 65 is over the limit of 64/],
       // output paths, checked before the model is loaded
-      [['generate', '--model', model, '--prompt', 'a 3', '--out', '/proc/causalfusion-test/g.png'], /^error: --out: cannot write \/proc\/causalfusion-test\/g\.png: cannot create folders in \/proc/],
+      [
+        ['generate', '--model', model, '--prompt', 'a 3', '--out', '/proc/causalfusion-test/g.png'],
+        /^error: --out: cannot write \/proc\/causalfusion-test\/g\.png: cannot create folders in \/proc/,
+      ],
       [['generate', '--model', model, '--prompt', 'a 3', '--out', tmp], /^error: --out: .* is a folder; give a file name such as/],
-      [['generate', '--model', model, '--prompt', 'a 3', '--out', path.join(tmp, 'g.gif')], /^error: --out: cannot write \.gif images .*; use a name ending in \.png, \.jpg, \.jpeg or \.webp/],
+      [
+        ['generate', '--model', model, '--prompt', 'a 3', '--out', path.join(tmp, 'g.gif')],
+        /^error: --out: cannot write \.gif images .*; use a name ending in \.png, \.jpg, \.jpeg or \.webp/,
+      ],
     ];
     for (const [args, message] of cases) {
       const r = runCli(args);

@@ -50,11 +50,15 @@ export function parseWeightsFlag(value: string | undefined): WeightsChoice {
 
 /** A message as one line: the lines of a multi-line Error joined (each trimmed), its own "Fix:" line replaced by `fix`. */
 function oneLine(message: string, fix?: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !(fix && l.startsWith('Fix:')));
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !(fix && l.startsWith('Fix:')));
   return [...lines, ...(fix ? [fix] : [])].join(' ');
 }
 
-const get = (v: unknown, key: string): unknown => (v instanceof Map ? v.get(key) : typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined);
+const get = (v: unknown, key: string): unknown =>
+  v instanceof Map ? v.get(key) : typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>)[key] : undefined;
 const isTensor = (v: unknown): v is { kind: 'tensor'; dtype: string } => typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'tensor';
 
 /** train.py's layout ({"model", "ema", ...}) rather than a bare state_dict. */
@@ -144,7 +148,9 @@ export function readOfficialCheckpoint(file: string, options: ReadOfficialOption
   } catch (e) {
     const message = oneLine((e as Error).message);
     // --model has no --weights flag: the other weights are for convert
-    throw new UsageError(options.mode === 'model' ? message.replace(/pick another with (--weights \w+)/, 'convert it with `causalfusion convert $1`') : message);
+    throw new UsageError(
+      options.mode === 'model' ? message.replace(/pick another with (--weights \w+)/, 'convert it with `causalfusion convert $1`') : message,
+    );
   }
   const trainLayout = isTrainLayout(root);
   const rawArgs = checkpointArgs(root);
@@ -167,7 +173,7 @@ export function readOfficialCheckpoint(file: string, options: ReadOfficialOption
   } else {
     const fix =
       options.mode === 'convert'
-        ? 'give the model\'s config with --config config.json (the official constructor arguments: input_size, patch_size, latent_channels, hidden_size, num_cond_tokens, depth, num_heads, num_classes, ...)'
+        ? "give the model's config with --config config.json (the official constructor arguments: input_size, patch_size, latent_channels, hidden_size, num_cond_tokens, depth, num_heads, num_classes, ...)"
         : `put the model's config.json beside it, or convert it once with \`causalfusion convert --from ${file} --config config.json --out DIR\``;
     throw new UsageError(`${file}: no model config: ${fromArgs.reason}; ${fix}`);
   }

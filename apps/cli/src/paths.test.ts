@@ -24,7 +24,9 @@ beforeAll(async () => {
   const model = initialWeights(of.entries, 0);
   const optimizer = new HostAdamW(of.entries.filter((e) => e.trainable).map((e) => sizeOf(e.shape)));
   await writeCheckpoint(path.join(RUN, 'checkpoint'), of, {
-    model, ema: model, optimizer: optimizer.getState(),
+    model,
+    ema: model,
+    optimizer: optimizer.getState(),
     state: { format: CHECKPOINT_FORMAT, step: 0, adamStepCount: 0, rng: { s: [1, 2, 3, 4], spare: null }, config, classNames, wallSeconds: 0 },
   });
 });
@@ -64,7 +66,10 @@ describe('output folders that cannot be created: one line, exit 2, no hang', () 
   });
 
   procIt('sample --out /proc/sub/x.png', () => {
-    expectOneLineExit2(run(CLI, ['sample', '--class', '1', '--num', '1', '--out', '/proc/causalfusion-sub/x.png']), /^error: .*\/proc.*; choose another (place|location)$/);
+    expectOneLineExit2(
+      run(CLI, ['sample', '--class', '1', '--num', '1', '--out', '/proc/causalfusion-sub/x.png']),
+      /^error: .*\/proc.*; choose another (place|location)$/,
+    );
   });
 
   procIt('causalfusion-train --out /proc/x (the folder made by makeDirs, not refused up front)', () => {

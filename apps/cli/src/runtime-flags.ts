@@ -21,10 +21,7 @@ export function parseBackend(name: string | undefined): BackendName | undefined 
 }
 
 /** Start the tfjs backend (quietly: the CLI reports it in its own status line) and load the weights. */
-export async function loadWeights(
-  folder: ModelFolder,
-  backend: BackendName | undefined,
-): Promise<{ model: CausalDiffusionModel; backend: string }> {
+export async function loadWeights(folder: ModelFolder, backend: BackendName | undefined): Promise<{ model: CausalDiffusionModel; backend: string }> {
   // tfjs is loaded only on this path: the ORT path starts without it
   const { initBackend } = await import('@causalfusion/backend');
   const name = await initBackend({ backend, quiet: true });
@@ -109,9 +106,7 @@ export async function openModel(folder: ModelFolder, settings: RuntimeSettings):
   let denoiser;
   try {
     const ortOptions = { device: settings.device, threads: settings.threads, workers: settings.workers };
-    denoiser = folder.weights
-      ? await OrtDenoiser.fromWeights(folder.config, folder.weights, ortOptions)
-      : await OrtDenoiser.load(folder.dir, ortOptions);
+    denoiser = folder.weights ? await OrtDenoiser.fromWeights(folder.config, folder.weights, ortOptions) : await OrtDenoiser.load(folder.dir, ortOptions);
   } catch (e) {
     throw new UsageError(`${folder.dir}: ${(e as Error).message.split('\n')[0]}`);
   }

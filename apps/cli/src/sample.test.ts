@@ -43,8 +43,7 @@ describe('causalfusion sample', () => {
     for (let k = 1; k <= 4; k++) {
       const frame = await readGray(path.join(frames, `ar-step-${k}.png`));
       expect([frame.width, frame.height]).toEqual([3 * 28, 2 * 28]);
-      for (let i = 0; i < 6; i++)
-        for (let row = 0; row < 4; row++) expect(tokenIsBlank(frame, Math.floor(i / 3), i % 3, row, 0)).toBe(row >= k);
+      for (let i = 0; i < 6; i++) for (let row = 0; row < 4; row++) expect(tokenIsBlank(frame, Math.floor(i / 3), i % 3, row, 0)).toBe(row >= k);
     }
     // the last frame is the x0 estimate of the last diffusion step: the sample itself, up to rounding
     const last = await readGray(path.join(frames, 'ar-step-4.png'));
@@ -56,7 +55,11 @@ describe('causalfusion sample', () => {
   it('the same seed gives the same images, another seed other ones (random order, DDIM, CFG interval)', async () => {
     const args = [...base, '--model', model, '--order', 'random', '--sampler', 'ddim', '--cfg', '2', '--cfg-interval', '0,500'];
     const files = ['a', 'b', 'c'].map((n) => path.join(tmp, `${n}.png`));
-    for (const [file, seed] of [[files[0], '1'], [files[1], '1'], [files[2], '2']]) {
+    for (const [file, seed] of [
+      [files[0], '1'],
+      [files[1], '1'],
+      [files[2], '2'],
+    ]) {
       const r = runCli([...args, '--seed', seed, '--out', file]);
       expect({ status: r.status, error: r.status ? r.stderr : '' }).toEqual({ status: 0, error: '' });
     }
@@ -95,7 +98,7 @@ describe('causalfusion sample', () => {
     expect(fs.readdirSync(out).sort()).toEqual(['causalfusion-onnx.json', 'cond.onnx', 'eps.onnx', 'meta.json', 'push.onnx', 'weights.bin']);
   });
 
-  it("a model's meta.json \"sampling\" sets the defaults it was measured with; a flag wins; a bad one is one line", () => {
+  it('a model\'s meta.json "sampling" sets the defaults it was measured with; a flag wins; a bad one is one line', () => {
     const tuned = path.join(tmp, 'tuned');
     fs.cpSync(model, tuned, { recursive: true });
     const metaFile = path.join(tuned, 'meta.json');
@@ -105,7 +108,19 @@ describe('causalfusion sample', () => {
     expect(run().stdout).toMatch(/x 6 ddim steps, CFG 1\.5,/);
     expect(run('--sampler', 'ddpm', '--steps', '4', '--cfg', '2').stdout).toMatch(/x 4 ddpm steps, CFG 2,/);
     // edit keeps its own stronger CFG default, and takes the model's sampler and steps
-    const edited = runCli(['edit', '--model', tuned, '--input', path.join(tmp, 'tuned.png'), '--mask', 'center', '--class', '5', '--out', path.join(tmp, 'tuned-edit.png')]);
+    const edited = runCli([
+      'edit',
+      '--model',
+      tuned,
+      '--input',
+      path.join(tmp, 'tuned.png'),
+      '--mask',
+      'center',
+      '--class',
+      '5',
+      '--out',
+      path.join(tmp, 'tuned-edit.png'),
+    ]);
     expect(edited.stdout).toMatch(/x 6 ddim steps, CFG 5,/);
 
     fs.writeFileSync(metaFile, JSON.stringify({ ...meta, sampling: { sampler: 'euler' } }));

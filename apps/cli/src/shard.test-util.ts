@@ -19,11 +19,14 @@ export async function writeReferenceImages(dir: string, count: number): Promise<
   for (let i = 0; i < count; i++) {
     const px = Buffer.alloc(28 * 28);
     for (let p = 0; p < px.length; p++) {
-      const x = p % 28, y = Math.floor(p / 28);
+      const x = p % 28,
+        y = Math.floor(p / 28);
       const stroke = Math.abs(x - 14 + (y - 14) * (next() - 0.5)) < 3 + 3 * next();
       px[p] = stroke ? 160 + Math.floor(95 * next()) : Math.floor(40 * next());
     }
-    await sharp(px, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(dir, `${String(i).padStart(4, '0')}.png`));
+    await sharp(px, { raw: { width: 28, height: 28, channels: 1 } })
+      .png()
+      .toFile(path.join(dir, `${String(i).padStart(4, '0')}.png`));
   }
 }
 

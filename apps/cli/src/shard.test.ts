@@ -58,10 +58,14 @@ describe('sample --out-dir --shard i/N and eval fid --shard i/N --save-partial +
     const unsharded = runCli(['eval', 'fid', '--real', realStats, '--fake', full, '--features', 'mnist', '--json']);
     const parts = path.join(tmp, 'parts');
     const evals = await Promise.all(
-      [0, 1, 2].map((i) => runCliAsync(['eval', 'fid', '--fake', sharded, '--shard', `${i}/3`, '--features', 'mnist', '--save-partial', path.join(parts, `part-${i}.npz`)])),
+      [0, 1, 2].map((i) =>
+        runCliAsync(['eval', 'fid', '--fake', sharded, '--shard', `${i}/3`, '--features', 'mnist', '--save-partial', path.join(parts, `part-${i}.npz`)]),
+      ),
     );
     evals.forEach(expectOk);
-    expect(evals[1].stdout).toMatch(/^saved the partial statistics of shard 1\/3 \(50 of 150 images: 000050\.png \.\. 000099\.png; 128-d mnist-classifier-fc1 features\)/);
+    expect(evals[1].stdout).toMatch(
+      /^saved the partial statistics of shard 1\/3 \(50 of 150 images: 000050\.png \.\. 000099\.png; 128-d mnist-classifier-fc1 features\)/,
+    );
     const partFiles = [2, 0, 1].map((i) => path.join(parts, `part-${i}.npz`)); // any order
     const merged = runCli(['eval', 'merge', ...partFiles, '--real', realStats, '--json']);
     const difference = Math.abs(fidOf(merged) - fidOf(unsharded));
@@ -108,7 +112,8 @@ describe('sample --out-dir --shard i/N and eval fid --shard i/N --save-partial +
     const a = readNpz(path.join(tmp, 'small-merged.npz'));
     const b = readNpz(path.join(tmp, 'small-whole.npz'));
     for (const key of ['mu', 'sigma']) {
-      const x = a.get(key)!.data, y = b.get(key)!.data;
+      const x = a.get(key)!.data,
+        y = b.get(key)!.data;
       expect(x.length).toBe(y.length);
       let worst = 0;
       for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
@@ -131,10 +136,19 @@ describe('sample --out-dir --shard i/N and eval fid --shard i/N --save-partial +
       [[...args, '--out-dir', out, '--num', '200000'], /^error: --num: 10 classes x 200000 images = 2000000 images, over the limit of 1000000/],
       [[...args, '--out-dir', path.join(realDir, '0000.png')], /^error: --out-dir: .*0000\.png is a file, not a folder/],
       // the sharded folder holds seed 0's images
-      [[...args, '--out-dir', path.join(tmp, 'sharded'), '--seed', '1'], /^error: --out-dir: .*sharded holds the images of another run \(seed 0 there, 1 now\); use an empty folder/],
-      [['sample', '--model', model, '--num', '2000', '--out', path.join(tmp, 'g.png')], /^error: --num: 2000 is over the limit of 1024; a call draws at most 1024 images \(classes x --num\) into a grid; write one file per image with --out-dir/],
+      [
+        [...args, '--out-dir', path.join(tmp, 'sharded'), '--seed', '1'],
+        /^error: --out-dir: .*sharded holds the images of another run \(seed 0 there, 1 now\); use an empty folder/,
+      ],
+      [
+        ['sample', '--model', model, '--num', '2000', '--out', path.join(tmp, 'g.png')],
+        /^error: --num: 2000 is over the limit of 1024; a call draws at most 1024 images \(classes x --num\) into a grid; write one file per image with --out-dir/,
+      ],
       [['eval', 'fid', '--fake', realDir, '--shard', '0/3'], /^error: --shard needs --save-partial part\.npz/],
-      [['eval', 'fid', '--real', realDir, '--fake', realDir, '--save-partial', path.join(tmp, 'p.npz')], /^error: --save-partial computes the statistics of --fake only/],
+      [
+        ['eval', 'fid', '--real', realDir, '--fake', realDir, '--save-partial', path.join(tmp, 'p.npz')],
+        /^error: --save-partial computes the statistics of --fake only/,
+      ],
       [['eval', 'fid', '--fake', realDir, '--save-partial', path.join(tmp, 'p.txt')], /^error: --save-partial: .*p\.txt must end in \.npz/],
       [['eval', 'fid', '--fake', realStats, '--shard', '0/2', '--save-partial', path.join(tmp, 'p.npz')], /^error: --fake: .*real\.npz is not a folder/],
       [['eval', 'fid', '--fake', realDir], /^error: required option '--real <dir\|stats\.npz>' not specified$/],
@@ -159,14 +173,21 @@ describe('sample --out-dir --shard i/N and eval fid --shard i/N --save-partial +
     const [p0, p1, p2] = parts('parts', 3);
     const [q0, q1, q2, q3] = parts('sorted-parts', 4);
     const other = path.join(tmp, 'other-dim.npz');
-    savePartialNpz(other, { dim: 3, count: 50, mean: new Float64Array(3), m2: new Float64Array(9) }, { index: 2, count: 3, total: 150, features: 'mnist-classifier-fc1' });
+    savePartialNpz(
+      other,
+      { dim: 3, count: 50, mean: new Float64Array(3), m2: new Float64Array(9) },
+      { index: 2, count: 3, total: 150, features: 'mnist-classifier-fc1' },
+    );
     const unsharded = path.join(tmp, 'unsharded.npz');
     savePartialNpz(unsharded, { dim: 3, count: 2, mean: new Float64Array(3), m2: new Float64Array(9) });
     const merges: [string[], RegExp][] = [
       [[p0, p2], /^error: shard 1 of 3 missing \(2 parts given\); run eval fid --shard i\/3 --save-partial for each$/],
       [[p0, p1, p1, p2], /^error: shard 1\/3 is given twice: .*part-1\.npz and .*part-1\.npz$/],
       [[p0, p1, q2], /^error: parts of different shardings: .*part-0\.npz is shard 0\/3, .*part-2\.npz is 2\/4$/],
-      [[p0, p1, other], /^error: .*part-0\.npz holds 128-d mnist-classifier-fc1 features, .*other-dim\.npz 3-d mnist-classifier-fc1 features: every shard must use the same --features$/],
+      [
+        [p0, p1, other],
+        /^error: .*part-0\.npz holds 128-d mnist-classifier-fc1 features, .*other-dim\.npz 3-d mnist-classifier-fc1 features: every shard must use the same --features$/,
+      ],
       [[unsharded], /^error: .*unsharded\.npz: no shard record/],
       [[realStats], /^error: .*real\.npz: not the partial statistics of a shard/],
       [[q0, q1, q2, q3], /^error: --real is required \(or give --save-stats/],

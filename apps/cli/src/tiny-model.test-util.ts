@@ -23,7 +23,14 @@ export async function writeTinyModel(
   await initBackend({ backend: 'wasm', quiet: true });
   const { imageSize, patchSize } = geometry;
   const config = makeConfig(null, {
-    inputSize: imageSize, patchSize, latentChannels: 1, hiddenSize: 32, depth: 1, numHeads: 2, numCondTokens: 2, numClasses: classNames.length,
+    inputSize: imageSize,
+    patchSize,
+    latentChannels: 1,
+    hiddenSize: 32,
+    depth: 1,
+    numHeads: 2,
+    numCondTokens: 2,
+    numClasses: classNames.length,
   });
   const model = new CausalDiffusionModel(config, { seed: 0 });
   try {

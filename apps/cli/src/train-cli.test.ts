@@ -19,7 +19,20 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const tiny = (out: string, steps: number) => ['--preset', 'tiny', '--out', out, '--steps', String(steps), '--sample-every', '1000', '--sample-steps', '2', '--threads', '1'];
+const tiny = (out: string, steps: number) => [
+  '--preset',
+  'tiny',
+  '--out',
+  out,
+  '--steps',
+  String(steps),
+  '--sample-every',
+  '1000',
+  '--sample-steps',
+  '2',
+  '--threads',
+  '1',
+];
 const stateStep = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).step as number;
 
 describe('causalfusion train', () => {
@@ -49,10 +62,16 @@ describe('causalfusion train', () => {
     const out = path.join(tmp, 'run');
     expect(cli(...tiny(out, 1)).status).toBe(0);
     let r = cli(...tiny(out, 1), '--resume');
-    expect([r.status, r.stderr, r.stdout]).toEqual([0, '', `nothing left to do: the run in ${out} is already at step 1 (--steps 1); raise --steps above 1 to train longer\n`]);
+    expect([r.status, r.stderr, r.stdout]).toEqual([
+      0,
+      '',
+      `nothing left to do: the run in ${out} is already at step 1 (--steps 1); raise --steps above 1 to train longer\n`,
+    ]);
     r = cli('--preset', 'mnist', '--out', out, '--resume', '--steps', '2');
     expect([r.status, r.stdout]).toEqual([2, '']);
-    expect(r.stderr).toMatch(/^error: --resume keeps the run's settings, and these differ \(checkpoint vs given\): imageSize 28 vs 16, .*\(--preset mnist\)\. [^\n]*\n$/);
+    expect(r.stderr).toMatch(
+      /^error: --resume keeps the run's settings, and these differ \(checkpoint vs given\): imageSize 28 vs 16, .*\(--preset mnist\)\. [^\n]*\n$/,
+    );
     r = cli('--out', out, '--resume', '--steps', '-5');
     expect([r.status, r.stdout, r.stderr]).toEqual([2, '', 'error: --steps must be a positive integer, got -5\n']);
     expect(stateStep(out)).toBe(1);

@@ -26,7 +26,9 @@ beforeAll(async () => {
     fs.mkdirSync(path.join(data, cls), { recursive: true });
     const px = Buffer.alloc(24 * 20 * 3);
     for (let j = 0; j < px.length; j++) px[j] = i % 2 ? ((j / 3) % 6 < 3 ? 230 : 20) : (j * (5 + i)) % 256;
-    await sharp(px, { raw: { width: 24, height: 20, channels: 3 } }).png().toFile(path.join(data, cls, `${i}.png`));
+    await sharp(px, { raw: { width: 24, height: 20, channels: 3 } })
+      .png()
+      .toFile(path.join(data, cls, `${i}.png`));
   }
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -38,7 +40,20 @@ async function size(file: string): Promise<[number, number, number]> {
 
 describe('a latent-space model through the CLI', () => {
   it('vae init, encode, train --tokenizer vae:DIR, sample, edit, decode', async () => {
-    let r = runCli(['vae', 'init', '--encoder', path.join(REFERENCE, 'encoder.onnx'), '--decoder', path.join(REFERENCE, 'decoder.onnx'), '--out', vae, '--name', 'vae-tiny', '--scale', '0.2325']);
+    let r = runCli([
+      'vae',
+      'init',
+      '--encoder',
+      path.join(REFERENCE, 'encoder.onnx'),
+      '--decoder',
+      path.join(REFERENCE, 'decoder.onnx'),
+      '--out',
+      vae,
+      '--name',
+      'vae-tiny',
+      '--scale',
+      '0.2325',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/vae-tiny, 16x16 RGB -> 4x8x8 latents \(downsampling 2\), scale factor 0.2325/);
 
@@ -50,8 +65,29 @@ describe('a latent-space model through the CLI', () => {
 
     const model = path.join(tmp, 'model');
     r = runCli([
-      'train', '--preset', 'tiny', '--tokenizer', `vae:${vae}`, '--data', latents, '--patch-size', '2', '--steps', '3', '--batch', '4',
-      '--out', path.join(tmp, 'run'), '--export', model, '--sample-steps', '2', '--sample-ar-steps', '2', '--backend', 'wasm',
+      'train',
+      '--preset',
+      'tiny',
+      '--tokenizer',
+      `vae:${vae}`,
+      '--data',
+      latents,
+      '--patch-size',
+      '2',
+      '--steps',
+      '3',
+      '--batch',
+      '4',
+      '--out',
+      path.join(tmp, 'run'),
+      '--export',
+      model,
+      '--sample-steps',
+      '2',
+      '--sample-ar-steps',
+      '2',
+      '--backend',
+      'wasm',
     ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -63,13 +99,48 @@ describe('a latent-space model through the CLI', () => {
     expect(meta.classNames).toEqual(['blobs', 'stripes']);
 
     const grid = path.join(tmp, 'grid.png');
-    r = runCli(['sample', '--model', model, '--class', 'stripes', 'blobs', '--num', '3', '--ar-steps', '4', '--steps', '5', '--zoom', '1', '--threads', '1', '--out', grid]);
+    r = runCli([
+      'sample',
+      '--model',
+      model,
+      '--class',
+      'stripes',
+      'blobs',
+      '--num',
+      '3',
+      '--ar-steps',
+      '4',
+      '--steps',
+      '5',
+      '--zoom',
+      '1',
+      '--threads',
+      '1',
+      '--out',
+      grid,
+    ]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/6 images \(2 rows of 3; classes stripes, blobs\), 4 AR steps/);
     expect(await size(grid)).toEqual([3 * 16, 2 * 16, 3]);
 
     const edited = path.join(tmp, 'edit.png');
-    r = runCli(['edit', '--model', model, '--input', path.join(data, 'stripes', '1.png'), '--mask', 'top', '--class', 'blobs', '--steps', '5', '--zoom', '1', '--out', edited]);
+    r = runCli([
+      'edit',
+      '--model',
+      model,
+      '--input',
+      path.join(data, 'stripes', '1.png'),
+      '--mask',
+      'top',
+      '--class',
+      'blobs',
+      '--steps',
+      '5',
+      '--zoom',
+      '1',
+      '--out',
+      edited,
+    ]);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/regenerated 8 of 16 tokens/);
     // the edit goes back into the 24x20 input (center-cropped to 20x20, enlarged by area to 16x16 for the model)
@@ -84,7 +155,18 @@ describe('a latent-space model through the CLI', () => {
   });
 
   it('bad input is one line and exit 2', async () => {
-    let r = runCli(['vae', 'init', '--encoder', path.join(REFERENCE, 'decoder.onnx'), '--decoder', path.join(REFERENCE, 'decoder.onnx'), '--out', path.join(tmp, 'x'), '--preset', 'sd']);
+    let r = runCli([
+      'vae',
+      'init',
+      '--encoder',
+      path.join(REFERENCE, 'decoder.onnx'),
+      '--decoder',
+      path.join(REFERENCE, 'decoder.onnx'),
+      '--out',
+      path.join(tmp, 'x'),
+      '--preset',
+      'sd',
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^error: .*decoder.onnx: the input "latent" is \[N, 4, 8, 8\], not an image \[N, 3, H, W\] \(4 channels: is it the decoder/);
     r = runCli(['encode', '--data', data, '--vae', path.join(tmp, 'nowhere'), '--out', path.join(tmp, 'l.bin')]);

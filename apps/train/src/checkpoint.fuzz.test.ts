@@ -19,7 +19,16 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-fuzz-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const CLASSES = ['0', '1', '2'];
-const TRAIN = makeTrainConfig('tiny', { out: path.join(root, 'run'), imageSize: 8, patchSize: 4, hiddenSize: 8, numHeads: 2, numCondTokens: 1, depth: 1, threads: 1 });
+const TRAIN = makeTrainConfig('tiny', {
+  out: path.join(root, 'run'),
+  imageSize: 8,
+  patchSize: 4,
+  hiddenSize: 8,
+  numHeads: 2,
+  numCondTokens: 1,
+  depth: 1,
+  threads: 1,
+});
 const CONFIG = modelConfigOf(TRAIN, CLASSES.length);
 const ENTRIES = trainingEntries(CONFIG);
 const TRAINABLE = ENTRIES.filter((e) => e.trainable);
@@ -33,8 +42,20 @@ async function seedCheckpoint(): Promise<Record<string, Uint8Array>> {
   await writeCheckpoint(dir, classCheckpointModel(CONFIG), {
     model: arrays(1),
     ema: arrays(2),
-    optimizer: { stepCount: 7, m: TRAINABLE.map((e) => new Float32Array(size(e.shape)).fill(0.01)), v: TRAINABLE.map((e) => new Float32Array(size(e.shape)).fill(1e-4)) },
-    state: { format: 'causalfusion-train-checkpoint', step: 7, adamStepCount: 7, rng: { s: [1, 2, 3, 4], spare: null }, config: TRAIN, classNames: CLASSES, wallSeconds: 1.5 },
+    optimizer: {
+      stepCount: 7,
+      m: TRAINABLE.map((e) => new Float32Array(size(e.shape)).fill(0.01)),
+      v: TRAINABLE.map((e) => new Float32Array(size(e.shape)).fill(1e-4)),
+    },
+    state: {
+      format: 'causalfusion-train-checkpoint',
+      step: 7,
+      adamStepCount: 7,
+      rng: { s: [1, 2, 3, 4], spare: null },
+      config: TRAIN,
+      classNames: CLASSES,
+      wallSeconds: 1.5,
+    },
   });
   return Object.fromEntries(fs.readdirSync(dir).map((f) => [f, new Uint8Array(fs.readFileSync(path.join(dir, f)))]));
 }
@@ -66,14 +87,26 @@ function problems(c: CheckpointContent): string | undefined {
   const isCount = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   if (!isCount(s.step)) return `state.step is ${JSON.stringify(s.step)}`;
   if (!isCount(s.adamStepCount)) return `state.adamStepCount is ${JSON.stringify(s.adamStepCount)}`;
-  if (!(typeof s.wallSeconds === 'number' && Number.isFinite(s.wallSeconds) && s.wallSeconds >= 0)) return `state.wallSeconds is ${JSON.stringify(s.wallSeconds)}`;
+  if (!(typeof s.wallSeconds === 'number' && Number.isFinite(s.wallSeconds) && s.wallSeconds >= 0))
+    return `state.wallSeconds is ${JSON.stringify(s.wallSeconds)}`;
   if (!(Array.isArray(s.classNames) && s.classNames.every((x) => typeof x === 'string'))) return `state.classNames is ${JSON.stringify(s.classNames)}`;
   if (s.config === null || typeof s.config !== 'object' || Array.isArray(s.config)) return `state.config is ${JSON.stringify(s.config)}`;
   const r = s.rng as { s?: unknown; spare?: unknown } | null;
-  if (!(r && Array.isArray(r.s) && r.s.length === 4 && r.s.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32) && (r.spare === null || (typeof r.spare === 'number' && Number.isFinite(r.spare))))) {
+  if (!(
+    r &&
+    Array.isArray(r.s) &&
+    r.s.length === 4 &&
+    r.s.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32) &&
+    (r.spare === null || (typeof r.spare === 'number' && Number.isFinite(r.spare)))
+  )) {
     return `state.rng is ${JSON.stringify(r)}`;
   }
-  for (const [name, arrays, entries] of [['model', c.model, ENTRIES], ['ema', c.ema, ENTRIES], ['m', c.optimizer.m, TRAINABLE], ['v', c.optimizer.v, TRAINABLE]] as const) {
+  for (const [name, arrays, entries] of [
+    ['model', c.model, ENTRIES],
+    ['ema', c.ema, ENTRIES],
+    ['m', c.optimizer.m, TRAINABLE],
+    ['v', c.optimizer.v, TRAINABLE],
+  ] as const) {
     if (arrays.length !== entries.length) return `${arrays.length} ${name} arrays for ${entries.length} parameters`;
     for (let i = 0; i < arrays.length; i++) {
       if (arrays[i].length !== size(entries[i].shape)) return `${name} ${entries[i].key} has ${arrays[i].length} values, not ${size(entries[i].shape)}`;

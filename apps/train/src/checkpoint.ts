@@ -13,8 +13,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  officialStateDict, sizeOf, trainingArrays, WEIGHTS_FILE, writeModelFolder,
-  type AdamWState, type ModelFolderFiles, type ParamEntry, type StateDict,
+  officialStateDict,
+  sizeOf,
+  trainingArrays,
+  WEIGHTS_FILE,
+  writeModelFolder,
+  type AdamWState,
+  type ModelFolderFiles,
+  type ParamEntry,
+  type StateDict,
 } from '@causalfusion/config';
 import type { RngState } from '@causalfusion/rng';
 import { makeDirs, readSafetensors, writeFileAtomic, writeSafetensors } from '@causalfusion/safetensors';
@@ -77,7 +84,11 @@ export async function writeCheckpointFolder(dir: string, fill: (tmp: string) => 
 }
 
 /** AdamW's moments as `m.<key>` / `v.<key>` tensors (keys and shapes of the optimizer's parameters, in order). */
-export function optimizerTensors(keys: string[], shapes: number[][], opt: { m: Float32Array[]; v: Float32Array[] }): [string, { shape: number[]; data: Float32Array }][] {
+export function optimizerTensors(
+  keys: string[],
+  shapes: number[][],
+  opt: { m: Float32Array[]; v: Float32Array[] },
+): [string, { shape: number[]; data: Float32Array }][] {
   const tensors: [string, { shape: number[]; data: Float32Array }][] = [];
   keys.forEach((k, i) => {
     tensors.push([`m.${k}`, { shape: shapes[i], data: opt.m[i] }]);
@@ -91,7 +102,14 @@ export async function writeCheckpoint<C>(dir: string, of: CheckpointModel, conte
     writeModelFolder(tmp, { ...of.folder, weights: officialStateDict(of.entries, content.model) });
     writeSafetensors(path.join(tmp, 'ema.safetensors'), officialStateDict(of.entries, content.ema), { format: 'pt' });
     const trainable = of.entries.filter((e) => e.trainable);
-    writeSafetensors(path.join(tmp, 'optimizer.safetensors'), optimizerTensors(trainable.map((e) => e.key), trainable.map((e) => e.shape), content.optimizer));
+    writeSafetensors(
+      path.join(tmp, 'optimizer.safetensors'),
+      optimizerTensors(
+        trainable.map((e) => e.key),
+        trainable.map((e) => e.shape),
+        content.optimizer,
+      ),
+    );
     writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify({ ...content.state, adamStepCount: content.optimizer.stepCount }, null, 2) + '\n');
   });
 }
@@ -112,21 +130,26 @@ function readStateFile(found: string): CheckpointState {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`${file} cannot be read as JSON (${(e as Error).message.split('\n')[0]}); the checkpoint is damaged: resume from ${found === file ? 'another copy' : 'checkpoint.old if it exists'}, or start a new run`);
+    throw new Error(
+      `${file} cannot be read as JSON (${(e as Error).message.split('\n')[0]}); the checkpoint is damaged: resume from ${found === file ? 'another copy' : 'checkpoint.old if it exists'}, or start a new run`,
+    );
   }
   const bad = (field: string, why: string): never => {
     throw new Error(`${file}: ${field} ${why}; the checkpoint is damaged or was edited by hand`);
   };
   if (json === null || typeof json !== 'object' || Array.isArray(json)) bad('the file', 'is not a JSON object');
   const s = json as Record<string, unknown>;
-  const count = (k: string) => (Number.isSafeInteger(s[k]) && (s[k] as number) >= 0 ? (s[k] as number) : bad(k, `must be a non-negative integer, got ${JSON.stringify(s[k])}`));
+  const count = (k: string) =>
+    Number.isSafeInteger(s[k]) && (s[k] as number) >= 0 ? (s[k] as number) : bad(k, `must be a non-negative integer, got ${JSON.stringify(s[k])}`);
   if (s.format !== CHECKPOINT_FORMAT && s.format !== MULTIMODAL_CHECKPOINT_FORMAT) bad('format', `is ${JSON.stringify(s.format)}, not ${CHECKPOINT_FORMAT}`);
   count('step');
   count('adamStepCount');
-  if (!(typeof s.wallSeconds === 'number' && Number.isFinite(s.wallSeconds) && s.wallSeconds >= 0)) bad('wallSeconds', `must be a number of seconds, got ${JSON.stringify(s.wallSeconds)}`);
+  if (!(typeof s.wallSeconds === 'number' && Number.isFinite(s.wallSeconds) && s.wallSeconds >= 0))
+    bad('wallSeconds', `must be a number of seconds, got ${JSON.stringify(s.wallSeconds)}`);
   const rng = s.rng as { s?: unknown; spare?: unknown } | null;
   const words = rng && Array.isArray(rng.s) && rng.s.length === 4 && rng.s.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff);
-  if (!words || !(rng!.spare === null || (typeof rng!.spare === 'number' && Number.isFinite(rng!.spare)))) bad('rng', 'is not a random generator state (four 32-bit words and a spare normal)');
+  if (!words || !(rng!.spare === null || (typeof rng!.spare === 'number' && Number.isFinite(rng!.spare))))
+    bad('rng', 'is not a random generator state (four 32-bit words and a spare normal)');
   if (s.format === CHECKPOINT_FORMAT && (!Array.isArray(s.classNames) || s.classNames.length === 0 || !s.classNames.every((c) => typeof c === 'string'))) {
     bad('classNames', 'must be a list of class names');
   }
@@ -153,7 +176,11 @@ export function readCheckpointState<C = Record<string, unknown>>(dir: string, fo
 }
 
 /** Read a checkpoint of the model `of` (written by either runtime: one format); `format` is the task's. */
-export function readCheckpoint<C = Record<string, unknown>>(dir: string, of: CheckpointModel, format: CheckpointState['format'] = CHECKPOINT_FORMAT): CheckpointContent<C> {
+export function readCheckpoint<C = Record<string, unknown>>(
+  dir: string,
+  of: CheckpointModel,
+  format: CheckpointState['format'] = CHECKPOINT_FORMAT,
+): CheckpointContent<C> {
   const state = readCheckpointState<C>(dir, format);
   const found = findCheckpoint(dir)!;
   const weights = (file: string) => {
@@ -165,7 +192,8 @@ export function readCheckpoint<C = Record<string, unknown>>(dir: string, of: Che
   const get = (k: string, size: number) => {
     const t = opt.get(k);
     if (!t) throw new Error(`${found}/optimizer.safetensors lacks ${k}; the checkpoint does not match the model`);
-    if (t.data.length !== size) throw new Error(`${found}/optimizer.safetensors: ${k} has ${t.data.length} values, the parameter ${size}; the checkpoint does not match the model`);
+    if (t.data.length !== size)
+      throw new Error(`${found}/optimizer.safetensors: ${k} has ${t.data.length} values, the parameter ${size}; the checkpoint does not match the model`);
     for (let i = 0; i < t.data.length; i++) {
       if (!Number.isFinite(t.data[i])) throw new Error(`${found}/optimizer.safetensors: ${k}[${i}] is ${t.data[i]}; the checkpoint is damaged`);
     }
@@ -176,6 +204,10 @@ export function readCheckpoint<C = Record<string, unknown>>(dir: string, of: Che
     state,
     model: weights(WEIGHTS_FILE),
     ema: weights('ema.safetensors'),
-    optimizer: { stepCount: state.adamStepCount, m: trainable.map((e) => get(`m.${e.key}`, sizeOf(e.shape))), v: trainable.map((e) => get(`v.${e.key}`, sizeOf(e.shape))) },
+    optimizer: {
+      stepCount: state.adamStepCount,
+      m: trainable.map((e) => get(`m.${e.key}`, sizeOf(e.shape))),
+      v: trainable.map((e) => get(`v.${e.key}`, sizeOf(e.shape))),
+    },
   };
 }

@@ -70,23 +70,84 @@ export type PresetName = 'mnist' | 'tiny';
  */
 export const TRAIN_PRESETS: Record<PresetName, Partial<TrainConfig>> = {
   mnist: {
-    data: 'mnist', imageSize: 16, channels: 1, patchSize: 4, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4,
-    batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, emaDecay: 0.999, checkpointEvery: 500, sampleEvery: 2000,
+    data: 'mnist',
+    imageSize: 16,
+    channels: 1,
+    patchSize: 4,
+    hiddenSize: 128,
+    depth: 4,
+    numHeads: 4,
+    numCondTokens: 4,
+    batchSize: 64,
+    steps: 20000,
+    lr: 1e-3,
+    warmupSteps: 500,
+    emaDecay: 0.999,
+    checkpointEvery: 500,
+    sampleEvery: 2000,
   },
   tiny: {
-    data: 'mnist', imageSize: 28, channels: 1, patchSize: 7, hiddenSize: 32, depth: 1, numHeads: 2, numCondTokens: 2,
-    batchSize: 8, steps: 20, lr: 1e-3, warmupSteps: 5, emaDecay: 0.99, checkpointEvery: 10, sampleEvery: 10, samplePerClass: 1, sampleSteps: 5,
+    data: 'mnist',
+    imageSize: 28,
+    channels: 1,
+    patchSize: 7,
+    hiddenSize: 32,
+    depth: 1,
+    numHeads: 2,
+    numCondTokens: 2,
+    batchSize: 8,
+    steps: 20,
+    lr: 1e-3,
+    warmupSteps: 5,
+    emaDecay: 0.99,
+    checkpointEvery: 10,
+    sampleEvery: 10,
+    samplePerClass: 1,
+    sampleSteps: 5,
   },
 };
 
 /** The official recipe around the presets. */
 const BASE: Omit<TrainConfig, 'out'> = {
-  tokenizer: 'pixel', data: 'mnist', imageSize: 28, channels: 1, flip: false,
-  patchSize: 7, hiddenSize: 128, depth: 4, numHeads: 4, numCondTokens: 4, mlpRatio: 4, trainablePos: true,
-  batchSize: 64, steps: 20000, lr: 1e-3, warmupSteps: 500, beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1,
-  emaDecay: 0.999, emaWarmup: true, classDropout: 0.1, arStepDecay: 0.9, arSteps: 0, maxArWeight: 2, minArWeight: 1, order: 'random',
-  seed: 0, runtime: 'ort', threads: Math.max(1, os.availableParallelism()), workers: 1, checkpointEvery: 500, sampleEvery: 2000, logEvery: 50,
-  samplePerClass: 8, sampleArSteps: 4, sampleSteps: 50, sampleCfg: 2,
+  tokenizer: 'pixel',
+  data: 'mnist',
+  imageSize: 28,
+  channels: 1,
+  flip: false,
+  patchSize: 7,
+  hiddenSize: 128,
+  depth: 4,
+  numHeads: 4,
+  numCondTokens: 4,
+  mlpRatio: 4,
+  trainablePos: true,
+  batchSize: 64,
+  steps: 20000,
+  lr: 1e-3,
+  warmupSteps: 500,
+  beta1: 0.9,
+  beta2: 0.95,
+  weightDecay: 0,
+  clipNorm: 1,
+  emaDecay: 0.999,
+  emaWarmup: true,
+  classDropout: 0.1,
+  arStepDecay: 0.9,
+  arSteps: 0,
+  maxArWeight: 2,
+  minArWeight: 1,
+  order: 'random',
+  seed: 0,
+  runtime: 'ort',
+  threads: Math.max(1, os.availableParallelism()),
+  workers: 1,
+  checkpointEvery: 500,
+  sampleEvery: 2000,
+  logEvery: 50,
+  samplePerClass: 8,
+  sampleArSteps: 4,
+  sampleSteps: 50,
+  sampleCfg: 2,
 };
 
 /** A full config: base recipe, then the preset, then overrides; validated. */
@@ -139,14 +200,36 @@ export function inputGeometry(c: Pick<TrainConfig, 'tokenizer' | 'imageSize' | '
  * its log and checkpoints).
  */
 export const TRAIN_LIMITS = {
-  batchSize: 4096, imageSize: 1024, hiddenSize: 4096, depth: 256, numHeads: 128, numCondTokens: 1024, workers: 64, threads: 256,
-  samplePerClass: 64, sampleArSteps: 4096, sampleSteps: 1000,
+  batchSize: 4096,
+  imageSize: 1024,
+  hiddenSize: 4096,
+  depth: 256,
+  numHeads: 128,
+  numCondTokens: 1024,
+  workers: 64,
+  threads: 256,
+  samplePerClass: 64,
+  sampleArSteps: 4096,
+  sampleSteps: 1000,
 } as const satisfies Partial<Record<keyof TrainConfig, number>>;
 
 export function validateTrainConfig(c: TrainConfig): void {
   const positiveInts: (keyof TrainConfig)[] = [
-    'imageSize', 'patchSize', 'hiddenSize', 'depth', 'numHeads', 'numCondTokens', 'batchSize', 'steps', 'workers',
-    'checkpointEvery', 'sampleEvery', 'logEvery', 'samplePerClass', 'sampleArSteps', 'sampleSteps',
+    'imageSize',
+    'patchSize',
+    'hiddenSize',
+    'depth',
+    'numHeads',
+    'numCondTokens',
+    'batchSize',
+    'steps',
+    'workers',
+    'checkpointEvery',
+    'sampleEvery',
+    'logEvery',
+    'samplePerClass',
+    'sampleArSteps',
+    'sampleSteps',
   ];
   // messages name the flag (e.g. --width for hiddenSize), and what it allows
   const f = (k: keyof TrainConfig) => flagOf(FLAGS, k);
@@ -161,11 +244,16 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.channels !== 1 && c.channels !== 3) throw new Error(`--channels must be 1 or 3, got ${String(c.channels)}`);
   const { inputSize } = inputGeometry(c);
   if (inputSize % c.patchSize !== 0) {
-    throw new Error(c.tokenizer === 'pixel' ? `patch size ${c.patchSize} does not divide image size ${c.imageSize}` : `patch size ${c.patchSize} does not divide the latent side ${inputSize} (--tokenizer ${c.tokenizer})`);
+    throw new Error(
+      c.tokenizer === 'pixel'
+        ? `patch size ${c.patchSize} does not divide image size ${c.imageSize}`
+        : `patch size ${c.patchSize} does not divide the latent side ${inputSize} (--tokenizer ${c.tokenizer})`,
+    );
   }
   if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`--runtime must be ort or tfjs, got ${String(c.runtime)}`);
   if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`--threads must be a positive integer, got ${String(c.threads)}`);
-  if (c.runtime === 'ort' && c.workers > 1) throw new Error(`--workers ${c.workers} is for --runtime tfjs (data-parallel replicas); onnxruntime uses --threads N`);
+  if (c.runtime === 'ort' && c.workers > 1)
+    throw new Error(`--workers ${c.workers} is for --runtime tfjs (data-parallel replicas); onnxruntime uses --threads N`);
   if (c.workers > c.batchSize) throw new Error(`${c.workers} workers need a batch of at least ${c.workers} (got --batch ${c.batchSize})`);
   if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
   if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
@@ -174,8 +262,10 @@ export function validateTrainConfig(c: TrainConfig): void {
   }
   if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
   if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);
-  if (c.arSteps !== undefined && !(Number.isInteger(c.arSteps) && c.arSteps >= 0)) throw new Error(`--ar-steps must be an integer >= 0 (0: random AR steps), got ${c.arSteps}`);
-  if (c.arSteps > (inputSize / c.patchSize) ** 2) throw new Error(`--ar-steps ${c.arSteps} is more than the ${(inputSize / c.patchSize) ** 2} tokens of a sample`);
+  if (c.arSteps !== undefined && !(Number.isInteger(c.arSteps) && c.arSteps >= 0))
+    throw new Error(`--ar-steps must be an integer >= 0 (0: random AR steps), got ${c.arSteps}`);
+  if (c.arSteps > (inputSize / c.patchSize) ** 2)
+    throw new Error(`--ar-steps ${c.arSteps} is more than the ${(inputSize / c.patchSize) ** 2} tokens of a sample`);
   for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${f(k)} must be >= 0, got ${c[k]}`);
   if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
   if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
@@ -188,9 +278,17 @@ export function validateTrainConfig(c: TrainConfig): void {
 export function modelConfigOf(c: TrainConfig, numClasses: number): ModelConfig {
   const { inputSize, channels } = inputGeometry(c);
   return {
-    inputSize, patchSize: c.patchSize, latentChannels: channels, hiddenSize: c.hiddenSize,
-    numCondTokens: c.numCondTokens, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, numClasses,
-    classDropoutProb: c.classDropout, trainablePos: c.trainablePos,
+    inputSize,
+    patchSize: c.patchSize,
+    latentChannels: channels,
+    hiddenSize: c.hiddenSize,
+    numCondTokens: c.numCondTokens,
+    depth: c.depth,
+    numHeads: c.numHeads,
+    mlpRatio: c.mlpRatio,
+    numClasses,
+    classDropoutProb: c.classDropout,
+    trainablePos: c.trainablePos,
   };
 }
 
@@ -213,22 +311,61 @@ export interface TrainCommand {
 
 /** What --resume may change; everything else stays as the run was started. */
 export const RESUMABLE_KEYS: readonly (keyof TrainConfig)[] = [
-  'steps', 'runtime', 'threads', 'workers', 'backend', 'out', 'checkpointEvery', 'sampleEvery', 'logEvery',
-  'samplePerClass', 'sampleArSteps', 'sampleSteps', 'sampleCfg',
+  'steps',
+  'runtime',
+  'threads',
+  'workers',
+  'backend',
+  'out',
+  'checkpointEvery',
+  'sampleEvery',
+  'logEvery',
+  'samplePerClass',
+  'sampleArSteps',
+  'sampleSteps',
+  'sampleCfg',
 ];
 
 /** flag -> [config key, kind] */
 export const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
-  tokenizer: ['tokenizer', 'string'], data: ['data', 'string'], 'image-size': ['imageSize', 'int'], channels: ['channels', 'int'], flip: ['flip', 'bool'],
-  'patch-size': ['patchSize', 'int'], width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'],
-  'cond-tokens': ['numCondTokens', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
-  batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'],
-  beta1: ['beta1', 'float'], beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'],
-  'ema-decay': ['emaDecay', 'float'], 'class-dropout': ['classDropout', 'float'], 'ar-decay': ['arStepDecay', 'float'], 'ar-steps': ['arSteps', 'int'],
-  'ar-weight-max': ['maxArWeight', 'float'], 'ar-weight-min': ['minArWeight', 'float'], order: ['order', 'string'],
-  seed: ['seed', 'int'], runtime: ['runtime', 'string'], threads: ['threads', 'int'], workers: ['workers', 'int'], backend: ['backend', 'string'], out: ['out', 'string'],
-  'checkpoint-every': ['checkpointEvery', 'int'], 'sample-every': ['sampleEvery', 'int'], 'log-every': ['logEvery', 'int'],
-  'sample-per-class': ['samplePerClass', 'int'], 'sample-ar-steps': ['sampleArSteps', 'int'], 'sample-steps': ['sampleSteps', 'int'],
+  tokenizer: ['tokenizer', 'string'],
+  data: ['data', 'string'],
+  'image-size': ['imageSize', 'int'],
+  channels: ['channels', 'int'],
+  flip: ['flip', 'bool'],
+  'patch-size': ['patchSize', 'int'],
+  width: ['hiddenSize', 'int'],
+  depth: ['depth', 'int'],
+  heads: ['numHeads', 'int'],
+  'cond-tokens': ['numCondTokens', 'int'],
+  'mlp-ratio': ['mlpRatio', 'float'],
+  batch: ['batchSize', 'int'],
+  steps: ['steps', 'int'],
+  lr: ['lr', 'float'],
+  warmup: ['warmupSteps', 'int'],
+  beta1: ['beta1', 'float'],
+  beta2: ['beta2', 'float'],
+  'weight-decay': ['weightDecay', 'float'],
+  clip: ['clipNorm', 'float'],
+  'ema-decay': ['emaDecay', 'float'],
+  'class-dropout': ['classDropout', 'float'],
+  'ar-decay': ['arStepDecay', 'float'],
+  'ar-steps': ['arSteps', 'int'],
+  'ar-weight-max': ['maxArWeight', 'float'],
+  'ar-weight-min': ['minArWeight', 'float'],
+  order: ['order', 'string'],
+  seed: ['seed', 'int'],
+  runtime: ['runtime', 'string'],
+  threads: ['threads', 'int'],
+  workers: ['workers', 'int'],
+  backend: ['backend', 'string'],
+  out: ['out', 'string'],
+  'checkpoint-every': ['checkpointEvery', 'int'],
+  'sample-every': ['sampleEvery', 'int'],
+  'log-every': ['logEvery', 'int'],
+  'sample-per-class': ['samplePerClass', 'int'],
+  'sample-ar-steps': ['sampleArSteps', 'int'],
+  'sample-steps': ['sampleSteps', 'int'],
   'sample-cfg': ['sampleCfg', 'float'],
 };
 

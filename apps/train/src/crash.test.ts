@@ -22,8 +22,26 @@ jest.setTimeout(150_000);
 const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 const STEPS = 60;
 const args = (out: string) => [
-  '--preset', 'tiny', '--out', out, '--steps', String(STEPS), '--checkpoint-every', '2', '--log-every', '1',
-  '--sample-every', '1000', '--sample-steps', '2', '--sample-ar-steps', '2', '--threads', '1', '--seed', '7',
+  '--preset',
+  'tiny',
+  '--out',
+  out,
+  '--steps',
+  String(STEPS),
+  '--checkpoint-every',
+  '2',
+  '--log-every',
+  '1',
+  '--sample-every',
+  '1000',
+  '--sample-steps',
+  '2',
+  '--sample-ar-steps',
+  '2',
+  '--threads',
+  '1',
+  '--seed',
+  '7',
 ];
 
 /**
@@ -218,7 +236,12 @@ describe('crash safety', () => {
     };
     expect(state(run)).toEqual(state(straight));
     // the log: every step once, with the uninterrupted run's loss, gradient norm, lr and EMA decay
-    const log = (dir: string) => fs.readFileSync(path.join(dir, 'log.csv'), 'utf8').trim().split('\n').map((l) => l.split(',').slice(0, 5).join(','));
+    const log = (dir: string) =>
+      fs
+        .readFileSync(path.join(dir, 'log.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(',').slice(0, 5).join(','));
     expect(log(run)).toEqual(log(straight));
     expect(log(run)).toHaveLength(STEPS + 1);
   });

@@ -30,7 +30,12 @@ export async function loadTrainingData(config: Pick<TrainConfig, 'data' | 'image
     // --image-size other than 28 resizes every image once here (area filter when shrinking)
     const images = config.imageSize === 28 ? ds.images : resizeImages(ds.images, 28, config.imageSize);
     return {
-      name, images, labels: ds.labels, count: ds.count, size: config.imageSize, channels: 1,
+      name,
+      images,
+      labels: ds.labels,
+      count: ds.count,
+      size: config.imageSize,
+      channels: 1,
       classNames: name === 'mnist' ? MNIST_CLASS_NAMES : FASHION_MNIST_CLASS_NAMES,
     };
   }
@@ -67,7 +72,9 @@ export function loadLatentData(config: Pick<TrainConfig, 'data' | 'tokenizer'>):
   const c = vae.config;
   if (h.vae.name !== c.name || h.vae.latentChannels !== c.latentChannels || h.vae.imageSize !== c.imageSize || h.vae.downsample !== c.downsample) {
     cache.close();
-    throw new Error(`${config.data} holds latents of the VAE ${h.vae.name} (${h.latentShape.join('x')}), not of ${c.name} in ${vae.dir}; encode the data with this VAE`);
+    throw new Error(
+      `${config.data} holds latents of the VAE ${h.vae.name} (${h.latentShape.join('x')}), not of ${c.name} in ${vae.dir}; encode the data with this VAE`,
+    );
   }
   return { name: config.data, cache, count: cache.count, classNames: h.classNames, scale: c.scaleFactor };
 }

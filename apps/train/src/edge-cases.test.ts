@@ -24,8 +24,32 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
-const classArgs = (out: string, steps: number) => ['--preset', 'tiny', '--out', out, '--steps', String(steps), '--sample-every', '1000', '--sample-steps', '2', '--threads', '1'];
-const mmArgs = (out: string, steps: number) => ['--task', 'multimodal', '--preset', 'multimodal-tiny', '--out', out, '--steps', String(steps), '--threads', '1'];
+const classArgs = (out: string, steps: number) => [
+  '--preset',
+  'tiny',
+  '--out',
+  out,
+  '--steps',
+  String(steps),
+  '--sample-every',
+  '1000',
+  '--sample-steps',
+  '2',
+  '--threads',
+  '1',
+];
+const mmArgs = (out: string, steps: number) => [
+  '--task',
+  'multimodal',
+  '--preset',
+  'multimodal-tiny',
+  '--out',
+  out,
+  '--steps',
+  String(steps),
+  '--threads',
+  '1',
+];
 
 /** Every file under `dir` with its bytes and modification time. */
 function snapshot(dir: string): Record<string, string> {
@@ -69,7 +93,10 @@ describe('a run stopped by a signal exits as shells expect (after saving its che
     ['multimodal', 'SIGTERM', 143],
   ] as const)('%s task, %s: exit %d, checkpoint at the step it stopped, --resume continues', async (task, signal, code) => {
     const out = path.join(root, 'run');
-    const argv = task === 'class' ? [...classArgs(out, 500), '--log-every', '1', '--checkpoint-every', '1000'] : [...mmArgs(out, 500), '--log-every', '1', '--checkpoint-every', '1000'];
+    const argv =
+      task === 'class'
+        ? [...classArgs(out, 500), '--log-every', '1', '--checkpoint-every', '1000']
+        : [...mmArgs(out, 500), '--log-every', '1', '--checkpoint-every', '1000'];
     const r = await stopWith(signal, argv);
     expect([r.code, r.stderr]).toEqual([code, '']);
     const stopped = /stopped at step (\d+): checkpoint saved/.exec(r.stdout);
@@ -91,7 +118,11 @@ describe('--resume with nothing left to do', () => {
     const before = snapshot(out);
     for (const steps of [2, 1]) {
       const lines: string[] = [];
-      const r = await train({ ...parseTrainArgs([...classArgs(out, steps), '--resume', '--export', path.join(root, 'model')]), write: (s) => lines.push(s), tty: false });
+      const r = await train({
+        ...parseTrainArgs([...classArgs(out, steps), '--resume', '--export', path.join(root, 'model')]),
+        write: (s) => lines.push(s),
+        tty: false,
+      });
       expect([r.upToDate, r.step, r.sessionSteps, r.interrupted]).toEqual([true, 2, 0, false]);
       expect(lines.join('')).toBe(
         `nothing left to do: the run in ${out} is already at step 2 (--steps ${steps}); raise --steps above 2 to train longer, ` +
@@ -100,7 +131,11 @@ describe('--resume with nothing left to do', () => {
     }
     // the app: one line, exit 0
     const app = spawnSync(process.execPath, [MAIN, ...classArgs(out, 2), '--resume'], { encoding: 'utf8' });
-    expect([app.status, app.stderr, app.stdout]).toEqual([0, '', `nothing left to do: the run in ${out} is already at step 2 (--steps 2); raise --steps above 2 to train longer\n`]);
+    expect([app.status, app.stderr, app.stdout]).toEqual([
+      0,
+      '',
+      `nothing left to do: the run in ${out} is already at step 2 (--steps 2); raise --steps above 2 to train longer\n`,
+    ]);
     expect(snapshot(out)).toEqual(before);
     expect(fs.existsSync(path.join(root, 'model'))).toBe(false);
   });
@@ -112,7 +147,11 @@ describe('--resume with nothing left to do', () => {
     const before = snapshot(out);
     for (const steps of [2, 1]) {
       const r = app(...mmArgs(out, steps), '--resume');
-      expect([r.status, r.stderr, r.stdout]).toEqual([0, '', `nothing left to do: the run in ${out} is already at step 2 (--steps ${steps}); raise --steps above 2 to train longer\n`]);
+      expect([r.status, r.stderr, r.stdout]).toEqual([
+        0,
+        '',
+        `nothing left to do: the run in ${out} is already at step 2 (--steps ${steps}); raise --steps above 2 to train longer\n`,
+      ]);
     }
     expect(snapshot(out)).toEqual(before);
   });
@@ -122,7 +161,8 @@ describe('--resume refuses settings that differ from the checkpoint', () => {
   it('class task: a --preset or model flag that differs is refused in one line naming every key; no --preset (or the same) resumes', async () => {
     const out = path.join(root, 'c');
     await train({ ...parseTrainArgs(classArgs(out, 1)), ...quiet });
-    const resume = (...extra: string[]) => train({ ...parseTrainArgs(['--out', out, '--resume', '--steps', '2', '--sample-every', '1000', '--threads', '1', ...extra]), ...quiet });
+    const resume = (...extra: string[]) =>
+      train({ ...parseTrainArgs(['--out', out, '--resume', '--steps', '2', '--sample-every', '1000', '--threads', '1', ...extra]), ...quiet });
     let err: Error | undefined;
     await resume('--preset', 'mnist').catch((e: Error) => (err = e));
     expect(err?.message).toMatch(
@@ -133,7 +173,30 @@ describe('--resume refuses settings that differ from the checkpoint', () => {
       /: hiddenSize 32 vs 64 \(--width\); lr 0\.001 vs 0\.01 \(--lr\); trainablePos true vs false \(--no-trainable-pos\)\. /,
     );
     // a flag that agrees with the checkpoint overrides the preset's value
-    await expect(resume('--preset', 'mnist', '--image-size', '28', '--patch-size', '7', '--width', '32', '--depth', '1', '--heads', '2', '--cond-tokens', '2', '--batch', '8', '--warmup', '5', '--ema-decay', '0.99')).resolves.toMatchObject({ step: 2 });
+    await expect(
+      resume(
+        '--preset',
+        'mnist',
+        '--image-size',
+        '28',
+        '--patch-size',
+        '7',
+        '--width',
+        '32',
+        '--depth',
+        '1',
+        '--heads',
+        '2',
+        '--cond-tokens',
+        '2',
+        '--batch',
+        '8',
+        '--warmup',
+        '5',
+        '--ema-decay',
+        '0.99',
+      ),
+    ).resolves.toMatchObject({ step: 2 });
     expect(stateStep(out)).toBe(2);
     // the default preset (mnist) is not "given"; the run's own preset agrees; steps and sampling flags may change
     await expect(train({ ...parseTrainArgs(['--out', out, '--resume', '--steps', '3', '--threads', '1']), ...quiet })).resolves.toMatchObject({ step: 3 });
@@ -161,12 +224,17 @@ describe('--resume refuses settings that differ from the checkpoint', () => {
     expect([r.status, r.stderr]).toEqual([0, '']);
     expect(stateStep(out)).toBe(3);
     r = app('--out', out, '--resume', '--steps', '4');
-    expect([r.status, r.stderr]).toEqual([2, `error: ${path.join(out, 'checkpoint')} is the checkpoint of a --task multimodal run; add --task multimodal to continue it\n`]);
+    expect([r.status, r.stderr]).toEqual([
+      2,
+      `error: ${path.join(out, 'checkpoint')} is the checkpoint of a --task multimodal run; add --task multimodal to continue it\n`,
+    ]);
     const classOut = path.join(root, 'c');
     expect(app(...classArgs(classOut, 1)).status).toBe(0);
     r = app('--task', 'multimodal', '--out', classOut, '--resume');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/^error: --resume: .* is not the checkpoint of a --task multimodal run; drop --task multimodal to continue a class-conditional run\n$/);
+    expect(r.stderr).toMatch(
+      /^error: --resume: .* is not the checkpoint of a --task multimodal run; drop --task multimodal to continue a class-conditional run\n$/,
+    );
   });
 });
 
@@ -183,9 +251,12 @@ describe('a crash between the two renames of a checkpoint write (only checkpoint
 });
 
 describe('a negative number after a numeric flag', () => {
-  const numeric = (table: Record<string, [string, string]>) => Object.entries(table).filter(([, [, kind]]) => kind === 'int' || kind === 'float').map(([flag]) => flag);
+  const numeric = (table: Record<string, [string, string]>) =>
+    Object.entries(table)
+      .filter(([, [, kind]]) => kind === 'int' || kind === 'float')
+      .map(([flag]) => flag);
 
-  it('is the flag\'s value, refused with what the flag allows (class task: every numeric flag)', () => {
+  it("is the flag's value, refused with what the flag allows (class task: every numeric flag)", () => {
     expect(() => parseTrainArgs(['--out', 'o', '--steps', '-5'])).toThrow(/^--steps must be a positive integer, got -5$/);
     expect(() => parseTrainArgs(['--out', 'o', '--lr', '-1e-3'])).toThrow(/^--lr must be positive, got -0\.001$/);
     expect(() => parseTrainArgs(['--out', 'o', '--seed', '-1'])).toThrow(/^--seed must be an integer >= 0, got -1$/);
@@ -219,7 +290,9 @@ describe('a negative number after a numeric flag', () => {
   });
 
   it('is still not a value where the flag is missing one', () => {
-    expect(() => parseTrainArgs(['--out', 'o', '--steps', '--lr', '1'])).toThrow(/^--steps is missing its value \(the next argument is a flag\) \(see causalfusion train --help\)$/);
+    expect(() => parseTrainArgs(['--out', 'o', '--steps', '--lr', '1'])).toThrow(
+      /^--steps is missing its value \(the next argument is a flag\) \(see causalfusion train --help\)$/,
+    );
     expect(() => parseTrainArgs(['--out', 'o', '--steps'])).toThrow(/^Option '--steps <value>' argument missing \(see causalfusion train --help\)$/);
   });
 });

@@ -7,8 +7,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  checkStateDict, configToJson, MODEL_META_FORMAT, officialStateDict, trainingEntries, writeModelFolder,
-  type ModelConfig, type ModelMeta, type PixelMeta, type VaeMeta,
+  checkStateDict,
+  configToJson,
+  MODEL_META_FORMAT,
+  officialStateDict,
+  trainingEntries,
+  writeModelFolder,
+  type ModelConfig,
+  type ModelMeta,
+  type PixelMeta,
+  type VaeMeta,
 } from '@causalfusion/config';
 import { readSafetensors } from '@causalfusion/safetensors';
 import { latentSizeOf } from '@causalfusion/vae';
@@ -37,8 +45,14 @@ export function modelMeta(config: TrainConfig, classNames: readonly string[], tr
   const vae = vaeOf(config);
   const tokenizer: PixelMeta | VaeMeta = vae
     ? {
-        kind: 'vae', dir: path.resolve(vae.dir), name: vae.config.name, scale: vae.config.scaleFactor, latentChannels: vae.config.latentChannels,
-        latentSize: latentSizeOf(vae.config), imageSize: vae.config.imageSize, patchSize: config.patchSize,
+        kind: 'vae',
+        dir: path.resolve(vae.dir),
+        name: vae.config.name,
+        scale: vae.config.scaleFactor,
+        latentChannels: vae.config.latentChannels,
+        latentSize: latentSizeOf(vae.config),
+        imageSize: vae.config.imageSize,
+        patchSize: config.patchSize,
       }
     : { kind: 'pixel', imageSize: config.imageSize, channels: config.channels, patchSize: config.patchSize, range: [-1, 1] };
   return {
@@ -48,8 +62,19 @@ export function modelMeta(config: TrainConfig, classNames: readonly string[], tr
     tokenizer,
     training: {
       ...training,
-      batchSize: config.batchSize, lr: config.lr, warmupSteps: config.warmupSteps, emaDecay: config.emaDecay, emaWarmup: config.emaWarmup,
-      classDropout: config.classDropout, arStepDecay: config.arStepDecay, arSteps: config.arSteps ?? 0, order: config.order, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, seed: config.seed, weights: 'ema',
+      batchSize: config.batchSize,
+      lr: config.lr,
+      warmupSteps: config.warmupSteps,
+      emaDecay: config.emaDecay,
+      emaWarmup: config.emaWarmup,
+      classDropout: config.classDropout,
+      arStepDecay: config.arStepDecay,
+      arSteps: config.arSteps ?? 0,
+      order: config.order,
+      maxArWeight: config.maxArWeight,
+      minArWeight: config.minArWeight,
+      seed: config.seed,
+      weights: 'ema',
     },
   };
 }

@@ -39,5 +39,15 @@ export { trainMultimodal, multimodalCheckpointModel } from './multimodal-trainer
 export type { MultimodalTrainResult } from './multimodal-trainer';
 export { parseTrainCommand, taskOf } from './task';
 export type { TaskName, TrainTask } from './task';
-export { finetune, parseFinetuneArgs, runFinetuneCli, validateFinetuneConfig, balancedSubset, loadLabeledData, FINETUNE_USAGE, FINETUNE_CHECKPOINT_FORMAT, PROBE_LR } from './finetune';
+export {
+  finetune,
+  parseFinetuneArgs,
+  runFinetuneCli,
+  validateFinetuneConfig,
+  balancedSubset,
+  loadLabeledData,
+  FINETUNE_USAGE,
+  FINETUNE_CHECKPOINT_FORMAT,
+  PROBE_LR,
+} from './finetune';
 export type { FinetuneCommand, FinetuneConfig, FinetuneResult, LabeledData } from './finetune';

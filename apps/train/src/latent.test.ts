@@ -19,8 +19,16 @@ beforeAll(() => {
   vaeDir = path.join(root, 'vae');
   const vae = writeVaeConfig(vaeDir, { name: 'tiny', scaleFactor: 0.5, latentChannels: C, downsample: 2, imageSize: 16 });
   const header: LatentCacheHeader = {
-    format: LATENT_CACHE_FORMAT, version: 1, vae, latentShape: [C, 8, 8], count: 3, classNames: ['a', 'b'], flip: true,
-    values: ['mean', 'logvar'], dtype: 'float32', source: { data: 'test', fingerprint: 'none' },
+    format: LATENT_CACHE_FORMAT,
+    version: 1,
+    vae,
+    latentShape: [C, 8, 8],
+    count: 3,
+    classNames: ['a', 'b'],
+    flip: true,
+    values: ['mean', 'logvar'],
+    dtype: 'float32',
+    source: { data: 'test', fingerprint: 'none' },
   };
   cacheFile = path.join(root, 'latents.bin');
   const writer = new LatentCacheWriter(cacheFile, header, [0, 1, 1]);
@@ -46,7 +54,16 @@ describe('--tokenizer vae:DIR', () => {
     const m = modelConfigOf(cmd.config, 2);
     expect([m.inputSize, m.latentChannels, m.patchSize]).toEqual([8, C, 2]);
     const meta = modelMeta(cmd.config, ['a', 'b'], { command: 'x', steps: 1, wallSeconds: 0, backend: 'cpu', workers: 1 });
-    expect(meta.tokenizer).toEqual({ kind: 'vae', dir: path.resolve(vaeDir), name: 'tiny', scale: 0.5, latentChannels: C, latentSize: 8, imageSize: 16, patchSize: 2 });
+    expect(meta.tokenizer).toEqual({
+      kind: 'vae',
+      dir: path.resolve(vaeDir),
+      name: 'tiny',
+      scale: 0.5,
+      latentChannels: C,
+      latentSize: 8,
+      imageSize: 16,
+      patchSize: 2,
+    });
   });
 
   it('rejects a bad tokenizer, a patch size that does not divide the latent, pixel data', () => {
@@ -54,7 +71,9 @@ describe('--tokenizer vae:DIR', () => {
     expect(() => parseTrainArgs(['--out', out, '--tokenizer', 'vqgan'])).toThrow(/--tokenizer must be pixel or vae:DIR/);
     expect(() => parseTrainArgs(['--out', out, '--tokenizer', `vae:${root}/none`])).toThrow(/--tokenizer vae:.*none: VAE folder .* does not exist/);
     expect(() => parseTrainArgs(['--preset', 'tiny', '--out', out, '--tokenizer', `vae:${vaeDir}`])).toThrow(/patch size 7 does not divide the latent side 8/);
-    expect(() => parseTrainArgs(['--preset', 'tiny', '--out', out, '--tokenizer', `vae:${vaeDir}`, '--patch-size', '2', '--image-size', '32'])).toThrow(/works on 16-pixel images; drop --image-size/);
+    expect(() => parseTrainArgs(['--preset', 'tiny', '--out', out, '--tokenizer', `vae:${vaeDir}`, '--patch-size', '2', '--image-size', '32'])).toThrow(
+      /works on 16-pixel images; drop --image-size/,
+    );
     const config = makeTrainConfig('tiny', { out, tokenizer: `vae:${vaeDir}`, patchSize: 2 });
     expect(() => loadLatentData(config)).toThrow(/trains on a latent cache, and --data mnist is not one; encode the images once with `causalfusion encode/);
   });

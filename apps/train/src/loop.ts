@@ -102,7 +102,15 @@ export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
       last = await o.step(step);
       step++;
       const stepsPerSec = (step - o.startStep) / Math.max(elapsed(), 1e-9);
-      const row: LogRow = { step, loss: last.loss, gradNorm: last.gradNorm, lr: last.lr, emaDecay: last.emaDecay, stepsPerSec, wallSeconds: o.wallBefore + elapsed() };
+      const row: LogRow = {
+        step,
+        loss: last.loss,
+        gradNorm: last.gradNorm,
+        lr: last.lr,
+        emaDecay: last.emaDecay,
+        stepsPerSec,
+        wallSeconds: o.wallBefore + elapsed(),
+      };
       o.rows.push(row);
       fs.appendFileSync(csvFile, csvLine(row) + '\n');
       if (step % logEvery === 0 || step === steps) {
@@ -124,7 +132,12 @@ export async function runTrainingLoop(o: LoopOptions): Promise<LoopResult> {
     progress.break();
   }
   return {
-    step, sessionSteps: step - o.startStep, last, sessionSeconds: elapsed(), wallSeconds: o.wallBefore + elapsed(), interrupted: stopRequested,
+    step,
+    sessionSteps: step - o.startStep,
+    last,
+    sessionSeconds: elapsed(),
+    wallSeconds: o.wallBefore + elapsed(),
+    interrupted: stopRequested,
     ...(stopRequested ? { signal: stopSignal } : {}),
   };
 }

@@ -41,11 +41,39 @@ export interface MultimodalTrainConfig extends RunConfig {
 export type MultimodalPresetName = 'multimodal' | 'multimodal-tiny';
 
 const MM_BASE: Omit<MultimodalTrainConfig, 'out'> = {
-  task: 'multimodal', data: 'mnist-compositions', trainCount: 60000, patchSize: 4, textLength: 18,
-  hiddenSize: 128, depth: 4, numHeads: 4, mlpRatio: 4, batchSize: 32, steps: 20000, lr: 1e-3, warmupSteps: 500,
-  beta1: 0.9, beta2: 0.95, weightDecay: 0, clipNorm: 1, emaDecay: 0.999, emaWarmup: true, captionDropout: 0.1,
-  captionProb: 0.5, lossLambda: 5, arStepDecay: 0.9, imageArStepsMax: 32, maxArWeight: 2, minArWeight: 1, order: 'random',
-  seed: 0, runtime: 'ort', threads: Math.max(1, os.availableParallelism()), workers: 1, checkpointEvery: 500, logEvery: 50,
+  task: 'multimodal',
+  data: 'mnist-compositions',
+  trainCount: 60000,
+  patchSize: 4,
+  textLength: 18,
+  hiddenSize: 128,
+  depth: 4,
+  numHeads: 4,
+  mlpRatio: 4,
+  batchSize: 32,
+  steps: 20000,
+  lr: 1e-3,
+  warmupSteps: 500,
+  beta1: 0.9,
+  beta2: 0.95,
+  weightDecay: 0,
+  clipNorm: 1,
+  emaDecay: 0.999,
+  emaWarmup: true,
+  captionDropout: 0.1,
+  captionProb: 0.5,
+  lossLambda: 5,
+  arStepDecay: 0.9,
+  imageArStepsMax: 32,
+  maxArWeight: 2,
+  minArWeight: 1,
+  order: 'random',
+  seed: 0,
+  runtime: 'ort',
+  threads: Math.max(1, os.availableParallelism()),
+  workers: 1,
+  checkpointEvery: 500,
+  logEvery: 50,
 };
 
 /**
@@ -55,23 +83,67 @@ const MM_BASE: Omit<MultimodalTrainConfig, 'out'> = {
 export const MULTIMODAL_PRESETS: Record<MultimodalPresetName, Partial<MultimodalTrainConfig>> = {
   multimodal: { hiddenSize: 128, depth: 4, numHeads: 4, batchSize: 32, steps: 8000, lr: 1e-3, warmupSteps: 500, emaDecay: 0.999, checkpointEvery: 500 },
   'multimodal-tiny': {
-    trainCount: 512, hiddenSize: 32, depth: 1, numHeads: 2, mlpRatio: 2, batchSize: 8, steps: 20, warmupSteps: 5, emaDecay: 0.99, checkpointEvery: 10, logEvery: 5,
+    trainCount: 512,
+    hiddenSize: 32,
+    depth: 1,
+    numHeads: 2,
+    mlpRatio: 2,
+    batchSize: 8,
+    steps: 20,
+    warmupSteps: 5,
+    emaDecay: 0.99,
+    checkpointEvery: 10,
+    logEvery: 5,
   },
 };
 
 /** What --resume may change. */
-export const MM_RESUMABLE: readonly (keyof MultimodalTrainConfig)[] = ['steps', 'runtime', 'threads', 'workers', 'backend', 'out', 'checkpointEvery', 'logEvery'];
+export const MM_RESUMABLE: readonly (keyof MultimodalTrainConfig)[] = [
+  'steps',
+  'runtime',
+  'threads',
+  'workers',
+  'backend',
+  'out',
+  'checkpointEvery',
+  'logEvery',
+];
 
 /** flag -> [config key, kind] */
 export const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, FlagKind]> = {
-  data: ['data', 'string'], 'train-count': ['trainCount', 'int'], 'patch-size': ['patchSize', 'int'], 'text-length': ['textLength', 'int'],
-  width: ['hiddenSize', 'int'], depth: ['depth', 'int'], heads: ['numHeads', 'int'], 'mlp-ratio': ['mlpRatio', 'float'],
-  batch: ['batchSize', 'int'], steps: ['steps', 'int'], lr: ['lr', 'float'], warmup: ['warmupSteps', 'int'], beta1: ['beta1', 'float'],
-  beta2: ['beta2', 'float'], 'weight-decay': ['weightDecay', 'float'], clip: ['clipNorm', 'float'], 'ema-decay': ['emaDecay', 'float'],
-  'caption-dropout': ['captionDropout', 'float'], 'caption-prob': ['captionProb', 'float'], lambda: ['lossLambda', 'float'],
-  'ar-decay': ['arStepDecay', 'float'], 'image-ar-steps-max': ['imageArStepsMax', 'int'], 'ar-weight-max': ['maxArWeight', 'float'],
-  'ar-weight-min': ['minArWeight', 'float'], order: ['order', 'string'], seed: ['seed', 'int'], runtime: ['runtime', 'string'], threads: ['threads', 'int'], workers: ['workers', 'int'],
-  backend: ['backend', 'string'], out: ['out', 'string'], 'checkpoint-every': ['checkpointEvery', 'int'], 'log-every': ['logEvery', 'int'],
+  data: ['data', 'string'],
+  'train-count': ['trainCount', 'int'],
+  'patch-size': ['patchSize', 'int'],
+  'text-length': ['textLength', 'int'],
+  width: ['hiddenSize', 'int'],
+  depth: ['depth', 'int'],
+  heads: ['numHeads', 'int'],
+  'mlp-ratio': ['mlpRatio', 'float'],
+  batch: ['batchSize', 'int'],
+  steps: ['steps', 'int'],
+  lr: ['lr', 'float'],
+  warmup: ['warmupSteps', 'int'],
+  beta1: ['beta1', 'float'],
+  beta2: ['beta2', 'float'],
+  'weight-decay': ['weightDecay', 'float'],
+  clip: ['clipNorm', 'float'],
+  'ema-decay': ['emaDecay', 'float'],
+  'caption-dropout': ['captionDropout', 'float'],
+  'caption-prob': ['captionProb', 'float'],
+  lambda: ['lossLambda', 'float'],
+  'ar-decay': ['arStepDecay', 'float'],
+  'image-ar-steps-max': ['imageArStepsMax', 'int'],
+  'ar-weight-max': ['maxArWeight', 'float'],
+  'ar-weight-min': ['minArWeight', 'float'],
+  order: ['order', 'string'],
+  seed: ['seed', 'int'],
+  runtime: ['runtime', 'string'],
+  threads: ['threads', 'int'],
+  workers: ['workers', 'int'],
+  backend: ['backend', 'string'],
+  out: ['out', 'string'],
+  'checkpoint-every': ['checkpointEvery', 'int'],
+  'log-every': ['logEvery', 'int'],
 };
 
 export const MULTIMODAL_USAGE = `usage: causalfusion train --task multimodal --out <run dir> [--preset multimodal|multimodal-tiny] [options]
@@ -98,7 +170,20 @@ export interface MultimodalTrainCommand {
 }
 
 export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
-  for (const k of ['trainCount', 'patchSize', 'textLength', 'hiddenSize', 'depth', 'numHeads', 'batchSize', 'steps', 'workers', 'checkpointEvery', 'logEvery', 'imageArStepsMax'] as const) {
+  for (const k of [
+    'trainCount',
+    'patchSize',
+    'textLength',
+    'hiddenSize',
+    'depth',
+    'numHeads',
+    'batchSize',
+    'steps',
+    'workers',
+    'checkpointEvery',
+    'logEvery',
+    'imageArStepsMax',
+  ] as const) {
     const v = c[k];
     if (!Number.isInteger(v) || v < 1) throw new Error(`${flagOf(MM_FLAGS, k)} must be a positive integer, got ${String(v)}`);
   }
@@ -106,10 +191,12 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   if (c.workers !== 1) throw new Error('--task multimodal runs one replica for now; drop --workers');
   if (c.runtime !== 'ort' && c.runtime !== 'tfjs') throw new Error(`--runtime must be ort or tfjs, got ${String(c.runtime)}`);
   if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`--threads must be a positive integer, got ${String(c.threads)}`);
-  if (CANVAS_HEIGHT % c.patchSize || CANVAS_WIDTH % c.patchSize) throw new Error(`--patch-size ${c.patchSize} must divide the ${CANVAS_HEIGHT}x${CANVAS_WIDTH} canvas`);
+  if (CANVAS_HEIGHT % c.patchSize || CANVAS_WIDTH % c.patchSize)
+    throw new Error(`--patch-size ${c.patchSize} must divide the ${CANVAS_HEIGHT}x${CANVAS_WIDTH} canvas`);
   if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
   if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
-  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const) if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${flagOf(MM_FLAGS, k)} must be in [0, 1), got ${c[k]}`);
+  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const)
+    if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${flagOf(MM_FLAGS, k)} must be in [0, 1), got ${c[k]}`);
   if (!(c.captionProb >= 0 && c.captionProb <= 1)) throw new Error(`--caption-prob must be in [0, 1], got ${c.captionProb}`);
   if (!(c.lossLambda > 0)) throw new Error(`--lambda must be positive, got ${c.lossLambda}`);
   if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
@@ -119,7 +206,8 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${flagOf(MM_FLAGS, k)} must be >= 0, got ${c[k]}`);
   if (c.order !== 'random' && c.order !== 'raster') throw new Error(`--order must be random or raster, got ${String(c.order)}`);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed must be an integer >= 0, got ${c.seed}`);
-  if (c.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(c.backend)) throw new Error(`--backend must be wasm, cpu or tensorflow, got "${c.backend}"`);
+  if (c.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(c.backend))
+    throw new Error(`--backend must be wasm, cpu or tensorflow, got "${c.backend}"`);
   if (c.data !== 'mnist-compositions' && !fs.existsSync(c.data)) throw new Error(`--data ${c.data}: not mnist-compositions or an image-text folder`);
 }
 
@@ -133,8 +221,14 @@ export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand
   );
   if (values['no-ema-warmup']) overrides.emaWarmup = false;
   const preset = (values.preset as string | undefined) ?? 'multimodal';
-  if (!Object.hasOwn(MULTIMODAL_PRESETS, preset)) throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
-  const config = { ...MM_BASE, ...MULTIMODAL_PRESETS[preset as MultimodalPresetName], ...overrides, out: (overrides.out as string) ?? '' } as MultimodalTrainConfig;
+  if (!Object.hasOwn(MULTIMODAL_PRESETS, preset))
+    throw new Error(`--preset: unknown multimodal preset "${preset}"; use one of ${Object.keys(MULTIMODAL_PRESETS).join(', ')}`);
+  const config = {
+    ...MM_BASE,
+    ...MULTIMODAL_PRESETS[preset as MultimodalPresetName],
+    ...overrides,
+    out: (overrides.out as string) ?? '',
+  } as MultimodalTrainConfig;
   validateMultimodalTrainConfig(config);
   // an explicit --preset gives its settings (not the default one: a resume without --preset keeps the checkpoint's)
   const explicit: Partial<MultimodalTrainConfig> = {};
@@ -154,7 +248,16 @@ export function parseMultimodalTrainArgs(argv: string[]): MultimodalTrainCommand
 
 export function multimodalModelConfig(c: MultimodalTrainConfig, vocabSize: number): MultimodalConfig {
   return {
-    imageHeight: CANVAS_HEIGHT, imageWidth: CANVAS_WIDTH, channels: 1, patchSize: c.patchSize, textLength: c.textLength, vocabSize,
-    hiddenSize: c.hiddenSize, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, captionDropoutProb: c.captionDropout,
+    imageHeight: CANVAS_HEIGHT,
+    imageWidth: CANVAS_WIDTH,
+    channels: 1,
+    patchSize: c.patchSize,
+    textLength: c.textLength,
+    vocabSize,
+    hiddenSize: c.hiddenSize,
+    depth: c.depth,
+    numHeads: c.numHeads,
+    mlpRatio: c.mlpRatio,
+    captionDropoutProb: c.captionDropout,
   };
 }

@@ -9,18 +9,38 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  drawMultimodalRandomness, MULTIMODAL_META_FORMAT, multimodalConfigToJson, multimodalParamEntries, officialStateDict,
-  checkStateEntries, sizeOf, type MultimodalConfig, type MultimodalRecipe,
+  drawMultimodalRandomness,
+  MULTIMODAL_META_FORMAT,
+  multimodalConfigToJson,
+  multimodalParamEntries,
+  officialStateDict,
+  checkStateEntries,
+  sizeOf,
+  type MultimodalConfig,
+  type MultimodalRecipe,
 } from '@causalfusion/config';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
-  CANVAS_HEIGHT, CANVAS_WIDTH, CanvasCodec, CaptionCodec, CaptionedDataset, loadCaptionTokenizer, readImageTextFolder, saveMultimodalModel,
+  CANVAS_HEIGHT,
+  CANVAS_WIDTH,
+  CanvasCodec,
+  CaptionCodec,
+  CaptionedDataset,
+  loadCaptionTokenizer,
+  readImageTextFolder,
+  saveMultimodalModel,
 } from '@causalfusion/multimodal/data';
 import { createRng } from '@causalfusion/rng';
 import { findCheckpoint, MULTIMODAL_CHECKPOINT_FORMAT, readCheckpointState, type CheckpointModel } from './checkpoint';
 import { resumedConfig } from './flags';
 import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
-import { MM_RESUMABLE, multimodalModelConfig, validateMultimodalTrainConfig, type MultimodalTrainCommand, type MultimodalTrainConfig } from './multimodal-config';
+import {
+  MM_RESUMABLE,
+  multimodalModelConfig,
+  validateMultimodalTrainConfig,
+  type MultimodalTrainCommand,
+  type MultimodalTrainConfig,
+} from './multimodal-config';
 import { openRun, saveRun } from './run';
 import { createMultimodalRuntime } from './runtime';
 import { applyUpdate, checkLoss } from './update';
@@ -73,7 +93,10 @@ export function multimodalCheckpointModel(config: MultimodalConfig, codec: Capti
 }
 
 /** The config of this session: the saved one on --resume (with what --resume may change), or the given one. */
-function sessionConfig(command: MultimodalTrainCommand, ckptDir: string): { config: MultimodalTrainConfig; saved: { step: number; wallSeconds: number } | null } {
+function sessionConfig(
+  command: MultimodalTrainCommand,
+  ckptDir: string,
+): { config: MultimodalTrainConfig; saved: { step: number; wallSeconds: number } | null } {
   if (!command.resume) {
     if (fs.existsSync(ckptDir) || findCheckpoint(ckptDir)) {
       throw new Error(`${command.config.out} already holds a run (checkpoint/); add --resume to continue it, or pick another --out`);
@@ -98,8 +121,17 @@ export async function trainMultimodal(
     // before anything is loaded or written: the run folder stays as it is
     write(upToDateMessage(config.out, saved.step, config.steps, command.exportDir));
     return {
-      config, step: saved.step, sessionSteps: 0, loss: NaN, textLoss: NaN, imageLoss: NaN, stepsPerSec: 0, numParams: 0, backend: 'none (nothing to do)',
-      interrupted: false, upToDate: true,
+      config,
+      step: saved.step,
+      sessionSteps: 0,
+      loss: NaN,
+      textLoss: NaN,
+      imageLoss: NaN,
+      stepsPerSec: 0,
+      numParams: 0,
+      backend: 'none (nothing to do)',
+      interrupted: false,
+      upToDate: true,
     };
   }
   const codec = new CaptionCodec(loadCaptionTokenizer(), config.textLength);
@@ -112,8 +144,13 @@ export async function trainMultimodal(
   const { model, ema, optimizer } = run;
 
   const recipe: MultimodalRecipe = {
-    lossLambda: config.lossLambda, captionProb: config.captionProb, arStepDecay: config.arStepDecay, maxArSteps: config.imageArStepsMax,
-    maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order,
+    lossLambda: config.lossLambda,
+    captionProb: config.captionProb,
+    arStepDecay: config.arStepDecay,
+    maxArSteps: config.imageArStepsMax,
+    maxArWeight: config.maxArWeight,
+    minArWeight: config.minArWeight,
+    order: config.order,
   };
   const diffusion = createDiffusion({ respacing: '' });
   const nullCaption = codec.nullCaption();
@@ -165,7 +202,14 @@ export async function trainMultimodal(
   let result: LoopResult;
   try {
     result = await runTrainingLoop({
-      run: config, checkpointDir: ckptDir, startStep: run.step, wallBefore: run.wallBefore, rows: run.rows, banner, tty: command.tty, write,
+      run: config,
+      checkpointDir: ckptDir,
+      startStep: run.step,
+      wallBefore: run.wallBefore,
+      rows: run.rows,
+      banner,
+      tty: command.tty,
+      write,
       step: oneStep,
       save: (stepsDone, wallSeconds) => saveRun(run, of, config, MULTIMODAL_CHECKPOINT_FORMAT, stepsDone, wallSeconds),
     });
@@ -173,8 +217,16 @@ export async function trainMultimodal(
       saveMultimodalModel({ config: modelConfig, stateDict: () => officialStateDict(of.entries, ema) }, command.exportDir, codec, {
         dataset: config.data,
         training: {
-          command: command.commandLine ?? '', steps: result.step, wallSeconds: Math.round(result.wallSeconds), backend, batchSize: config.batchSize,
-          lr: config.lr, captionProb: config.captionProb, lossLambda: config.lossLambda, imageArStepsMax: config.imageArStepsMax, weights: 'ema',
+          command: command.commandLine ?? '',
+          steps: result.step,
+          wallSeconds: Math.round(result.wallSeconds),
+          backend,
+          batchSize: config.batchSize,
+          lr: config.lr,
+          captionProb: config.captionProb,
+          lossLambda: config.lossLambda,
+          imageArStepsMax: config.imageArStepsMax,
+          weights: 'ema',
         },
       });
       write(`exported the EMA model to ${command.exportDir}\n`);
@@ -183,8 +235,16 @@ export async function trainMultimodal(
     await runtime.close();
   }
   return {
-    config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, textLoss: parts.text, imageLoss: parts.image,
-    stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9), numParams, backend, interrupted: result.interrupted,
+    config,
+    step: result.step,
+    sessionSteps: result.sessionSteps,
+    loss: result.last?.loss ?? NaN,
+    textLoss: parts.text,
+    imageLoss: parts.image,
+    stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
+    numParams,
+    backend,
+    interrupted: result.interrupted,
     ...(result.signal ? { signal: result.signal } : {}),
   };
 }

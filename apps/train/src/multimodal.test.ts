@@ -20,7 +20,20 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const quiet = { write: () => {}, tty: false };
-const tinyArgs = (out: string, steps: number) => ['--task', 'multimodal', '--preset', 'multimodal-tiny', '--out', out, '--steps', String(steps), '--checkpoint-every', '2', '--log-every', '1'];
+const tinyArgs = (out: string, steps: number) => [
+  '--task',
+  'multimodal',
+  '--preset',
+  'multimodal-tiny',
+  '--out',
+  out,
+  '--steps',
+  String(steps),
+  '--checkpoint-every',
+  '2',
+  '--log-every',
+  '1',
+];
 
 function weights(dir: string): Map<string, Float32Array> {
   return new Map([...readSafetensors(path.join(dir, 'checkpoint', 'model.safetensors')).tensors].map(([k, t]) => [k, t.data]));

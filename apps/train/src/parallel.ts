@@ -11,13 +11,9 @@ import type { ShardInput, ShardResult } from './step';
 
 /** The messages between the pool and a replica (./worker). */
 export type WorkerRequest =
-  | { type: 'init'; modelConfig: ModelConfig; backend?: 'tensorflow' | 'wasm' | 'cpu' }
-  | { type: 'step'; weights: Float32Array[]; shard: ShardInput };
+  { type: 'init'; modelConfig: ModelConfig; backend?: 'tensorflow' | 'wasm' | 'cpu' } | { type: 'step'; weights: Float32Array[]; shard: ShardInput };
 
-export type WorkerReply =
-  | { type: 'ready' }
-  | { type: 'result'; loss: number; grads: (Float32Array | null)[] }
-  | { type: 'error'; message: string };
+export type WorkerReply = { type: 'ready' } | { type: 'result'; loss: number; grads: (Float32Array | null)[] } | { type: 'error'; message: string };
 
 /** The compiled worker: beside this file in dist/, or in dist/ when running from src/ (tests). */
 function workerScript(): string {

@@ -19,7 +19,15 @@ export interface LogRow {
 }
 
 export function csvLine(r: LogRow): string {
-  return [r.step, r.loss.toPrecision(6), r.gradNorm.toPrecision(6), r.lr.toPrecision(6), r.emaDecay.toFixed(6), r.stepsPerSec.toFixed(3), r.wallSeconds.toFixed(1)].join(',');
+  return [
+    r.step,
+    r.loss.toPrecision(6),
+    r.gradNorm.toPrecision(6),
+    r.lr.toPrecision(6),
+    r.emaDecay.toFixed(6),
+    r.stepsPerSec.toFixed(3),
+    r.wallSeconds.toFixed(1),
+  ].join(',');
 }
 
 /**
@@ -132,7 +140,9 @@ export async function writeLossPng(file: string, rows: LogRow[], width = 640, he
     if (prev) c.line(prev[0], prev[1], p[0], p[1], [30, 90, 200]);
     prev = p;
   }
-  const png = await sharp(c.data, { raw: { width, height, channels: 4 } }).png().toBuffer();
+  const png = await sharp(c.data, { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
   writeFileAtomic(file, png);
 }
 
@@ -152,6 +162,8 @@ export async function writeGridPng(file: string, images: Uint8Array, count: numb
       out.set(images.subarray(src, src + size * channels), ((oy + y) * W + ox) * channels);
     }
   }
-  const png = await sharp(out, { raw: { width: W, height: H, channels } }).png().toBuffer();
+  const png = await sharp(out, { raw: { width: W, height: H, channels } })
+    .png()
+    .toBuffer();
   writeFileAtomic(file, png);
 }

@@ -57,9 +57,15 @@ export interface RunState {
  */
 export function openRun(config: RunConfig, of: CheckpointModel, resume: boolean, format: CheckpointState['format']): RunState {
   const trainableIndex = of.entries.map((e, i) => (e.trainable ? i : -1)).filter((i) => i >= 0);
-  const optimizer = new HostAdamW(trainableIndex.map((i) => sizeOf(of.entries[i].shape)), {
-    lr: config.lr, beta1: config.beta1, beta2: config.beta2, weightDecay: config.weightDecay,
-  });
+  const optimizer = new HostAdamW(
+    trainableIndex.map((i) => sizeOf(of.entries[i].shape)),
+    {
+      lr: config.lr,
+      beta1: config.beta1,
+      beta2: config.beta2,
+      weightDecay: config.weightDecay,
+    },
+  );
   const csvFile = path.join(config.out, 'log.csv');
   let state: Omit<RunState, 'optimizer' | 'trainable'>;
   if (resume) {

@@ -51,7 +51,10 @@ export async function createRuntime(name: RuntimeName, config: ModelConfig, opti
 export interface MultimodalRuntime {
   readonly name: RuntimeName;
   readonly description: string;
-  lossAndGrads(params: Float32Array[], step: MultimodalStepInputs): Promise<{ loss: number; textLoss: number; imageLoss: number; grads: (Float32Array | null)[] }>;
+  lossAndGrads(
+    params: Float32Array[],
+    step: MultimodalStepInputs,
+  ): Promise<{ loss: number; textLoss: number; imageLoss: number; grads: (Float32Array | null)[] }>;
   close(): Promise<void>;
 }
 

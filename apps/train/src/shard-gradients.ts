@@ -27,4 +27,3 @@ export function shardGradients(model: CausalDiffusionModel, diffusion: GaussianD
   tf.dispose([value, ...Object.values(grads)]);
   return { loss, grads: out };
 }
-

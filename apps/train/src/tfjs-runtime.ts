@@ -39,7 +39,13 @@ export async function createTfjsRuntime(config: ModelConfig, options: { workers:
       const ranges = shardRanges(shard.y.length, options.workers, MAIN_EXTRA_SAMPLES);
       const shards = ranges.map(([from, to]) => sliceShard(shard, from, to));
       const trainableParams = trainableIndex.map((i) => params[i]);
-      const remote = shards.slice(1).map((sh, i) => pool.run(i, trainableParams.map((w) => w.slice()), sh));
+      const remote = shards.slice(1).map((sh, i) =>
+        pool.run(
+          i,
+          trainableParams.map((w) => w.slice()),
+          sh,
+        ),
+      );
       const results = [shardGradients(model, diffusion, shards[0]), ...(await Promise.all(remote))];
       const grads = results[0].grads;
       for (const r of results.slice(1)) {

@@ -102,7 +102,13 @@ describe('checkpoints and --resume', () => {
     const state = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'checkpoint', 'state.json'), 'utf8'));
     expect(state(first.out).rng).toEqual(state(straight.out).rng);
     expect(state(first.out).step).toBe(4);
-    const losses = (dir: string) => fs.readFileSync(path.join(dir, 'log.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[1]);
+    const losses = (dir: string) =>
+      fs
+        .readFileSync(path.join(dir, 'log.csv'), 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(',')[1]);
     expect(losses(first.out)).toEqual(losses(straight.out));
     expect(losses(first.out)).toHaveLength(4);
   });
@@ -126,7 +132,9 @@ describe('checkpoints and --resume', () => {
     const result = await run(config, { resume: true, explicit: { out: config.out } });
     expect(result.step).toBe(3);
     expect(result.interrupted).toBe(false);
-    expect(fs.readFileSync(path.join(config.out, 'checkpoint', 'model.safetensors'))).toEqual(fs.readFileSync(path.join(straight.out, 'checkpoint', 'model.safetensors')));
+    expect(fs.readFileSync(path.join(config.out, 'checkpoint', 'model.safetensors'))).toEqual(
+      fs.readFileSync(path.join(straight.out, 'checkpoint', 'model.safetensors')),
+    );
   });
 
   it('refuses to overwrite a run, to resume without a checkpoint, and to change the recipe on resume', async () => {
@@ -134,7 +142,9 @@ describe('checkpoints and --resume', () => {
     await expect(run(config, { resume: true })).rejects.toThrow(/no checkpoint in .*add|no checkpoint in/);
     await run(config);
     await expect(run(config)).rejects.toThrow(/already holds a run .*--resume/);
-    await expect(run({ ...config, lr: 0.5 }, { resume: true, explicit: { lr: 0.5 } })).rejects.toThrow(/--resume keeps the run's settings, and these differ \(checkpoint vs given\): lr 0\.001 vs 0\.5 \(given\)\. Drop those flags/);
+    await expect(run({ ...config, lr: 0.5 }, { resume: true, explicit: { lr: 0.5 } })).rejects.toThrow(
+      /--resume keeps the run's settings, and these differ \(checkpoint vs given\): lr 0\.001 vs 0\.5 \(given\)\. Drop those flags/,
+    );
   });
 });
 
@@ -252,7 +262,16 @@ describe('what a run writes', () => {
     const config = tiny('files', { steps: 4, sampleEvery: 2, checkpointEvery: 2, logEvery: 2 });
     const lines: string[] = [];
     const exportDir = path.join(root, 'model');
-    await train({ config, resume: false, exportDir, help: false, explicit: {}, commandLine: 'causalfusion train --preset tiny', write: (s) => lines.push(s), tty: false });
+    await train({
+      config,
+      resume: false,
+      exportDir,
+      help: false,
+      explicit: {},
+      commandLine: 'causalfusion train --preset tiny',
+      write: (s) => lines.push(s),
+      tty: false,
+    });
     const csv = fs.readFileSync(path.join(config.out, 'log.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe('step,loss,grad_norm,lr,ema_decay,steps_per_s,wall_s');
     expect(csv.slice(1).map((l) => Number(l.split(',')[0]))).toEqual([1, 2, 3, 4]);
@@ -270,7 +289,9 @@ describe('what a run writes', () => {
     // the model folder of the contract
     const meta = JSON.parse(fs.readFileSync(path.join(exportDir, 'meta.json'), 'utf8'));
     expect(meta).toMatchObject({
-      format: 'causalfusion-model', dataset: 'mnist', classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+      format: 'causalfusion-model',
+      dataset: 'mnist',
+      classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
       tokenizer: { kind: 'pixel', imageSize: 28, channels: 1, patchSize: 7, range: [-1, 1] },
       training: { command: 'causalfusion train --preset tiny', steps: 4, backend: expect.stringMatching(/^ort: onnxruntime-node, \d+ threads?$/), workers: 1 },
     });
@@ -297,11 +318,16 @@ describe('what a run writes', () => {
 
   it('trains on an image folder', async () => {
     const dir = path.join(root, 'folder');
-    for (const [cls, value] of [['dark', 20], ['light', 230]] as const) {
+    for (const [cls, value] of [
+      ['dark', 20],
+      ['light', 230],
+    ] as const) {
       fs.mkdirSync(path.join(dir, cls), { recursive: true });
       for (let i = 0; i < 3; i++) {
         const px = Buffer.alloc(16 * 12 * 3, value + i);
-        await sharp(px, { raw: { width: 16, height: 12, channels: 3 } }).png().toFile(path.join(dir, cls, `${i}.png`));
+        await sharp(px, { raw: { width: 16, height: 12, channels: 3 } })
+          .png()
+          .toFile(path.join(dir, cls, `${i}.png`));
       }
     }
     const config = tiny('folder-run', { data: dir, imageSize: 8, channels: 3, patchSize: 4, steps: 2, batchSize: 4, flip: true, sampleEvery: 2 });
@@ -314,15 +340,33 @@ describe('what a run writes', () => {
 
 describe('shardRanges', () => {
   it('cuts the batch into contiguous, near-equal shards that cover it', () => {
-    expect(shardRanges(64, 2)).toEqual([[0, 32], [32, 64]]);
-    expect(shardRanges(5, 3)).toEqual([[0, 1], [1, 3], [3, 5]]);
+    expect(shardRanges(64, 2)).toEqual([
+      [0, 32],
+      [32, 64],
+    ]);
+    expect(shardRanges(5, 3)).toEqual([
+      [0, 1],
+      [1, 3],
+      [3, 5],
+    ]);
     expect(shardRanges(8, 1)).toEqual([[0, 8]]);
   });
 
   it('gives the main thread extra samples, leaving every worker at least one', () => {
-    expect(shardRanges(64, 2, 2)).toEqual([[0, 34], [34, 64]]);
-    expect(shardRanges(64, 4, 2)).toEqual([[0, 18], [18, 33], [33, 48], [48, 64]]);
-    expect(shardRanges(4, 2, 2)).toEqual([[0, 3], [3, 4]]);
+    expect(shardRanges(64, 2, 2)).toEqual([
+      [0, 34],
+      [34, 64],
+    ]);
+    expect(shardRanges(64, 4, 2)).toEqual([
+      [0, 18],
+      [18, 33],
+      [33, 48],
+      [48, 64],
+    ]);
+    expect(shardRanges(4, 2, 2)).toEqual([
+      [0, 3],
+      [3, 4],
+    ]);
     expect(shardRanges(8, 1, 2)).toEqual([[0, 8]]);
   });
 });
@@ -341,7 +385,21 @@ describe('Progress', () => {
 
 describe('parseTrainArgs', () => {
   it('reads flags over the preset', () => {
-    const cmd = parseTrainArgs(['--out', 'runs/x', '--steps', '100', '--runtime', 'tfjs', '--workers', '2', '--lr', '3e-4', '--no-ema-warmup', '--export', 'm']);
+    const cmd = parseTrainArgs([
+      '--out',
+      'runs/x',
+      '--steps',
+      '100',
+      '--runtime',
+      'tfjs',
+      '--workers',
+      '2',
+      '--lr',
+      '3e-4',
+      '--no-ema-warmup',
+      '--export',
+      'm',
+    ]);
     expect(cmd.config).toMatchObject({ out: 'runs/x', steps: 100, runtime: 'tfjs', workers: 2, lr: 3e-4, emaWarmup: false, patchSize: 4, batchSize: 64 });
     expect(cmd.exportDir).toBe('m');
     expect(cmd.explicit).toEqual({ out: 'runs/x', steps: 100, runtime: 'tfjs', workers: 2, lr: 3e-4, emaWarmup: false });

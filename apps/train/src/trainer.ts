@@ -84,8 +84,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // before anything is loaded or written: the run folder stays as it is
     write(upToDateMessage(config.out, resumedFrom.step, config.steps, options.exportDir));
     return {
-      config, step: resumedFrom.step, sessionSteps: 0, loss: NaN, stepsPerSec: 0, wallSeconds: resumedFrom.wallSeconds, backend: 'none (nothing to do)',
-      numParams: 0, interrupted: false, upToDate: true,
+      config,
+      step: resumedFrom.step,
+      sessionSteps: 0,
+      loss: NaN,
+      stepsPerSec: 0,
+      wallSeconds: resumedFrom.wallSeconds,
+      backend: 'none (nothing to do)',
+      numParams: 0,
+      interrupted: false,
+      upToDate: true,
     };
   }
   const vaeFolder = vaeOf(config);
@@ -106,7 +114,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const { model, ema, optimizer } = run;
   const ckptDir = path.join(config.out, 'checkpoint');
 
-  const recipe: RecipeOptions = { arStepDecay: config.arStepDecay, arSteps: config.arSteps ?? 0, maxArWeight: config.maxArWeight, minArWeight: config.minArWeight, order: config.order, classDropout: config.classDropout };
+  const recipe: RecipeOptions = {
+    arStepDecay: config.arStepDecay,
+    arSteps: config.arSteps ?? 0,
+    maxArWeight: config.maxArWeight,
+    minArWeight: config.minArWeight,
+    order: config.order,
+    classDropout: config.classDropout,
+  };
   const diffusion = createDiffusion({ respacing: '' });
   let nextBatch: (step: number) => { x: Float32Array; labels: Int32Array };
   if ('cache' in data) {
@@ -126,8 +141,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const why = config.runtime === 'ort' ? 'the default, ~7x faster than tfjs-wasm and ~2.5x PyTorch here (pnpm bench:train-step)' : 'as asked (--runtime tfjs)';
   const banner =
     `${resumedFrom ? `resuming ${config.out} at step ${run.step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
-      `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}\n` +
-      `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
+    `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}\n` +
+    `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
 
   /** One step: the runtime's loss and gradients of the batch, then the update. */
   const oneStep = async (k: number): Promise<StepOutcome> => {
@@ -141,7 +156,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let result: LoopResult;
   try {
     result = await runTrainingLoop({
-      run: config, checkpointDir: ckptDir, startStep: run.step, wallBefore: run.wallBefore, rows: run.rows, banner, tty: options.tty, write,
+      run: config,
+      checkpointDir: ckptDir,
+      startStep: run.step,
+      wallBefore: run.wallBefore,
+      rows: run.rows,
+      banner,
+      tty: options.tty,
+      write,
       step: oneStep,
       save: (stepsDone, wallSeconds) => saveRun(run, of, config, CHECKPOINT_FORMAT, stepsDone, wallSeconds, { classNames: [...data.classNames] }),
       after: async (stepsDone) => {
@@ -152,7 +174,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     });
     if (options.exportDir && !result.interrupted) {
       exportModel(modelConfig, ema, options.exportDir, config, data, {
-        command: options.commandLine ?? '', steps: result.step, wallSeconds: Math.round(result.wallSeconds), backend, workers: config.workers,
+        command: options.commandLine ?? '',
+        steps: result.step,
+        wallSeconds: Math.round(result.wallSeconds),
+        backend,
+        workers: config.workers,
       });
       write(`exported the EMA model to ${options.exportDir}\n`);
     }
@@ -162,8 +188,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if ('cache' in data) data.cache.close();
   }
   return {
-    config, step: result.step, sessionSteps: result.sessionSteps, loss: result.last?.loss ?? NaN, stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
-    wallSeconds: result.wallSeconds, backend, numParams, interrupted: result.interrupted, ...(result.signal ? { signal: result.signal } : {}),
+    config,
+    step: result.step,
+    sessionSteps: result.sessionSteps,
+    loss: result.last?.loss ?? NaN,
+    stepsPerSec: result.sessionSteps / Math.max(result.sessionSeconds, 1e-9),
+    wallSeconds: result.wallSeconds,
+    backend,
+    numParams,
+    interrupted: result.interrupted,
+    ...(result.signal ? { signal: result.signal } : {}),
   };
 }
 

@@ -34,7 +34,13 @@ describe('initBackend', () => {
     expect(again.lines).toEqual([]);
 
     // It computes: a small product on the chosen backend.
-    const product = tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]]));
+    const product = tf.matMul(
+      tf.tensor2d([
+        [1, 2],
+        [3, 4],
+      ]),
+      tf.tensor2d([[5], [6]]),
+    );
     expect(Array.from(await product.data())).toEqual([17, 39]);
   });
 

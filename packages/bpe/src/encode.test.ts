@@ -32,7 +32,7 @@ function referenceBpe(token: string): string[] {
     }
     if (!pair) return word;
     const out: string[] = [];
-    for (let i = 0; i < word.length; ) {
+    for (let i = 0; i < word.length;) {
       if (i + 1 < word.length && word[i] === pair[0] && word[i + 1] === pair[1]) {
         out.push(pair[0] + pair[1]);
         i += 2;

@@ -15,7 +15,17 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpe-fuzz-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const SPECIALS = ['<|pad|>', '<|bos|>', '<|eos|>'];
-const PROBES = ['hello world', ' the cat sat on the mat', 'café 日本語 😀👨‍👩‍👧', '\t\n  \r\n x', '<|bos|>a cat<|eos|>', 'x\ud83dy \udc00', '', "it's 42 -- (x)", 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'];
+const PROBES = [
+  'hello world',
+  ' the cat sat on the mat',
+  'café 日本語 😀👨‍👩‍👧',
+  '\t\n  \r\n x',
+  '<|bos|>a cat<|eos|>',
+  'x\ud83dy \udc00',
+  '',
+  "it's 42 -- (x)",
+  'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+];
 
 function seedTokenizer(): BPETokenizer {
   const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', "it's", 'running', 'café', '日本語', '😀', '42', 'hello', 'world'];
@@ -98,7 +108,7 @@ describe('tokenizer file fuzzing', () => {
           let text: string;
           if (rng.chance(0.2)) {
             const m = mutateText(rng, JSON.stringify(tokenizerJson));
-            (text = m.text), (what = m.what);
+            ((text = m.text), (what = m.what));
           } else {
             // one to three structural changes
             let doc: unknown = tokenizerJson;
@@ -108,7 +118,7 @@ describe('tokenizer file fuzzing', () => {
               doc = m.value;
               whats.push(m.what);
             }
-            (text = jsonText(doc)), (what = whats.join('; '));
+            ((text = jsonText(doc)), (what = whats.join('; ')));
           }
           fs.writeFileSync(file, text);
           return { input: file, what };
@@ -142,11 +152,11 @@ describe('tokenizer file fuzzing', () => {
             what = `encoder.json: ${m.what}`;
           } else if (which === 1) {
             const m = mutateMerges(rng, bpeText);
-            (bpeText = m.text), (what = m.what);
+            ((bpeText = m.text), (what = m.what));
           } else {
             const a = mutateJson(rng, encoder);
             const b = mutateMerges(rng, bpeText);
-            (encText = jsonText(a.value)), (bpeText = b.text), (what = `encoder.json: ${a.what}; ${b.what}`);
+            ((encText = jsonText(a.value)), (bpeText = b.text), (what = `encoder.json: ${a.what}; ${b.what}`));
           }
           fs.writeFileSync(enc, encText);
           fs.writeFileSync(bpe, bpeText);
@@ -172,11 +182,15 @@ describe('tokenizer file fuzzing', () => {
       const json = structuredClone(tokenizerJson) as { model: { vocab: Record<string, number> } };
       json.model.vocab['x'] = json.model.vocab['y'];
       const file = write('dup.json', JSON.stringify(json));
-      expect(() => loadTokenizerJson(file)).toThrow(`cannot load ${JSON.stringify(file)}: vocab entries "x" and "y" both have id ${json.model.vocab['y']}; every token needs its own id`);
-      const enc = write('dup-encoder.json', JSON.stringify({ ...encoder, 'Ġcat': encoder['Ġsat'] }));
-      expect(() => loadGPT2(enc, write('dup.bpe', vocabBpe))).toThrow(/cannot load the GPT-2 tokenizer ".*dup-encoder.json" \+ ".*dup.bpe": vocab entries .* both have id/);
+      expect(() => loadTokenizerJson(file)).toThrow(
+        `cannot load ${JSON.stringify(file)}: vocab entries "x" and "y" both have id ${json.model.vocab['y']}; every token needs its own id`,
+      );
+      const enc = write('dup-encoder.json', JSON.stringify({ ...encoder, Ġcat: encoder['Ġsat'] }));
+      expect(() => loadGPT2(enc, write('dup.bpe', vocabBpe))).toThrow(
+        /cannot load the GPT-2 tokenizer ".*dup-encoder.json" \+ ".*dup.bpe": vocab entries .* both have id/,
+      );
     });
-    it('a vocab entry that takes a special token\'s id (was accepted when the vocab also listed the special token)', () => {
+    it("a vocab entry that takes a special token's id (was accepted when the vocab also listed the special token)", () => {
       const json = structuredClone(tokenizerJson) as { model: { vocab: Record<string, number> } };
       const vocab: Record<string, number> = { x: json.model.vocab['<|bos|>'] };
       for (const [k, v] of Object.entries(json.model.vocab)) if (k !== 'x') vocab[k] = v;
@@ -192,7 +206,9 @@ describe('tokenizer file fuzzing', () => {
       expect(() => loadTokenizerJson(file)).toThrow(`cannot load ${JSON.stringify(file)}: tokenizer.json must be an object with a "model" object`);
       const enc = write('encoder.json', JSON.stringify(encoder));
       const bpe = write('bad.bpe', '#version: 0.2\na  b\n');
-      expect(() => loadGPT2(enc, bpe)).toThrow(`cannot load the GPT-2 tokenizer ${JSON.stringify(enc)} + ${JSON.stringify(bpe)}: merges line 2 is "a  b"; expected two tokens separated by one space`);
+      expect(() => loadGPT2(enc, bpe)).toThrow(
+        `cannot load the GPT-2 tokenizer ${JSON.stringify(enc)} + ${JSON.stringify(bpe)}: merges line 2 is "a  b"; expected two tokens separated by one space`,
+      );
     });
     it('an encoder.json of 300,000 entries (was a RangeError: Maximum call stack size exceeded)', () => {
       const big: Record<string, number> = { ...encoder };

@@ -88,9 +88,7 @@ function expectType(component: unknown, field: string, accepted: string[]): Json
   if (component === null || component === undefined) return null;
   if (!isObject(component) || !accepted.includes(component.type as string)) {
     const got = isObject(component) ? component.type : component;
-    throw new Error(
-      `tokenizer.json ${field} is ${JSON.stringify(got)}; this package supports ${accepted.join(' or ')} (byte-level BPE as GPT-2)`,
-    );
+    throw new Error(`tokenizer.json ${field} is ${JSON.stringify(got)}; this package supports ${accepted.join(' or ')} (byte-level BPE as GPT-2)`);
   }
   return component;
 }
@@ -113,7 +111,7 @@ export function fromTokenizerJson(json: unknown): BPETokenizer {
   }
   const pre = expectType(json.pre_tokenizer, 'pre_tokenizer', ['ByteLevel']);
   if (pre === null) throw new Error('tokenizer.json has no pre_tokenizer; a ByteLevel pre_tokenizer is required');
-  if (pre.use_regex === false) throw new Error('tokenizer.json ByteLevel pre_tokenizer has use_regex false; only GPT-2\'s regex split is supported');
+  if (pre.use_regex === false) throw new Error("tokenizer.json ByteLevel pre_tokenizer has use_regex false; only GPT-2's regex split is supported");
   expectType(json.decoder, 'decoder', ['ByteLevel']);
   // A ByteLevel post-processor only adjusts offsets; anything that inserts tokens would change ids.
   expectType(json.post_processor, 'post_processor', ['ByteLevel']);

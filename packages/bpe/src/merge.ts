@@ -64,7 +64,7 @@ function mergeShort(syms: Int32Array, n: number, merges: MergeTable): number {
     const merged = best % ID_LIMIT;
     // Occurrences before `at` cannot exist (the scan found the first one with this value).
     let w = at;
-    for (let k = at; k < n; ) {
+    for (let k = at; k < n;) {
       if (k + 1 < n && syms[k] === a && syms[k + 1] === b) {
         syms[w++] = merged;
         k += 2;

@@ -18,8 +18,56 @@ import { BPETokenizer, loadGPT2, toWellFormed } from './index';
 const REF = path.resolve(__dirname, '../../../../shared/reference/gpt2');
 
 const cp = (rng: FuzzRng, from: number, to: number) => String.fromCodePoint(from + rng.int(to - from + 1));
-const WHITESPACE = [' ', '  ', '\t', '\n', '\r\n', '\r', '\u000b', '\u000c', '\u0085', '\u00a0', '\u1680', '\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\u200b', '\ufeff', '\u001c', '\u001d', '\u001e', '\u001f'];
-const WORDS = ['the', 'cat', "it's", "we'll", "I'M", 'naïve', 'café', 'Ünïcödé', '42', '3.14', '1,000,000', '--', '...', '(x)', '<|endoftext|>', '<|bos|>', 'https://example.com/a?b=c', 'ǅ', 'ﬁ', 'Ⅻ', '½', '𝔘𝔫𝔦'];
+const WHITESPACE = [
+  ' ',
+  '  ',
+  '\t',
+  '\n',
+  '\r\n',
+  '\r',
+  '\u000b',
+  '\u000c',
+  '\u0085',
+  '\u00a0',
+  '\u1680',
+  '\u2000',
+  '\u200a',
+  '\u2028',
+  '\u2029',
+  '\u202f',
+  '\u205f',
+  '\u3000',
+  '\u200b',
+  '\ufeff',
+  '\u001c',
+  '\u001d',
+  '\u001e',
+  '\u001f',
+];
+const WORDS = [
+  'the',
+  'cat',
+  "it's",
+  "we'll",
+  "I'M",
+  'naïve',
+  'café',
+  'Ünïcödé',
+  '42',
+  '3.14',
+  '1,000,000',
+  '--',
+  '...',
+  '(x)',
+  '<|endoftext|>',
+  '<|bos|>',
+  'https://example.com/a?b=c',
+  'ǅ',
+  'ﬁ',
+  'Ⅻ',
+  '½',
+  '𝔘𝔫𝔦',
+];
 const EMOJI = ['😀', '👍🏽', '👨‍👩‍👧‍👦', '🏳️‍🌈', '🇯🇵', '🇺🇳', '1️⃣', '#️⃣', '❤️', '🧑🏿‍🚀', '🫠', '☺︎', '👁️‍🗨️'];
 
 /** One piece of text of a random kind. */
@@ -41,13 +89,17 @@ function piece(rng: FuzzRng): string {
       return s;
     }
     case 4: // CJK: unified ideographs, kana, hangul syllables, hangul jamo, extension B (astral)
-      return [cp(rng, 0x4e00, 0x9fff), cp(rng, 0x3040, 0x30ff), cp(rng, 0xac00, 0xd7a3), cp(rng, 0x1100, 0x11ff), cp(rng, 0x20000, 0x2a6df)][rng.int(5)].repeat(1 + rng.int(4));
+      return [cp(rng, 0x4e00, 0x9fff), cp(rng, 0x3040, 0x30ff), cp(rng, 0xac00, 0xd7a3), cp(rng, 0x1100, 0x11ff), cp(rng, 0x20000, 0x2a6df)][rng.int(5)].repeat(
+        1 + rng.int(4),
+      );
     case 5:
       return rng.pick(EMOJI).repeat(1 + rng.int(2));
     case 6: // single emoji with or without a skin tone / variation selector
       return cp(rng, 0x1f300, 0x1faff) + (rng.chance(0.3) ? cp(rng, 0x1f3fb, 0x1f3ff) : rng.chance(0.3) ? '\ufe0f' : '');
     case 7: // RTL and complex scripts: Arabic, Hebrew, Devanagari, Thai, with the marks they use
-      return [cp(rng, 0x600, 0x6ff), cp(rng, 0x5d0, 0x5ea), cp(rng, 0x900, 0x97f), cp(rng, 0xe00, 0xe7f), '\u200f', '\u200d', '\u200c'][rng.int(7)].repeat(1 + rng.int(3));
+      return [cp(rng, 0x600, 0x6ff), cp(rng, 0x5d0, 0x5ea), cp(rng, 0x900, 0x97f), cp(rng, 0xe00, 0xe7f), '\u200f', '\u200d', '\u200c'][rng.int(7)].repeat(
+        1 + rng.int(3),
+      );
     case 8: // any code point below the surrogates, or above them (astral, private use, unassigned)
       return rng.chance(0.5) ? cp(rng, 0, 0xd7ff) : cp(rng, 0xe000, 0x10ffff);
     case 9: // lone surrogates: a high or low one alone, or a pair in the wrong order

@@ -20,7 +20,29 @@ const DISPUTED = /[\u0085\ufeff\u001c-\u001f]/;
 const hfEncode = (hf: Tokenizer, text: string) => hf.encode(text, { add_special_tokens: false }).ids;
 
 function englishish(rng: Rng, words: number): string {
-  const vocab = ['the', 'cat', 'sat', 'on', 'a', 'mat', "it's", 'running', 'jumped', 'over', 'lazy', 'dogs', '42', '3.14', 'café', '日本語', '😀', '--', '(x)', "they'll", 'HELLO'];
+  const vocab = [
+    'the',
+    'cat',
+    'sat',
+    'on',
+    'a',
+    'mat',
+    "it's",
+    'running',
+    'jumped',
+    'over',
+    'lazy',
+    'dogs',
+    '42',
+    '3.14',
+    'café',
+    '日本語',
+    '😀',
+    '--',
+    '(x)',
+    "they'll",
+    'HELLO',
+  ];
   const seps = [' ', ' ', ' ', '  ', '\n', '\n\n', '\t', ', ', '. '];
   let s = '';
   for (let i = 0; i < words; i++) s += vocab[rng.uniformInt(vocab.length)] + seps[rng.uniformInt(seps.length)];

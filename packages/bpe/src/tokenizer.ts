@@ -116,9 +116,7 @@ export class BPETokenizer {
       if (text.length === 0) throw new Error('a special token cannot be the empty string');
       const other = this.idToString[id];
       if (other !== undefined && other !== text) {
-        throw new Error(
-          `special token ${JSON.stringify(text)} has id ${id}, which is already ${JSON.stringify(other)}; pick an unused id`,
-        );
+        throw new Error(`special token ${JSON.stringify(text)} has id ${id}, which is already ${JSON.stringify(other)}; pick an unused id`);
       }
       this.idBytes[id] = encoder.encode(text);
       this.idToString[id] = text;
@@ -178,9 +176,7 @@ export class BPETokenizer {
     const allowed = this.resolveSpecial(options.allowedSpecial ?? 'none', 'allowedSpecial');
     const disallowedOpt = options.disallowedSpecial ?? 'none';
     const disallowed =
-      disallowedOpt === 'all'
-        ? [...this.specialTokens.keys()].filter((t) => !allowed.includes(t))
-        : this.resolveSpecial(disallowedOpt, 'disallowedSpecial');
+      disallowedOpt === 'all' ? [...this.specialTokens.keys()].filter((t) => !allowed.includes(t)) : this.resolveSpecial(disallowedOpt, 'disallowedSpecial');
     if (disallowed.length > 0) {
       const hit = this.splitter(disallowed).exec(text);
       if (hit) {
@@ -347,9 +343,7 @@ export class BPETokenizer {
     const out = [...set];
     for (const t of out) {
       if (!this.specialTokens.has(t)) {
-        throw new Error(
-          `${name}: ${JSON.stringify(t)} is not a special token of this tokenizer (it has ${JSON.stringify([...this.specialTokens.keys()])})`,
-        );
+        throw new Error(`${name}: ${JSON.stringify(t)} is not a special token of this tokenizer (it has ${JSON.stringify([...this.specialTokens.keys()])})`);
       }
     }
     return out;

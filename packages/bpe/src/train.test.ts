@@ -23,7 +23,8 @@ function naiveMerges(texts: string[], vocabSize: number, minFrequency: number, n
   let nextId = nSpecial + 256;
   while (nextId < vocabSize) {
     const pairs = new Map<string, number>();
-    for (const { syms, c } of words) for (let k = 0; k + 1 < syms.length; k++) pairs.set(`${syms[k]},${syms[k + 1]}`, (pairs.get(`${syms[k]},${syms[k + 1]}`) ?? 0) + c);
+    for (const { syms, c } of words)
+      for (let k = 0; k + 1 < syms.length; k++) pairs.set(`${syms[k]},${syms[k + 1]}`, (pairs.get(`${syms[k]},${syms[k + 1]}`) ?? 0) + c);
     let best: [number, number] | null = null;
     let bestCount = 0;
     for (const [key, c] of pairs) {
@@ -46,7 +47,7 @@ function naiveMerges(texts: string[], vocabSize: number, minFrequency: number, n
     const merged = id;
     words = words.map(({ syms, c }) => {
       const out: number[] = [];
-      for (let k = 0; k < syms.length; ) {
+      for (let k = 0; k < syms.length;) {
         if (k + 1 < syms.length && syms[k] === a && syms[k + 1] === b) {
           out.push(merged);
           k += 2;

@@ -34,9 +34,7 @@ export function trainBPE(texts: Iterable<string>, options: TrainOptions): BPETok
   const { vocabSize, minFrequency = 2, specialTokens = [], onProgress } = options;
   const firstMergeId = specialTokens.length + 256;
   if (!Number.isInteger(vocabSize) || vocabSize < firstMergeId) {
-    throw new Error(
-      `vocabSize must be an integer of at least ${firstMergeId} (256 byte tokens + ${specialTokens.length} special tokens), got ${vocabSize}`,
-    );
+    throw new Error(`vocabSize must be an integer of at least ${firstMergeId} (256 byte tokens + ${specialTokens.length} special tokens), got ${vocabSize}`);
   }
   if (vocabSize >= KEY) throw new Error(`vocabSize must be below ${KEY}, got ${vocabSize}`);
   if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new Error(`minFrequency must be a positive integer, got ${minFrequency}`);
@@ -47,7 +45,13 @@ export function trainBPE(texts: Iterable<string>, options: TrainOptions): BPETok
   // 1. Word counts. Special tokens are cut out of the text first so they never shape the merges.
   const counts = new Map<string, number>();
   const specialRe = specialTokens.length
-    ? new RegExp([...specialTokens].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gu')
+    ? new RegExp(
+        [...specialTokens]
+          .sort((a, b) => b.length - a.length)
+          .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('|'),
+        'gu',
+      )
     : null;
   const countWords = (text: string, start: number, end: number) =>
     scanPretokens(text, start, end, (s, e) => {
@@ -148,7 +152,7 @@ export function trainBPE(texts: Iterable<string>, options: TrainOptions): BPETok
       if (!has) continue; // the pair was already merged away in this word
       addPairs(wi, -1, touched);
       const next: number[] = [];
-      for (let k = 0; k < syms.length; ) {
+      for (let k = 0; k < syms.length;) {
         if (k + 1 < syms.length && syms[k] === a && syms[k + 1] === b) {
           next.push(id);
           k += 2;

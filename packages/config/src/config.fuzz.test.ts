@@ -9,14 +9,34 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describeFailures, fuzz, fuzzTimeout, jsonText, mutateJson, mutateText } from '../../../test-utils/fuzz';
-import { configFromJson, configToJson, DEFAULT_CONFIG, derived, makeConfig, MAX_PARAMETERS, officialShapes, PRESETS, readConfigFile, type ModelConfig } from './config';
+import {
+  configFromJson,
+  configToJson,
+  DEFAULT_CONFIG,
+  derived,
+  makeConfig,
+  MAX_PARAMETERS,
+  officialShapes,
+  PRESETS,
+  readConfigFile,
+  type ModelConfig,
+} from './config';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'config-fuzz-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const SNAKE: Record<string, keyof ModelConfig> = {
-  input_size: 'inputSize', patch_size: 'patchSize', latent_channels: 'latentChannels', hidden_size: 'hiddenSize', num_cond_tokens: 'numCondTokens',
-  depth: 'depth', num_heads: 'numHeads', mlp_ratio: 'mlpRatio', num_classes: 'numClasses', class_dropout_prob: 'classDropoutProb', trainable_pos: 'trainablePos',
+  input_size: 'inputSize',
+  patch_size: 'patchSize',
+  latent_channels: 'latentChannels',
+  hidden_size: 'hiddenSize',
+  num_cond_tokens: 'numCondTokens',
+  depth: 'depth',
+  num_heads: 'numHeads',
+  mlp_ratio: 'mlpRatio',
+  num_classes: 'numClasses',
+  class_dropout_prob: 'classDropoutProb',
+  trainable_pos: 'trainablePos',
 };
 
 /** Seeds: full configs of each preset (as saveModel writes them), preset references, camelCase, partial. */
@@ -74,7 +94,8 @@ describe('config.json fuzzing', () => {
           for (const [k, field] of Object.entries(SNAKE)) {
             const given = k in json ? json[k] : field in json ? json[field] : field in preset ? preset[field] : DEFAULT_CONFIG[field];
             if (!Object.is(c[field], given)) return `${field} is ${JSON.stringify(c[field])}, the file says ${JSON.stringify(given)}`;
-            if (field === 'trainablePos' ? typeof c[field] !== 'boolean' : typeof c[field] !== 'number' || !Number.isFinite(c[field])) return `${field} = ${String(c[field])}`;
+            if (field === 'trainablePos' ? typeof c[field] !== 'boolean' : typeof c[field] !== 'number' || !Number.isFinite(c[field]))
+              return `${field} = ${String(c[field])}`;
           }
           const d2 = derived(c);
           if (!(d2.mlpHidden >= 1 && Number.isSafeInteger(d2.numTokens) && Number.isInteger(d2.headDim))) return `derived sizes ${JSON.stringify(d2)}`;
@@ -102,17 +123,21 @@ describe('config.json fuzzing', () => {
       }
     });
     it('sizes no computer holds (depth 1e9 looped over a billion blocks; input_size 1e300 gave Infinity tokens)', () => {
-      expect(read({ model: 'CausalFusion-Tiny', depth: 1e9 })).toThrow(/c\.json: model config: the model would have 4\.\d+e\+13 parameters; at most 2147483647 \(8 GB of float32\) are supported/);
+      expect(read({ model: 'CausalFusion-Tiny', depth: 1e9 })).toThrow(
+        /c\.json: model config: the model would have 4\.\d+e\+13 parameters; at most 2147483647 \(8 GB of float32\) are supported/,
+      );
       expect(read({ model: 'CausalFusion-Tiny', input_size: 1e300 })).toThrow(/the model would have Infinity parameters/);
       expect(read({ model: 'CausalFusion-Tiny', mlp_ratio: 1e300 })).toThrow(/the model would have \d\.\d+e\+\d+ parameters/);
     });
     it('an MLP of zero width (mlp_ratio 0.001 gave fc1 of shape [0, 64])', () => {
-      expect(read({ model: 'CausalFusion-Tiny', mlp_ratio: 0.001 })).toThrow('c.json: model config: hiddenSize 64 x mlpRatio 0.001 leaves the MLP no hidden units');
+      expect(read({ model: 'CausalFusion-Tiny', mlp_ratio: 0.001 })).toThrow(
+        'c.json: model config: hiddenSize 64 x mlpRatio 0.001 leaves the MLP no hidden units',
+      );
     });
     it('a field given twice, snake_case and camelCase (one silently won)', () => {
       expect(read({ input_size: 4, inputSize: 8 })).toThrow('c.json: "input_size" and "inputSize" are the same field; give it once');
     });
-    it('the paper\'s largest model is within the limit', () => {
+    it("the paper's largest model is within the limit", () => {
       expect(parameters(makeConfig('CausalFusion-H'))).toBeLessThan(MAX_PARAMETERS);
     });
   });

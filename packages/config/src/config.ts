@@ -51,9 +51,29 @@ export const PRESETS = {
   'CausalFusion-XL': { depth: 32, hiddenSize: 1280, patchSize: 1, latentChannels: 16, numHeads: 20, numCondTokens: 64, trainablePos: true, inputSize: 16 },
   'CausalFusion-H': { depth: 48, hiddenSize: 1408, patchSize: 1, latentChannels: 16, numHeads: 22, numCondTokens: 64, trainablePos: true, inputSize: 16 },
   /** 8x8x4 latents, 256 wide, 4 blocks: the train-step benchmark model (about 3.3M parameters). */
-  'CausalFusion-S': { depth: 4, hiddenSize: 256, patchSize: 1, latentChannels: 4, numHeads: 4, numCondTokens: 4, trainablePos: true, inputSize: 8, numClasses: 10 },
+  'CausalFusion-S': {
+    depth: 4,
+    hiddenSize: 256,
+    patchSize: 1,
+    latentChannels: 4,
+    numHeads: 4,
+    numCondTokens: 4,
+    trainablePos: true,
+    inputSize: 8,
+    numClasses: 10,
+  },
   /** The shape of the official parity model (tests): 4x4x4 latents, 64 wide, 2 blocks, 10 classes. */
-  'CausalFusion-Tiny': { depth: 2, hiddenSize: 64, patchSize: 1, latentChannels: 4, numHeads: 4, numCondTokens: 4, trainablePos: true, inputSize: 4, numClasses: 10 },
+  'CausalFusion-Tiny': {
+    depth: 2,
+    hiddenSize: 64,
+    patchSize: 1,
+    latentChannels: 4,
+    numHeads: 4,
+    numCondTokens: 4,
+    trainablePos: true,
+    inputSize: 4,
+    numClasses: 10,
+  },
 } satisfies Record<string, Partial<ModelConfig>>;
 
 export type PresetName = keyof typeof PRESETS;
@@ -74,9 +94,7 @@ export function makeConfig(preset?: PresetName | null, overrides: Partial<ModelC
 
 /** Throws an Error naming the first inconsistent field. */
 export function validateConfig(c: ModelConfig): void {
-  const positiveInts: (keyof ModelConfig)[] = [
-    'inputSize', 'patchSize', 'latentChannels', 'hiddenSize', 'numCondTokens', 'depth', 'numHeads', 'numClasses',
-  ];
+  const positiveInts: (keyof ModelConfig)[] = ['inputSize', 'patchSize', 'latentChannels', 'hiddenSize', 'numCondTokens', 'depth', 'numHeads', 'numClasses'];
   for (const k of positiveInts) {
     const v = c[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`model config: ${k} must be a positive integer, got ${String(v)}`);
@@ -104,7 +122,9 @@ export function validateConfig(c: ModelConfig): void {
   // or input_size of 1e300 is refused here rather than hanging or failing inside a typed-array constructor.
   const n = parameterCount(c);
   if (!(n <= MAX_PARAMETERS)) {
-    throw new Error(`model config: the model would have ${n > 1e12 || !Number.isFinite(n) ? n.toExponential(3) : n} parameters; at most ${MAX_PARAMETERS} (8 GB of float32) are supported`);
+    throw new Error(
+      `model config: the model would have ${n > 1e12 || !Number.isFinite(n) ? n.toExponential(3) : n} parameters; at most ${MAX_PARAMETERS} (8 GB of float32) are supported`,
+    );
   }
 }
 
@@ -120,7 +140,17 @@ export function parameterCount(c: ModelConfig): number {
   const headDim = D / c.numHeads;
   const labelRows = c.numClasses + (c.classDropoutProb > 0 ? 1 : 0);
   const block = 2 * D + 3 * D * D + (D * D + D) + 4 * headDim + 2 * D + (D * mlp + mlp) + (mlp * D + D);
-  return grid * grid * D + c.numCondTokens * D + (tokenDim * D + D) + (256 * D + D) + (D * D + D) + labelRows * c.numCondTokens * D + c.depth * block + 2 * D + (D * tokenDim + tokenDim);
+  return (
+    grid * grid * D +
+    c.numCondTokens * D +
+    (tokenDim * D + D) +
+    (256 * D + D) +
+    (D * D + D) +
+    labelRows * c.numCondTokens * D +
+    c.depth * block +
+    2 * D +
+    (D * tokenDim + tokenDim)
+  );
 }
 
 /** Quantities that follow from a config. */
@@ -207,7 +237,11 @@ export function trainingEntries(config: ModelConfig): ParamEntry[] {
   const d = derived(c);
   const D = c.hiddenSize;
   return new ParamTable()
-    .tensor(CLASS_KEYS.posEmbed, [d.numTokens, D], 'sincos', { official: [1, d.numTokens, D], trainable: c.trainablePos, grid: { height: d.grid, width: d.grid } })
+    .tensor(CLASS_KEYS.posEmbed, [d.numTokens, D], 'sincos', {
+      official: [1, d.numTokens, D],
+      trainable: c.trainablePos,
+      grid: { height: d.grid, width: d.grid },
+    })
     .tensor(CLASS_KEYS.condPosEmbed, [c.numCondTokens, D], 'normal', { official: [1, c.numCondTokens, D] })
     .tokenAndTimestepEmbedders(d.tokenDim, D)
     .tensor(CLASS_KEYS.labelTable, [d.labelRows, c.numCondTokens * D], 'normal')

@@ -115,7 +115,8 @@ export function parseModelMeta(json: unknown, file: string): ModelMeta {
   } else if (t && t.kind === 'latent') {
     positive(['latentChannels', 'latentSize', 'patchSize']);
   } else {
-    if (!t || t.kind !== 'pixel') throw new Error(`${file}: "tokenizer.kind" must be "pixel", "vae" or "latent", got ${JSON.stringify((t as { kind?: unknown } | undefined)?.kind)}`);
+    if (!t || t.kind !== 'pixel')
+      throw new Error(`${file}: "tokenizer.kind" must be "pixel", "vae" or "latent", got ${JSON.stringify((t as { kind?: unknown } | undefined)?.kind)}`);
     positive(['imageSize', 'channels', 'patchSize']);
     if (t.range && (t.range[0] !== -1 || t.range[1] !== 1)) {
       throw new Error(`${file}: "tokenizer.range" must be [-1, 1] (the pixel tokenizer's scale), got ${JSON.stringify(t.range)}`);
@@ -123,10 +124,14 @@ export function parseModelMeta(json: unknown, file: string): ModelMeta {
   }
   const sp = m.sampling as Record<string, unknown> | undefined;
   if (sp !== undefined) {
-    if (sp === null || typeof sp !== 'object' || Array.isArray(sp)) throw new Error(`${file}: "sampling" must be an object like {"sampler": "ddim", "steps": "50", "cfg": 2}`);
-    if (sp.sampler !== undefined && sp.sampler !== 'ddpm' && sp.sampler !== 'ddim') throw new Error(`${file}: "sampling.sampler" must be "ddpm" or "ddim", got ${JSON.stringify(sp.sampler)}`);
-    if (sp.steps !== undefined && (typeof sp.steps !== 'string' || sp.steps.trim() === '')) throw new Error(`${file}: "sampling.steps" must be a respacing string such as "50", got ${JSON.stringify(sp.steps)}`);
-    if (sp.cfg !== undefined && !(typeof sp.cfg === 'number' && sp.cfg >= 1 && Number.isFinite(sp.cfg))) throw new Error(`${file}: "sampling.cfg" must be a number >= 1, got ${JSON.stringify(sp.cfg)}`);
+    if (sp === null || typeof sp !== 'object' || Array.isArray(sp))
+      throw new Error(`${file}: "sampling" must be an object like {"sampler": "ddim", "steps": "50", "cfg": 2}`);
+    if (sp.sampler !== undefined && sp.sampler !== 'ddpm' && sp.sampler !== 'ddim')
+      throw new Error(`${file}: "sampling.sampler" must be "ddpm" or "ddim", got ${JSON.stringify(sp.sampler)}`);
+    if (sp.steps !== undefined && (typeof sp.steps !== 'string' || sp.steps.trim() === ''))
+      throw new Error(`${file}: "sampling.steps" must be a respacing string such as "50", got ${JSON.stringify(sp.steps)}`);
+    if (sp.cfg !== undefined && !(typeof sp.cfg === 'number' && sp.cfg >= 1 && Number.isFinite(sp.cfg)))
+      throw new Error(`${file}: "sampling.cfg" must be a number >= 1, got ${JSON.stringify(sp.cfg)}`);
   }
   return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
 }

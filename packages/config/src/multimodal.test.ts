@@ -1,11 +1,29 @@
 /**
  * The multimodal model's framework-free rules: its parameter table, config checks, masks and text loss.
  */
-import { captionMask, multimodalParamEntries, textLossMask, textTargets, textToImageMask, validateMultimodalConfig, validateMultimodalShape, type MultimodalConfig } from './multimodal';
+import {
+  captionMask,
+  multimodalParamEntries,
+  textLossMask,
+  textTargets,
+  textToImageMask,
+  validateMultimodalConfig,
+  validateMultimodalShape,
+  type MultimodalConfig,
+} from './multimodal';
 
 const CONFIG: MultimodalConfig = {
-  imageHeight: 8, imageWidth: 12, channels: 1, patchSize: 2, textLength: 8, vocabSize: 24,
-  hiddenSize: 32, depth: 2, numHeads: 2, mlpRatio: 2, captionDropoutProb: 0.1,
+  imageHeight: 8,
+  imageWidth: 12,
+  channels: 1,
+  patchSize: 2,
+  textLength: 8,
+  vocabSize: 24,
+  hiddenSize: 32,
+  depth: 2,
+  numHeads: 2,
+  mlpRatio: 2,
+  captionDropoutProb: 0.1,
 };
 
 describe('the parameter table', () => {
@@ -29,21 +47,9 @@ describe('the rules', () => {
     const T = 3;
     const L = 2;
     // [text 3 | noised 2], one AR step: text causal and blind to the image; the noised tokens see everything
-    expect(Array.from(textToImageMask(T, L, [2]))).toEqual([
-      0, 1, 1, 1, 1,
-      0, 0, 1, 1, 1,
-      0, 0, 0, 1, 1,
-      0, 0, 0, 0, 0,
-      0, 0, 0, 0, 0,
-    ]);
+    expect(Array.from(textToImageMask(T, L, [2]))).toEqual([0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     // [image 2 | text 3]
-    expect(Array.from(captionMask(L, T))).toEqual([
-      0, 0, 1, 1, 1,
-      0, 0, 1, 1, 1,
-      0, 0, 0, 1, 1,
-      0, 0, 0, 0, 1,
-      0, 0, 0, 0, 0,
-    ]);
+    expect(Array.from(captionMask(L, T))).toEqual([0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
   });
 
   it('text loss: caption tokens and the eos, not the pads nor a dropped row; targets shift left', () => {
@@ -54,4 +60,3 @@ describe('the rules', () => {
     expect(Array.from(textTargets(text, 5))).toEqual([7, 8, 2, 0, 0, 2, 0, 0, 0, 0]);
   });
 });
-

@@ -231,7 +231,13 @@ export function prepareTextToImageTokens(config: MultimodalModelShape, inputs: T
   const Lc = L - splitSizes[splitSizes.length - 1];
   const ids = checkPermutations('idsShuffle', inputs.idsShuffle, N, L);
   return {
-    N, Lc, seqLen: Lt + Lc + L, splitSizes, text, t: Float32Array.from(inputs.t), ids,
+    N,
+    Lc,
+    seqLen: Lt + Lc + L,
+    splitSizes,
+    text,
+    t: Float32Array.from(inputs.t),
+    ids,
     noisedShuf: shuffleTokens(inputs.xn, ids, N, L, d),
     cleanShuf: shuffleTokens(inputs.x, ids, N, L, d, Lc),
     cleanPositions: shuffledPositions(ids, N, L, Lc),
@@ -255,7 +261,13 @@ export interface MultimodalRecipe {
 }
 
 export const DEFAULT_RECIPE: MultimodalRecipe = {
-  lossLambda: 5, captionProb: 0.5, arStepDecay: 0.9, maxArSteps: Infinity, maxArWeight: 2, minArWeight: 1, order: 'random',
+  lossLambda: 5,
+  captionProb: 0.5,
+  arStepDecay: 0.9,
+  maxArSteps: Infinity,
+  maxArWeight: 2,
+  minArWeight: 1,
+  order: 'random',
 };
 
 /** One training batch: per sample an image (tokens, raster) and one caption row. */
@@ -386,7 +398,11 @@ export function prepareMultimodalStep(
     const textMask = textLossMask(text, Lt, dropped);
     textCount += textMask.reduce((a, b) => a + b, 0);
     textToImage = {
-      ...tokens, rows: t2i, noiseShuf: tokens.noiseShuf!, textMask, targets: textTargets(text, Lt),
+      ...tokens,
+      rows: t2i,
+      noiseShuf: tokens.noiseShuf!,
+      textMask,
+      targets: textTargets(text, Lt),
       arWeights: getArWeights(tokens.splitSizes, recipe.maxArWeight, recipe.minArWeight, 'linear'),
     };
   }
@@ -396,7 +412,14 @@ export function prepareMultimodalStep(
     const text = rowsOf(cap, allText, Lt, new Int32Array(M * Lt)) as Int32Array;
     const textMask = textLossMask(text, Lt);
     textCount += textMask.reduce((a, b) => a + b, 0);
-    caption = { rows: cap, M, image: rowsOf(cap, batch.tokens, per, new Float32Array(M * per)) as Float32Array, text, textMask, targets: textTargets(text, Lt) };
+    caption = {
+      rows: cap,
+      M,
+      image: rowsOf(cap, batch.tokens, per, new Float32Array(M * per)) as Float32Array,
+      text,
+      textMask,
+      targets: textTargets(text, Lt),
+    };
   }
   return { textToImage, caption, textCount: Math.max(1, textCount) };
 }

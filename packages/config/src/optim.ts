@@ -38,8 +38,16 @@ export function clipGradArrays(grads: GradientArrays, maxNorm: number): number {
 
 /** One AdamW update of p, m, v in place (a plain loop over typed arrays, which V8 compiles well). */
 export function adamwUpdate(
-  p: Float32Array, m: Float32Array, v: Float32Array, g: ArrayLike<number>,
-  beta1: number, beta2: number, eps: number, decay: number, stepSize: number, invSqrtBc2: number,
+  p: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  g: ArrayLike<number>,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  decay: number,
+  stepSize: number,
+  invSqrtBc2: number,
 ): void {
   const c1 = 1 - beta1;
   const c2 = 1 - beta2;
@@ -65,7 +73,10 @@ export class HostAdamW {
   private readonly v: Float32Array[];
 
   /** `sizes`: values per parameter, in the order of the arrays `step` receives. */
-  constructor(readonly sizes: readonly number[], options: AdamWOptions = {}) {
+  constructor(
+    readonly sizes: readonly number[],
+    options: AdamWOptions = {},
+  ) {
     this.lr = options.lr ?? 8e-4;
     this.beta1 = options.beta1 ?? 0.9;
     this.beta2 = options.beta2 ?? 0.95;
@@ -88,7 +99,8 @@ export class HostAdamW {
     params.forEach((p, i) => {
       const g = grads[i];
       if (!g) return;
-      if (g.length !== p.length || p.length !== this.sizes[i]) throw new Error(`AdamW.step: gradient ${i} has ${g.length} values, parameter ${i} has ${p.length} (expected ${this.sizes[i]})`);
+      if (g.length !== p.length || p.length !== this.sizes[i])
+        throw new Error(`AdamW.step: gradient ${i} has ${g.length} values, parameter ${i} has ${p.length} (expected ${this.sizes[i]})`);
       adamwUpdate(p, this.m[i], this.v[i], g, beta1, beta2, eps, decay, stepSize, invSqrtBc2);
     });
   }

@@ -163,7 +163,13 @@ export function prepareTrainingTokens(c: ModelConfig, inputs: TrainingInputs, ra
   // Patchify and shuffle: shuffled position j holds raster token ids[j].
   const tokens = (latent: ArrayLike<number>) => patchify(latent, N, c.latentChannels, c.inputSize, c.patchSize);
   return {
-    N, L, Lc, seqLen, splitSizes, ids, labels,
+    N,
+    L,
+    Lc,
+    seqLen,
+    splitSizes,
+    ids,
+    labels,
     cleanShuf: shuffleTokens(tokens(inputs.x), ids, N, L, d, Lc),
     cleanPositions: shuffledPositions(ids, N, L, Lc),
     noisedShuf: shuffleTokens(tokens(inputs.xn), ids, N, L, d),

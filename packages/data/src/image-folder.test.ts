@@ -13,8 +13,7 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 /** A w x h RGB image: left half red, right half blue. */
 function halves(w: number, h: number): Buffer {
   const px = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) px[(y * w + x) * 3 + (x < w / 2 ? 0 : 2)] = 255;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px[(y * w + x) * 3 + (x < w / 2 ? 0 : 2)] = 255;
   return px;
 }
 

@@ -73,7 +73,7 @@ function boxHalve(src: Uint8Array, w: number, h: number, C: number): { data: Uin
   for (let y = 0; y < h2; y++)
     for (let x = 0; x < w2; x++)
       for (let c = 0; c < C; c++) {
-        const a = src[((2 * y) * w + 2 * x) * C + c] + src[((2 * y) * w + 2 * x + 1) * C + c];
+        const a = src[(2 * y * w + 2 * x) * C + c] + src[(2 * y * w + 2 * x + 1) * C + c];
         const b = src[((2 * y + 1) * w + 2 * x) * C + c] + src[((2 * y + 1) * w + 2 * x + 1) * C + c];
         out[(y * w2 + x) * C + c] = Math.round((a + b) / 4);
       }

@@ -82,12 +82,19 @@ describe('image input fuzzing (PNG / JPEG through sharp)', () => {
         seed: 'idx-1',
         cases: 1500,
         generate(rng) {
-          const m = mutateBytes(rng, rng.pick(seedsIdx), [3, 4, 8, 12].map((at) => ({ at, width: 4 as const, big: true })));
+          const m = mutateBytes(
+            rng,
+            rng.pick(seedsIdx),
+            [3, 4, 8, 12].map((at) => ({ at, width: 4 as const, big: true })),
+          );
           return { input: m.bytes, what: m.what };
         },
         parse: (bytes) => parseIdx(bytes, 'fuzz-idx3-ubyte'),
         checkError: (_b, message) => (message.includes('fuzz-idx3-ubyte') ? undefined : 'does not name the file'),
-        check: (bytes, r) => (r.data.length === r.dims.reduce((a, b) => a * b, 1) && r.data.length === bytes.length - 4 - 4 * r.dims.length ? undefined : `dims ${r.dims} for ${r.data.length} bytes`),
+        check: (bytes, r) =>
+          r.data.length === r.dims.reduce((a, b) => a * b, 1) && r.data.length === bytes.length - 4 - 4 * r.dims.length
+            ? undefined
+            : `dims ${r.dims} for ${r.data.length} bytes`,
       });
       expect(describeFailures(report)).toBe('');
     },

@@ -107,8 +107,7 @@ export class PixelTokenizer {
     const out = new Float32Array(images.length);
     for (let n = 0; n < N; n++) {
       const base = n * this.pixelsPerImage;
-      for (let c = 0; c < ch; c++)
-        for (let i = 0; i < size * size; i++) out[base + c * size * size + i] = (images[base + i * ch + c] / 255) * 2 - 1;
+      for (let c = 0; c < ch; c++) for (let i = 0; i < size * size; i++) out[base + c * size * size + i] = (images[base + i * ch + c] / 255) * 2 - 1;
     }
     return out;
   }

@@ -117,7 +117,9 @@ export class GaussianDiffusion {
     this.varianceType = varianceType;
     this.betas = betas;
     const f = () => new Float64Array(n);
-    const ac = f(), acPrev = f(), acNext = f();
+    const ac = f(),
+      acPrev = f(),
+      acNext = f();
     let prod = 1;
     for (let i = 0; i < n; i++) {
       prod *= 1 - betas[i]; // np.cumprod multiplies left to right, as here
@@ -136,7 +138,9 @@ export class GaussianDiffusion {
     this.sqrtRecipAlphasCumprod = ac.map((a) => Math.sqrt(1 / a));
     this.sqrtRecipm1AlphasCumprod = ac.map((a) => Math.sqrt(1 / a - 1));
 
-    const pv = f(), coef1 = f(), coef2 = f();
+    const pv = f(),
+      coef1 = f(),
+      coef2 = f();
     for (let i = 0; i < n; i++) {
       const alpha = 1 - betas[i];
       pv[i] = (betas[i] * (1 - acPrev[i])) / (1 - ac[i]);
@@ -186,7 +190,11 @@ export class GaussianDiffusion {
   }
 
   /** Mean and variance of q(x_{t-1} | x_t, x_0). */
-  qPosteriorMeanVariance(xStart: ArrayLike<number>, xT: ArrayLike<number>, t: Timesteps): { mean: Float64Array; variance: Float64Array; logVarianceClipped: Float64Array } {
+  qPosteriorMeanVariance(
+    xStart: ArrayLike<number>,
+    xT: ArrayLike<number>,
+    t: Timesteps,
+  ): { mean: Float64Array; variance: Float64Array; logVarianceClipped: Float64Array } {
     checkSameLength('xStart', xStart, xT);
     const { ts, perSample } = perBatch(t, xT.length, this.numTimesteps);
     const mean = new Float64Array(xT.length);
@@ -314,7 +322,11 @@ export function createDiffusion(options: DiffusionOptions = {}): GaussianDiffusi
     throw new RangeError(`unknown variance "${variance}"; allowed: ${VARIANCE_TYPES.join(', ')}`);
   }
   const baseBetas = getNamedBetaSchedule(schedule, steps);
-  const base = new GaussianDiffusion(baseBetas, Int32Array.from(baseBetas, (_, i) => i), variance);
+  const base = new GaussianDiffusion(
+    baseBetas,
+    Int32Array.from(baseBetas, (_, i) => i),
+    variance,
+  );
   const keep = new Set(spaceTimesteps(steps, respacing));
   const betas: number[] = [];
   const map: number[] = [];

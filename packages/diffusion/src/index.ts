@@ -12,12 +12,4 @@
 export { BETA_SCHEDULES, getNamedBetaSchedule, spaceTimesteps } from './schedule';
 export type { BetaScheduleName } from './schedule';
 export { GaussianDiffusion, createDiffusion, VARIANCE_TYPES } from './diffusion';
-export type {
-  DiffusionOptions,
-  MeanVariance,
-  NormalSource,
-  StepOptions,
-  StepResult,
-  Timesteps,
-  VarianceType,
-} from './diffusion';
+export type { DiffusionOptions, MeanVariance, NormalSource, StepOptions, StepResult, Timesteps, VarianceType } from './diffusion';

@@ -82,14 +82,15 @@ export function spaceTimesteps(numTimesteps: number, respacing: string | number[
       }
       throw new RangeError(
         `respacing "${spec}": no integer stride gives exactly ${desired} of ${numTimesteps} steps; ` +
-          'use a count N with ceil(steps/stride) = N for some stride, or a plain count such as "' + desired + '"',
+          'use a count N with ceil(steps/stride) = N for some stride, or a plain count such as "' +
+          desired +
+          '"',
       );
     }
     const parts = spec.split(',').map((p) => p.trim());
     if (parts.some((p) => !/^\d+$/.test(p))) {
       throw new RangeError(
-        `respacing "${spec}" is not understood; allowed: "" (all steps), a count like "250", ` +
-          'comma-separated section counts like "10,15,20", or "ddimN"',
+        `respacing "${spec}" is not understood; allowed: "" (all steps), a count like "250", ` + 'comma-separated section counts like "10,15,20", or "ddimN"',
       );
     }
     return spaceTimesteps(numTimesteps, parts.map(Number));

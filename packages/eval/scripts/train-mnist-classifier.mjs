@@ -10,8 +10,9 @@ const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { initBackend } = require('@causalfusion/backend');
 const { loadMnist, MNIST_CLASS_NAMES } = require('@causalfusion/data');
-const { trainMnistClassifier, createMnistClassifier, saveMnistClassifier, TRAIN_MNIST_CLASSIFIER_COMMAND, DEFAULT_MNIST_CLASSIFIER_DIR } =
-  require(path.join(here, '..', 'dist', 'mnist'));
+const { trainMnistClassifier, createMnistClassifier, saveMnistClassifier, TRAIN_MNIST_CLASSIFIER_COMMAND, DEFAULT_MNIST_CLASSIFIER_DIR } = require(
+  path.join(here, '..', 'dist', 'mnist'),
+);
 
 function parseArgs(argv) {
   const opts = { epochs: 3, batchSize: 128, seed: 0, learningRate: 1e-3, out: DEFAULT_MNIST_CLASSIFIER_DIR };

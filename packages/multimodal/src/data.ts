@@ -4,13 +4,22 @@
  * files. The training app's onnxruntime path and the CLI's input checks load this entry only.
  */
 export {
-  CaptionedDataset, captionedDataset, captionOf, sceneOf, renderScene, digitBank,
-  CANVAS_HEIGHT, CANVAS_WIDTH, SLOT, SMALL, CAPTION_WORDS, CAPTIONS_PER_SCENE, DIGIT_WORDS,
+  CaptionedDataset,
+  captionedDataset,
+  captionOf,
+  sceneOf,
+  renderScene,
+  digitBank,
+  CANVAS_HEIGHT,
+  CANVAS_WIDTH,
+  SLOT,
+  SMALL,
+  CAPTION_WORDS,
+  CAPTIONS_PER_SCENE,
+  DIGIT_WORDS,
 } from './scenes';
 export type { CaptionedItem, CaptionedDatasetOptions, DigitBank, DigitSize, Scene, SceneDigit, SceneSplit, Side, VerticalPos } from './scenes';
-export {
-  CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption, DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, SPECIAL_TOKENS,
-} from './text';
+export { CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption, DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, SPECIAL_TOKENS } from './text';
 export { CanvasCodec } from './canvas';
 export { saveMultimodalModel, readMultimodalFolder, DEFAULT_MULTIMODAL_MODEL_DIR } from './model-folder';
 export { readImageTextFolder, writeImageTextFolder, CAPTIONS_FILE } from './folder';

@@ -2,8 +2,18 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  CaptionCodec, CaptionedDataset, DEFAULT_TOKENIZER_FILE, loadCaptionTokenizer, readImageTextFolder, readSlots, checkFaithfulness,
-  trainCaptionTokenizer, writeImageTextFolder, CANVAS_HEIGHT, CANVAS_WIDTH, CAPTIONS_PER_SCENE,
+  CaptionCodec,
+  CaptionedDataset,
+  DEFAULT_TOKENIZER_FILE,
+  loadCaptionTokenizer,
+  readImageTextFolder,
+  readSlots,
+  checkFaithfulness,
+  trainCaptionTokenizer,
+  writeImageTextFolder,
+  CANVAS_HEIGHT,
+  CANVAS_WIDTH,
+  CAPTIONS_PER_SCENE,
 } from './index';
 
 jest.setTimeout(120_000);
@@ -37,7 +47,8 @@ describe('the captioned dataset', () => {
       expect(item.captions).toHaveLength(CAPTIONS_PER_SCENE);
       for (const c of item.captions) {
         expect(() => codec.encode(c)).not.toThrow();
-        for (const g of item.scene.digits) expect(c).toMatch(new RegExp(`\\b(${g.digit}|${['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'][g.digit]})\\b`));
+        for (const g of item.scene.digits)
+          expect(c).toMatch(new RegExp(`\\b(${g.digit}|${['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'][g.digit]})\\b`));
       }
     }
   });

@@ -21,7 +21,12 @@ export interface ImageTextItem {
 }
 
 /** Write images (gray, height x width each) and captions.jsonl. */
-export async function writeImageTextFolder(dir: string, items: { image: Uint8Array; captions: string[]; file?: string }[], height: number, width: number): Promise<void> {
+export async function writeImageTextFolder(
+  dir: string,
+  items: { image: Uint8Array; captions: string[]; file?: string }[],
+  height: number,
+  width: number,
+): Promise<void> {
   makeDirs(dir);
   const lines: string[] = [];
   const digits = String(items.length).length;
@@ -29,7 +34,13 @@ export async function writeImageTextFolder(dir: string, items: { image: Uint8Arr
     const it = items[i];
     if (it.image.length !== height * width) throw new RangeError(`item ${i}: the image has ${it.image.length} values, expected ${height}x${width}`);
     const file = it.file ?? `${String(i).padStart(Math.max(4, digits), '0')}.png`;
-    writeFileAtomic(path.join(dir, file), await sharp(Buffer.from(it.image), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer());
+    writeFileAtomic(
+      path.join(dir, file),
+      await sharp(Buffer.from(it.image), { raw: { width, height, channels: 1 } })
+        .toColourspace('b-w')
+        .png()
+        .toBuffer(),
+    );
     lines.push(JSON.stringify({ file, captions: it.captions }));
   }
   writeFileAtomic(path.join(dir, CAPTIONS_FILE), lines.join('\n') + '\n');

@@ -56,7 +56,7 @@ export function pickToken(logits: ArrayLike<number>, options: DecodeOptions, rng
   let n = probs.length;
   if (options.topP !== undefined && options.topP < 1) {
     let acc = 0;
-    for (n = 0; n < probs.length; ) {
+    for (n = 0; n < probs.length;) {
       acc += probs[n++];
       if (acc >= options.topP) break;
     }
@@ -161,7 +161,12 @@ export interface GenerateImageOptions {
 }
 
 /** Images for caption rows (one image per row): tokens [N, L, tokenDim] in raster order, in [-1, 1]. */
-export async function generateImages(model: MultimodalModel, codec: CaptionCodec, captions: Int32Array[], options: GenerateImageOptions = {}): Promise<Float32Array> {
+export async function generateImages(
+  model: MultimodalModel,
+  codec: CaptionCodec,
+  captions: Int32Array[],
+  options: GenerateImageOptions = {},
+): Promise<Float32Array> {
   const diffusion = createDiffusion({ respacing: String(options.steps ?? 50) });
   const { tokens } = await sample(new CaptionDenoiser(model, codec.nullCaption()), {
     conditions: captions,
@@ -180,4 +185,3 @@ export async function generateImages(model: MultimodalModel, codec: CaptionCodec
   });
   return tokens;
 }
-

@@ -12,13 +12,38 @@
 export * from './data';
 // the framework-free rules of the model (@causalfusion/config), for users of this package
 export {
-  MULTIMODAL_CONFIG_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, multimodalGeometry, validateMultimodalConfig, validateMultimodalShape,
-  PAD_ID, BOS_ID, EOS_ID, multimodalParamEntries, captionMask, textToImageMask, maskToBias, textLossMask, textTargets,
-  prepareTextToImageTokens, prepareMultimodalStep, DEFAULT_RECIPE, capArSteps, drawMultimodalRandomness,
+  MULTIMODAL_CONFIG_FORMAT,
+  multimodalConfigFromJson,
+  multimodalConfigToJson,
+  multimodalGeometry,
+  validateMultimodalConfig,
+  validateMultimodalShape,
+  PAD_ID,
+  BOS_ID,
+  EOS_ID,
+  multimodalParamEntries,
+  captionMask,
+  textToImageMask,
+  maskToBias,
+  textLossMask,
+  textTargets,
+  prepareTextToImageTokens,
+  prepareMultimodalStep,
+  DEFAULT_RECIPE,
+  capArSteps,
+  drawMultimodalRandomness,
 } from '@causalfusion/config';
 export type {
-  MultimodalConfig, MultimodalModelShape, MultimodalMeta, ParamEntry, TextToImageInputs, TextToImageTokens, MultimodalBatch, MultimodalRandomness,
-  MultimodalRecipe, MultimodalStepInputs,
+  MultimodalConfig,
+  MultimodalModelShape,
+  MultimodalMeta,
+  ParamEntry,
+  TextToImageInputs,
+  TextToImageTokens,
+  MultimodalBatch,
+  MultimodalRandomness,
+  MultimodalRecipe,
+  MultimodalStepInputs,
 } from '@causalfusion/config';
 export { MultimodalModel } from './model';
 export type { CaptionInputs, MultimodalParams } from './model';

@@ -7,8 +7,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  CONFIG_FILE, META_FILE, MULTIMODAL_META_FORMAT, multimodalConfigFromJson, multimodalConfigToJson, parseMultimodalMeta, TOKENIZER_FILE, WEIGHTS_FILE,
-  writeModelFolder, type MultimodalConfig, type MultimodalMeta, type StateDict,
+  CONFIG_FILE,
+  META_FILE,
+  MULTIMODAL_META_FORMAT,
+  multimodalConfigFromJson,
+  multimodalConfigToJson,
+  parseMultimodalMeta,
+  TOKENIZER_FILE,
+  WEIGHTS_FILE,
+  writeModelFolder,
+  type MultimodalConfig,
+  type MultimodalMeta,
+  type StateDict,
 } from '@causalfusion/config';
 import type { CaptionCodec } from './text';
 import { CAPTION_WORDS } from './scenes';

@@ -5,17 +5,43 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  CaptionCodec, captionMask, generateCaptions, generateImages, initBackend, loadCaptionTokenizer, loadMultimodalModel, MultimodalConfig,
-  MultimodalModel, multimodalLosses, multimodalTrainStep, pickToken, saveMultimodalModel, textLossMask, textToImageMask, tf, capArSteps,
-  drawMultimodalRandomness, DEFAULT_RECIPE, prepareTextToImageTokens,
+  CaptionCodec,
+  captionMask,
+  generateCaptions,
+  generateImages,
+  initBackend,
+  loadCaptionTokenizer,
+  loadMultimodalModel,
+  MultimodalConfig,
+  MultimodalModel,
+  multimodalLosses,
+  multimodalTrainStep,
+  pickToken,
+  saveMultimodalModel,
+  textLossMask,
+  textToImageMask,
+  tf,
+  capArSteps,
+  drawMultimodalRandomness,
+  DEFAULT_RECIPE,
+  prepareTextToImageTokens,
 } from './index';
 
 jest.setTimeout(120_000);
 
 const tokenizer = loadCaptionTokenizer();
 const TINY: MultimodalConfig = {
-  imageHeight: 16, imageWidth: 32, channels: 1, patchSize: 4, textLength: 18, vocabSize: tokenizer.vocabSize,
-  hiddenSize: 32, depth: 2, numHeads: 2, mlpRatio: 2, captionDropoutProb: 0.1,
+  imageHeight: 16,
+  imageWidth: 32,
+  channels: 1,
+  patchSize: 4,
+  textLength: 18,
+  vocabSize: tokenizer.vocabSize,
+  hiddenSize: 32,
+  depth: 2,
+  numHeads: 2,
+  mlpRatio: 2,
+  captionDropoutProb: 0.1,
 };
 const codec = new CaptionCodec(tokenizer, TINY.textLength);
 let model: MultimodalModel;
@@ -26,7 +52,12 @@ beforeAll(async () => {
   // the official init zeroes the eps head; random weights there make the eps comparisons meaningful
   const rng = createRng(9);
   const w = model.body.finalLayer.linear.weight;
-  w.assign(tf.tensor(Float32Array.from({ length: w.size }, () => rng.normal() * 0.2), w.shape));
+  w.assign(
+    tf.tensor(
+      Float32Array.from({ length: w.size }, () => rng.normal() * 0.2),
+      w.shape,
+    ),
+  );
 });
 afterAll(() => model.dispose());
 
@@ -118,7 +149,12 @@ describe('KV cache equals the full-sequence forward', () => {
     const T = TINY.textLength;
     const full = tf.tidy(() => model.forwardCaption({ image, text }).dataSync() as Float32Array);
     const cache = model.createCache(2);
-    model.pushClean(cache, image, Int32Array.from({ length: 2 * model.numTokens }, (_, i) => i % model.numTokens), model.numTokens);
+    model.pushClean(
+      cache,
+      image,
+      Int32Array.from({ length: 2 * model.numTokens }, (_, i) => i % model.numTokens),
+      model.numTokens,
+    );
     let err = 0;
     for (let j = 0; j < T; j++) {
       const logits = model.pushText(cache, [text[j], text[T + j]], j, 1, { logits: true })!;
@@ -181,11 +217,28 @@ describe('decoding and generation', () => {
     expect(pickToken(logits, {}, null)).toBe(3);
     expect(pickToken(logits, { topK: 1, temperature: 2 }, createRng(0))).toBe(3);
     expect(pickToken(logits, { topP: 0.01 }, createRng(0))).toBe(3);
-    const draws = (seed: number) => Array.from({ length: 200 }, ((r) => () => pickToken(logits, { temperature: 1.5 }, r))(createRng(seed)));
+    const draws = (seed: number) =>
+      Array.from(
+        { length: 200 },
+        (
+          (r) => () =>
+            pickToken(logits, { temperature: 1.5 }, r)
+        )(createRng(seed)),
+      );
     const a = draws(1);
     expect(draws(1)).toEqual(a);
     expect(new Set(a)).toEqual(new Set([2, 3, 4, 5]));
-    expect(new Set(Array.from({ length: 100 }, ((r) => () => pickToken(logits, { topK: 2 }, r))(createRng(2))))).toEqual(new Set([3, 4]));
+    expect(
+      new Set(
+        Array.from(
+          { length: 100 },
+          (
+            (r) => () =>
+              pickToken(logits, { topK: 2 }, r)
+          )(createRng(2)),
+        ),
+      ),
+    ).toEqual(new Set([3, 4]));
     expect(() => pickToken(logits, { temperature: 0 }, createRng(0))).toThrow(/temperature/);
   });
 

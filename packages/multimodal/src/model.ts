@@ -19,8 +19,15 @@
  */
 import { tf } from '@causalfusion/backend';
 import {
-  checkTextIds, MULTIMODAL_KEYS as K, multimodalGeometry, multimodalParamEntries, validateMultimodalConfig,
-  captionMask, maskToBias, type MultimodalConfig, type TextToImageTokens,
+  checkTextIds,
+  MULTIMODAL_KEYS as K,
+  multimodalGeometry,
+  multimodalParamEntries,
+  validateMultimodalConfig,
+  captionMask,
+  maskToBias,
+  type MultimodalConfig,
+  type TextToImageTokens,
 } from '@causalfusion/config';
 import { applyHead, embeddingRows, KVCache, TransformerBody, type HeadParams } from '@causalfusion/transformer';
 

@@ -4,8 +4,17 @@
 import { initBackend, MultimodalModel, multimodalParamEntries, type MultimodalConfig } from './index';
 
 const CONFIG: MultimodalConfig = {
-  imageHeight: 8, imageWidth: 12, channels: 1, patchSize: 2, textLength: 8, vocabSize: 24,
-  hiddenSize: 32, depth: 2, numHeads: 2, mlpRatio: 2, captionDropoutProb: 0.1,
+  imageHeight: 8,
+  imageWidth: 12,
+  channels: 1,
+  patchSize: 2,
+  textLength: 8,
+  vocabSize: 24,
+  hiddenSize: 32,
+  depth: 2,
+  numHeads: 2,
+  mlpRatio: 2,
+  captionDropoutProb: 0.1,
 };
 
 beforeAll(() => initBackend({ backend: 'cpu', quiet: true }));

@@ -41,12 +41,19 @@ function bilinear(src: Uint8Array, srcW: number, srcH: number, y0: number, x0: n
 export function readSlots(image: Uint8Array): SlotReading[] {
   return (['left', 'right'] as const).map((side) => {
     const xs = side === 'left' ? 0 : SLOT;
-    let y0 = CANVAS_HEIGHT, x0 = CANVAS_WIDTH, y1 = 0, x1 = 0, ink = 0;
+    let y0 = CANVAS_HEIGHT,
+      x0 = CANVAS_WIDTH,
+      y1 = 0,
+      x1 = 0,
+      ink = 0;
     for (let y = 0; y < CANVAS_HEIGHT; y++)
       for (let x = xs; x < xs + SLOT; x++)
         if (image[y * CANVAS_WIDTH + x] > INK) {
           ink++;
-          y0 = Math.min(y0, y); x0 = Math.min(x0, x); y1 = Math.max(y1, y + 1); x1 = Math.max(x1, x + 1);
+          y0 = Math.min(y0, y);
+          x0 = Math.min(x0, x);
+          y1 = Math.max(y1, y + 1);
+          x1 = Math.max(x1, x + 1);
         }
     const crop = new Uint8Array(28 * 28);
     if (ink < MIN_INK) return { side, present: false, box: [0, 0, 0, 0], size: null, vpos: null, crop };
@@ -79,7 +86,10 @@ export interface FaithfulnessCheck {
 
 /** Compare the readings (with the classifier's labels per slot, left then right) to the caption's claims. */
 export function checkFaithfulness(readings: SlotReading[], labels: number[], claims: CaptionClaims): FaithfulnessCheck {
-  let digits = true, placement = true, sizes = true, vpos = true;
+  let digits = true,
+    placement = true,
+    sizes = true,
+    vpos = true;
   readings.forEach((r, i) => {
     const claimed = claims.scene.digits.find((g) => g.side === r.side);
     if (!claimed) {

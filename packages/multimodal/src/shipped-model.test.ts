@@ -5,7 +5,16 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { CanvasCodec, CaptionedDataset, DEFAULT_MULTIMODAL_MODEL_DIR, DIGIT_WORDS, generateCaptions, initBackend, loadMultimodalModel, readMultimodalFolder } from './index';
+import {
+  CanvasCodec,
+  CaptionedDataset,
+  DEFAULT_MULTIMODAL_MODEL_DIR,
+  DIGIT_WORDS,
+  generateCaptions,
+  initBackend,
+  loadMultimodalModel,
+  readMultimodalFolder,
+} from './index';
 
 jest.setTimeout(120_000);
 

@@ -27,7 +27,11 @@ export const DEFAULT_TOKENIZER_FILE = path.resolve(__dirname, '..', 'assets', 't
 
 /** Normalised caption text: lower case, single spaces, no punctuation the grammar does not use. */
 export function normalizeCaption(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9 ]+/g, ' ').replace(/\s+/g, ' ').trim();
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9 ]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /**
@@ -64,7 +68,9 @@ export class CaptionCodec {
   /** Words of `text` that the model does not know (after normalisation). */
   unknownWords(text: string): string[] {
     const known = new Set(this.words);
-    return normalizeCaption(text).split(' ').filter((w) => w && !known.has(w));
+    return normalizeCaption(text)
+      .split(' ')
+      .filter((w) => w && !known.has(w));
   }
 
   /** One row of `textLength` ids. Throws on unknown words or a caption that does not fit. */

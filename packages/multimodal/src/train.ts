@@ -11,8 +11,12 @@
  */
 import { tf } from '@causalfusion/backend';
 import {
-  DEFAULT_RECIPE, drawMultimodalRandomness, prepareMultimodalStep,
-  type MultimodalBatch, type MultimodalRandomness, type MultimodalRecipe,
+  DEFAULT_RECIPE,
+  drawMultimodalRandomness,
+  prepareMultimodalStep,
+  type MultimodalBatch,
+  type MultimodalRandomness,
+  type MultimodalRecipe,
 } from '@causalfusion/config';
 import type { GaussianDiffusion } from '@causalfusion/diffusion';
 import { createDiffusion } from '@causalfusion/diffusion';
@@ -56,7 +60,9 @@ export function multimodalLosses(
   if (t2i) {
     const { logits, eps } = model.forwardTextToImage(t2i);
     const L = model.numTokens;
-    image = tf.mean(tf.mul(tf.squaredDifference(tf.tensor3d(t2i.noiseShuf, [t2i.N, L, model.tokenDim]), eps), tf.tensor3d(t2i.arWeights, [1, L, 1]))) as tf.Scalar;
+    image = tf.mean(
+      tf.mul(tf.squaredDifference(tf.tensor3d(t2i.noiseShuf, [t2i.N, L, model.tokenDim]), eps), tf.tensor3d(t2i.arWeights, [1, L, 1])),
+    ) as tf.Scalar;
     textLosses.push(tf.sum(tf.mul(crossEntropy(logits, t2i.targets), tf.tensor1d(t2i.textMask))));
   }
   if (step.caption) {

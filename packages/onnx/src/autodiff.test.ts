@@ -23,7 +23,12 @@ interface Input {
  * Build sum(f(inputs) * R), return the max |analytic - numeric| gradient error relative to the largest
  * numeric gradient of each input.
  */
-async function checkGradients(inputs: Input[], f: (gg: GradGraph, names: Record<string, string>) => string, outDims: number[], seed = 1): Promise<Record<string, number>> {
+async function checkGradients(
+  inputs: Input[],
+  f: (gg: GradGraph, names: Record<string, string>) => string,
+  outDims: number[],
+  seed = 1,
+): Promise<Record<string, number>> {
   const rng = createRng(seed);
   const gg = new GradGraph();
   const names: Record<string, string> = {};
@@ -44,12 +49,21 @@ async function checkGradients(inputs: Input[], f: (gg: GradGraph, names: Record<
     gradNames.push(name);
     outputs.push(valueInfo(name, FLOAT, null));
   }
-  const model = gg.g.finish('test', inputs.map((i) => valueInfo(i.name, i.int ? INT64 : FLOAT, i.dims)), outputs, true);
+  const model = gg.g.finish(
+    'test',
+    inputs.map((i) => valueInfo(i.name, i.int ? INT64 : FLOAT, i.dims)),
+    outputs,
+    true,
+  );
   const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, graphOptimizationLevel: 'disabled' });
   const values = new Map<string, Float32Array | BigInt64Array>();
   for (const i of inputs) {
     const n = i.dims.reduce((a, b) => a * b, 1);
-    if (i.int) values.set(i.name, BigInt64Array.from(i.int, (v) => BigInt(v)));
+    if (i.int)
+      values.set(
+        i.name,
+        BigInt64Array.from(i.int, (v) => BigInt(v)),
+      );
     else values.set(i.name, Float32Array.from(i.values ?? Array.from({ length: n }, () => rng.normal())));
   }
   const feeds = () => Object.fromEntries(inputs.map((i) => [i.name, new ort.Tensor(i.int ? 'int64' : 'float32', values.get(i.name)!, i.dims)]));
@@ -87,29 +101,110 @@ function expectSmall(errors: Record<string, number>): void {
 
 describe('GradGraph gradients match finite differences', () => {
   it('linear (Gemm), with and without bias', async () => {
-    expectSmall(await checkGradients([{ name: 'x', dims: [3, 4] }, { name: 'w', dims: [4, 5] }, { name: 'b', dims: [5] }], (gg, n) => gg.linear(n.x, n.w, n.b), [3, 5]));
-    expectSmall(await checkGradients([{ name: 'x', dims: [3, 4] }, { name: 'w', dims: [4, 2] }], (gg, n) => gg.linear(n.x, n.w, null), [3, 2]));
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'x', dims: [3, 4] },
+          { name: 'w', dims: [4, 5] },
+          { name: 'b', dims: [5] },
+        ],
+        (gg, n) => gg.linear(n.x, n.w, n.b),
+        [3, 5],
+      ),
+    );
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'x', dims: [3, 4] },
+          { name: 'w', dims: [4, 2] },
+        ],
+        (gg, n) => gg.linear(n.x, n.w, null),
+        [3, 2],
+      ),
+    );
   });
 
   it('batched matmul, plain and with B transposed', async () => {
-    expectSmall(await checkGradients([{ name: 'a', dims: [2, 2, 3, 4] }, { name: 'b', dims: [2, 2, 4, 3] }], (gg, n) => gg.matmul(n.a, n.b), [2, 2, 3, 3]));
-    expectSmall(await checkGradients([{ name: 'a', dims: [2, 2, 3, 4] }, { name: 'b', dims: [2, 2, 5, 4] }], (gg, n) => gg.matmul(n.a, n.b, true), [2, 2, 3, 5]));
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'a', dims: [2, 2, 3, 4] },
+          { name: 'b', dims: [2, 2, 4, 3] },
+        ],
+        (gg, n) => gg.matmul(n.a, n.b),
+        [2, 2, 3, 3],
+      ),
+    );
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'a', dims: [2, 2, 3, 4] },
+          { name: 'b', dims: [2, 2, 5, 4] },
+        ],
+        (gg, n) => gg.matmul(n.a, n.b, true),
+        [2, 2, 3, 5],
+      ),
+    );
   });
 
   it('add, broadcast add (dropped and kept axes), scale', async () => {
-    expectSmall(await checkGradients([{ name: 'a', dims: [2, 3] }, { name: 'b', dims: [2, 3] }], (gg, n) => gg.scale(gg.add(n.a, n.b), 0.7), [2, 3]));
-    expectSmall(await checkGradients([{ name: 'x', dims: [2, 3, 4] }, { name: 'b', dims: [3, 4] }], (gg, n) => gg.addBroadcast(n.x, n.b, [0], false), [2, 3, 4]));
-    expectSmall(await checkGradients([{ name: 'x', dims: [2, 3, 4] }, { name: 'b', dims: [2, 1, 4] }], (gg, n) => gg.addBroadcast(n.x, n.b, [1], true), [2, 3, 4]));
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'a', dims: [2, 3] },
+          { name: 'b', dims: [2, 3] },
+        ],
+        (gg, n) => gg.scale(gg.add(n.a, n.b), 0.7),
+        [2, 3],
+      ),
+    );
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'x', dims: [2, 3, 4] },
+          { name: 'b', dims: [3, 4] },
+        ],
+        (gg, n) => gg.addBroadcast(n.x, n.b, [0], false),
+        [2, 3, 4],
+      ),
+    );
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'x', dims: [2, 3, 4] },
+          { name: 'b', dims: [2, 1, 4] },
+        ],
+        (gg, n) => gg.addBroadcast(n.x, n.b, [1], true),
+        [2, 3, 4],
+      ),
+    );
   });
 
   it('layer norm (input, weight, bias)', async () => {
-    expectSmall(await checkGradients([{ name: 'x', dims: [4, 6] }, { name: 'w', dims: [6] }, { name: 'b', dims: [6] }], (gg, n) => gg.layerNorm(n.x, n.w, n.b), [4, 6]));
+    expectSmall(
+      await checkGradients(
+        [
+          { name: 'x', dims: [4, 6] },
+          { name: 'w', dims: [6] },
+          { name: 'b', dims: [6] },
+        ],
+        (gg, n) => gg.layerNorm(n.x, n.w, n.b),
+        [4, 6],
+      ),
+    );
   });
 
   it('softmax under an additive mask', async () => {
     const mask = [0, -Infinity, -Infinity, 0, 0, -Infinity, 0, 0, 0];
     expectSmall(
-      await checkGradients([{ name: 'x', dims: [2, 3, 3] }, { name: 'mask', dims: [3, 3], param: false, values: mask }], (gg, n) => gg.softmax(n.x, n.mask), [2, 3, 3]),
+      await checkGradients(
+        [
+          { name: 'x', dims: [2, 3, 3] },
+          { name: 'mask', dims: [3, 3], param: false, values: mask },
+        ],
+        (gg, n) => gg.softmax(n.x, n.mask),
+        [2, 3, 3],
+      ),
     );
   });
 
@@ -120,18 +215,32 @@ describe('GradGraph gradients match finite differences', () => {
 
   it('reshape, transpose, concat and split (one part unused)', async () => {
     expectSmall(
-      await checkGradients([{ name: 'a', dims: [2, 3, 4] }, { name: 'b', dims: [2, 1, 4] }], (gg, n) => {
-        const c = gg.concat([n.a, n.b], 1); // [2, 4, 4]
-        const t = gg.transpose(gg.reshape(c, [2, 2, 2, 4]), [0, 2, 1, 3]);
-        const [first] = gg.split(gg.reshape(t, [2, 16]), 1, [10, 6], 2);
-        return first;
-      }, [2, 10]),
+      await checkGradients(
+        [
+          { name: 'a', dims: [2, 3, 4] },
+          { name: 'b', dims: [2, 1, 4] },
+        ],
+        (gg, n) => {
+          const c = gg.concat([n.a, n.b], 1); // [2, 4, 4]
+          const t = gg.transpose(gg.reshape(c, [2, 2, 2, 4]), [0, 2, 1, 3]);
+          const [first] = gg.split(gg.reshape(t, [2, 16]), 1, [10, 6], 2);
+          return first;
+        },
+        [2, 10],
+      ),
     );
   });
 
   it('gather (embedding rows, repeated ids)', async () => {
     expectSmall(
-      await checkGradients([{ name: 'table', dims: [5, 3] }, { name: 'ids', dims: [2, 3], int: [4, 0, 4, 2, 2, 1] }], (gg, n) => gg.gather(n.table, n.ids, 5, 3), [2, 3, 3]),
+      await checkGradients(
+        [
+          { name: 'table', dims: [5, 3] },
+          { name: 'ids', dims: [2, 3], int: [4, 0, 4, 2, 2, 1] },
+        ],
+        (gg, n) => gg.gather(n.table, n.ids, 5, 3),
+        [2, 3, 3],
+      ),
     );
   });
 

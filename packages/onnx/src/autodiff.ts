@@ -252,7 +252,11 @@ export class GradGraph {
   concat(parts: string[], axis: number): string {
     const y = this.g.op('Concat', parts, [attr.int('axis', axis)]);
     this.record([y], parts, ([g]) => {
-      const sizes = this.g.op('Concat', parts.map((p) => this.lengthOf(p, axis)), [attr.int('axis', 0)]);
+      const sizes = this.g.op(
+        'Concat',
+        parts.map((p) => this.lengthOf(p, axis)),
+        [attr.int('axis', 0)],
+      );
       const pieces = this.g.opN('Split', [g!, sizes], parts.length, [attr.int('axis', axis)]);
       parts.forEach((p, i) => this.accumulate(p, pieces[i]));
     });
@@ -280,7 +284,11 @@ export class GradGraph {
     const y = this.g.op('Gather', [table, ids], [attr.int('axis', 0)]);
     this.record([y], [table], ([g]) => {
       const flatIds = this.g.op('Reshape', [ids, this.ints([-1])]);
-      const oneHot = this.g.op('OneHot', [flatIds, this.g.constant(`depth.${rows}`, [rows], 'int64'), this.g.constant('onehot.values', [0, 1], 'float')], [attr.int('axis', -1)]);
+      const oneHot = this.g.op(
+        'OneHot',
+        [flatIds, this.g.constant(`depth.${rows}`, [rows], 'int64'), this.g.constant('onehot.values', [0, 1], 'float')],
+        [attr.int('axis', -1)],
+      );
       const g2 = this.g.op('Reshape', [g!, this.ints([-1, width])]);
       this.accumulate(table, this.g.op('Gemm', [oneHot, g2], [attr.int('transA', 1)]));
     });
@@ -310,7 +318,11 @@ export class GradGraph {
    */
   weightedCrossEntropy(logits: string, labels: string, w: string, vocab: number): string {
     const logp = this.g.op('LogSoftmax', [logits], [attr.int('axis', -1)]);
-    const oneHot = this.g.op('OneHot', [labels, this.g.constant(`depth.${vocab}`, [vocab], 'int64'), this.g.constant('onehot.values', [0, 1], 'float')], [attr.int('axis', -1)]);
+    const oneHot = this.g.op(
+      'OneHot',
+      [labels, this.g.constant(`depth.${vocab}`, [vocab], 'int64'), this.g.constant('onehot.values', [0, 1], 'float')],
+      [attr.int('axis', -1)],
+    );
     const picked = this.reduceSum(this.mul(logp, oneHot), [-1], false); // [M]
     const y = this.g.op('Neg', [this.g.op('ReduceSum', [this.mul(picked, w)], [attr.int('keepdims', 0)])]);
     this.record([y], [logits], ([g]) => {

@@ -127,7 +127,8 @@ export class OrtDenoiser implements Denoiser<number> {
       const files = { cond: '', push: '', eps: '' };
       for (const name of ['cond', 'push', 'eps'] as const) {
         files[name] = path.join(location, manifest.graphs[name].file);
-        if (!fs.existsSync(files[name])) throw new Error(`${location}: ${manifest.graphs[name].file} is missing (named by ${MANIFEST_FILE}); export the model again`);
+        if (!fs.existsSync(files[name]))
+          throw new Error(`${location}: ${manifest.graphs[name].file} is missing (named by ${MANIFEST_FILE}); export the model again`);
       }
       return new OrtDenoiser(manifest.modelConfig, await createEngines(manifest.modelConfig, files, options));
     }
@@ -145,7 +146,8 @@ export class OrtDenoiser implements Denoiser<number> {
 
   /** Sessions for graphs from buildOnnxGraphs (with the weights inside the graphs). */
   static async fromGraphs(graphs: OnnxGraphs, options: OrtOptions = {}): Promise<OrtDenoiser> {
-    if (graphs.externalWeights) throw new Error('fromGraphs: these graphs keep their weights in an external file; write them with exportOnnx and use OrtDenoiser.load(folder)');
+    if (graphs.externalWeights)
+      throw new Error('fromGraphs: these graphs keep their weights in an external file; write them with exportOnnx and use OrtDenoiser.load(folder)');
     return new OrtDenoiser(graphs.config, await createEngines(graphs.config, { cond: graphs.cond, push: graphs.push, eps: graphs.eps }, options));
   }
 

@@ -48,7 +48,8 @@ export class LocalEngine implements Engine {
   static async create(config: ModelConfig, sources: GraphSources, options: EngineOptions): Promise<LocalEngine> {
     const created: Partial<Record<GraphName, InferenceSession>> = {};
     try {
-      for (const name of ['cond', 'push', 'eps'] as const) created[name] = await createSession(sources[name], { device: options.device, threads: options.threads });
+      for (const name of ['cond', 'push', 'eps'] as const)
+        created[name] = await createSession(sources[name], { device: options.device, threads: options.threads });
     } catch (err) {
       await Promise.all(Object.values(created).map((s) => s.release()));
       throw err;

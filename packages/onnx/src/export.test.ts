@@ -48,7 +48,25 @@ async function probe(denoiser: OrtDenoiser): Promise<Float32Array> {
 describe('graphs', () => {
   it('use standard opset-17 ops, with the official names for the weights', () => {
     const graphs = buildOnnxGraphs(config, weights);
-    const standard = new Set(['MatMul', 'Add', 'Mul', 'LayerNormalization', 'Softmax', 'Gather', 'Concat', 'Reshape', 'Transpose', 'Sigmoid', 'Split', 'Unsqueeze', 'Sin', 'Cos', 'Identity', 'Tanh', 'Shape']);
+    const standard = new Set([
+      'MatMul',
+      'Add',
+      'Mul',
+      'LayerNormalization',
+      'Softmax',
+      'Gather',
+      'Concat',
+      'Reshape',
+      'Transpose',
+      'Sigmoid',
+      'Split',
+      'Unsqueeze',
+      'Sin',
+      'Cos',
+      'Identity',
+      'Tanh',
+      'Shape',
+    ]);
     for (const name of ['cond', 'push', 'eps'] as const) {
       const model = onnx.ModelProto.decode(graphs[name]);
       expect(model.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);
@@ -70,7 +88,11 @@ describe('graphs', () => {
         past[`past_key.${i}`] = new ort.Tensor('float32', l.k, l.shape);
         past[`past_value.${i}`] = new ort.Tensor('float32', l.v, l.shape);
       });
-      const noised = new ort.Tensor('float32', Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.cos(i)), [2, 3, 4]);
+      const noised = new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.cos(i)),
+        [2, 3, 4],
+      );
       const run = async (positions: number[], dims: number[], t: number[]) =>
         (
           await eps.run({
@@ -140,9 +162,13 @@ describe('export and load', () => {
   });
 
   it('a bad folder gives an error that says what a folder should hold', async () => {
-    await expect(OrtDenoiser.load(path.join(tmp, 'nope'))).rejects.toThrow(/nope does not exist; give an exported ONNX folder \(causalfusion-onnx\.json\) or a model folder/);
+    await expect(OrtDenoiser.load(path.join(tmp, 'nope'))).rejects.toThrow(
+      /nope does not exist; give an exported ONNX folder \(causalfusion-onnx\.json\) or a model folder/,
+    );
     fs.mkdirSync(path.join(tmp, 'empty'));
-    await expect(OrtDenoiser.load(path.join(tmp, 'empty'))).rejects.toThrow(/empty is neither an exported ONNX folder \(no causalfusion-onnx\.json\) nor a model folder \(no model\.safetensors\)/);
+    await expect(OrtDenoiser.load(path.join(tmp, 'empty'))).rejects.toThrow(
+      /empty is neither an exported ONNX folder \(no causalfusion-onnx\.json\) nor a model folder \(no model\.safetensors\)/,
+    );
     const wrong = modelFolder('wrong-config', { ...config, depth: 3 }, weights);
     await expect(OrtDenoiser.load(wrong)).rejects.toThrow(/does not match the model config[\s\S]*missing keys \(15\)/);
     expect(() => exportOnnx(path.join(tmp, 'empty'), path.join(tmp, 'out'))).toThrow(/has no model\.safetensors/);
@@ -158,7 +184,9 @@ describe('export and load', () => {
     noNull.set('y_embedder.embedding_table.weight', { shape: [10, table.shape[1]], data: table.data.slice(0, 10 * table.shape[1]) });
     const denoiser = await OrtDenoiser.fromWeights({ ...config, classDropoutProb: 0 }, noNull, { threads: 1 });
     try {
-      await expect(denoiser.start([3, null])).rejects.toThrow('condition 1 is null (unconditional) but this model has no null class (classDropoutProb is 0); use cfgScale 1');
+      await expect(denoiser.start([3, null])).rejects.toThrow(
+        'condition 1 is null (unconditional) but this model has no null class (classDropoutProb is 0); use cfgScale 1',
+      );
       await expect(denoiser.start([10])).rejects.toThrow('label 10 is not a class of this model; use 0..9 (this model has no null class');
       (await denoiser.start([9])).dispose();
     } finally {
@@ -171,7 +199,9 @@ describe('export and load', () => {
     try {
       denoiser = await OrtDenoiser.fromWeights(config, weights, { device: 'cuda' });
     } catch (err) {
-      expect((err as Error).message).toMatch(/(no CUDA execution provider|cannot use CUDA here)[\s\S]*libonnxruntime_providers_(shared|cuda)\.so[\s\S]*Use --device cpu/);
+      expect((err as Error).message).toMatch(
+        /(no CUDA execution provider|cannot use CUDA here)[\s\S]*libonnxruntime_providers_(shared|cuda)\.so[\s\S]*Use --device cpu/,
+      );
     }
     if (denoiser) {
       const eps = await probe(denoiser);

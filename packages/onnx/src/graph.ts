@@ -17,7 +17,17 @@
  * (MatMul + bias Add) into one Gemm, and the tanh-GELU is written in the form ORT fuses into FastGelu.
  */
 import { onnx } from 'onnx-proto';
-import { BODY_KEYS, blockKeys, CLASS_KEYS, derived, timestepFrequencies, trainingEntries, transpose2d, validateConfig, type ModelConfig } from '@causalfusion/config';
+import {
+  BODY_KEYS,
+  blockKeys,
+  CLASS_KEYS,
+  derived,
+  timestepFrequencies,
+  trainingEntries,
+  transpose2d,
+  validateConfig,
+  type ModelConfig,
+} from '@causalfusion/config';
 import { checkWeights, type Weights } from './weights';
 
 export const OPSET = 17;
@@ -174,7 +184,14 @@ export class GraphBuilder {
 
   /** The serialized model; `microsoft`: the graph uses com.microsoft contrib ops (onnxruntime only). */
   finish(name: string, inputs: onnx.IValueInfoProto[], outputs: onnx.IValueInfoProto[], microsoft = false): Uint8Array {
-    const graph = onnx.GraphProto.create({ name, node: this.nodes, initializer: [...this.initializers.values()], input: inputs, output: outputs, valueInfo: this.valueInfo });
+    const graph = onnx.GraphProto.create({
+      name,
+      node: this.nodes,
+      initializer: [...this.initializers.values()],
+      input: inputs,
+      output: outputs,
+      valueInfo: this.valueInfo,
+    });
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       opsetImport: [{ domain: '', version: OPSET }, ...(microsoft ? [{ domain: 'com.microsoft', version: 1 }] : [])],
@@ -215,7 +232,11 @@ class CausalFusionGraph {
 
   /** nn.LayerNorm over the last axis (eps 1e-5). */
   layerNorm(x: string, prefix: string): string {
-    return this.g.op('LayerNormalization', [x, this.g.weight(`${prefix}.weight`), this.g.weight(`${prefix}.bias`)], [attr.int('axis', -1), attr.float('epsilon', 1e-5)]);
+    return this.g.op(
+      'LayerNormalization',
+      [x, this.g.weight(`${prefix}.weight`), this.g.weight(`${prefix}.bias`)],
+      [attr.int('axis', -1), attr.float('epsilon', 1e-5)],
+    );
   }
 
   /**
@@ -347,7 +368,11 @@ export function buildOnnxGraphs(config: ModelConfig, weights: Weights, options: 
       offset = Math.ceil((offset + w.data.byteLength) / 4096) * 4096; // page-aligned, so ORT may map them
     }
     external = { file: options.externalData, offsets };
-    externalWeights = { file: options.externalData, size: tensors.length ? tensors[tensors.length - 1].offset + tensors[tensors.length - 1].data.byteLength : 0, tensors };
+    externalWeights = {
+      file: options.externalData,
+      size: tensors.length ? tensors[tensors.length - 1].offset + tensors[tensors.length - 1].data.byteLength : 0,
+      tensors,
+    };
   } else {
     // protobuf caps a message at 2 GB; the eps graph holds every weight
     let bytes = 0;
@@ -379,7 +404,11 @@ export function buildOnnxGraphs(config: ModelConfig, weights: Weights, options: 
     const rowsOfTable = g.op('Gather', [g.weight(CLASS_KEYS.labelTable), IO_NAMES.labels], [attr.int('axis', 0)]);
     const tokens = g.op('Reshape', [rowsOfTable, g.constant('shape.cond', [0, config.numCondTokens, config.hiddenSize], 'int64')]);
     m.pushThroughBlocks(g.op('Add', [tokens, g.weight(CLASS_KEYS.condPosEmbed)]), false);
-    return g.finish('causalfusion_cond', [valueInfo(IO_NAMES.labels, INT64, ['rows'])], layers.flatMap((l) => kvOut(l, config.numCondTokens)));
+    return g.finish(
+      'causalfusion_cond',
+      [valueInfo(IO_NAMES.labels, INT64, ['rows'])],
+      layers.flatMap((l) => kvOut(l, config.numCondTokens)),
+    );
   })();
 
   // push: clean tokens (no timestep) -> their keys/values, attending to the cache

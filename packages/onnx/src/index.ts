@@ -30,11 +30,18 @@ export type { MultimodalGraphVariant } from './multimodal-train-graph';
 export { OrtMultimodalTrainingSession } from './multimodal-trainer';
 export type { MultimodalLossAndGrads, MultimodalTrainingSessionOptions } from './multimodal-trainer';
 // a generative model's transformer as an image classifier (fine-tuning, linear probe, inference; Table 6b)
-export { buildClassifyGraph, classifyEntries, classifyGraphEntries, classifyHeadEntries, classifyTrainable, usedByClassifier, CLASSIFY_IO, HEAD_PREFIX } from './classify-graph';
+export {
+  buildClassifyGraph,
+  classifyEntries,
+  classifyGraphEntries,
+  classifyHeadEntries,
+  classifyTrainable,
+  usedByClassifier,
+  CLASSIFY_IO,
+  HEAD_PREFIX,
+} from './classify-graph';
 export type { ClassifyEntry, ClassifyMode } from './classify-graph';
 export { OrtClassifySession, predictions } from './classify-trainer';
 export type { ClassifyLossAndGrads, ClassifySessionOptions } from './classify-trainer';
-export {
-  OrtClassifier, readClassifierFolder, writeClassifierFolder, readMeta, pixelTokenizerOf, initialHead, readHead, HEAD_FILE,
-} from './classifier';
+export { OrtClassifier, readClassifierFolder, writeClassifierFolder, readMeta, pixelTokenizerOf, initialHead, readHead, HEAD_FILE } from './classifier';
 export type { ClassifierWeights, PixelTokenizerMeta } from './classifier';

@@ -10,8 +10,16 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
-  BOS_ID, EOS_ID, initBackend, MultimodalModel, multimodalLosses, PAD_ID, tf,
-  type MultimodalBatch, type MultimodalConfig, type MultimodalRandomness,
+  BOS_ID,
+  EOS_ID,
+  initBackend,
+  MultimodalModel,
+  multimodalLosses,
+  PAD_ID,
+  tf,
+  type MultimodalBatch,
+  type MultimodalConfig,
+  type MultimodalRandomness,
 } from '@causalfusion/multimodal';
 import { createRng } from '@causalfusion/rng';
 import { OrtMultimodalTrainingSession, type MultimodalLossAndGrads } from './multimodal-trainer';
@@ -19,8 +27,17 @@ import { OrtMultimodalTrainingSession, type MultimodalLossAndGrads } from './mul
 jest.setTimeout(60_000);
 
 const CONFIG: MultimodalConfig = {
-  imageHeight: 8, imageWidth: 8, channels: 1, patchSize: 2, textLength: 8, vocabSize: 24,
-  hiddenSize: 32, depth: 2, numHeads: 2, mlpRatio: 2, captionDropoutProb: 0.1,
+  imageHeight: 8,
+  imageWidth: 8,
+  channels: 1,
+  patchSize: 2,
+  textLength: 8,
+  vocabSize: 24,
+  hiddenSize: 32,
+  depth: 2,
+  numHeads: 2,
+  mlpRatio: 2,
+  captionDropoutProb: 0.1,
 };
 const RECIPE = { lossLambda: 5, maxArWeight: 2, minArWeight: 1 };
 const diffusion = createDiffusion({ respacing: '' });
@@ -70,8 +87,12 @@ function makeStep(caption: number[], dropped: number[], splitSizes: number[], se
   const idsShuffle = new Int32Array(N * L);
   for (let n = 0; n < N; n++) idsShuffle.set(rng.permutation(L), n * L);
   const rnd = {
-    caption: Uint8Array.from(caption), dropped: Uint8Array.from(dropped), t: Int32Array.from({ length: N }, () => rng.uniformInt(1000)),
-    splitSizes, noise, idsShuffle,
+    caption: Uint8Array.from(caption),
+    dropped: Uint8Array.from(dropped),
+    t: Int32Array.from({ length: N }, () => rng.uniformInt(1000)),
+    splitSizes,
+    noise,
+    idsShuffle,
   };
   return { batch, rnd };
 }
@@ -92,13 +113,18 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 function tfjsStep(batch: MultimodalBatch, rnd: MultimodalRandomness) {
   const entries = model.stateEntries();
   let parts = { text: NaN, image: NaN };
-  const { value, grads } = tf.variableGrads(() => {
-    const l = multimodalLosses(model, diffusion, batch, rnd, RECIPE, NULL_CAPTION);
-    parts = { text: l.text.dataSync()[0], image: l.image.dataSync()[0] };
-    return l.total;
-  }, entries.map((e) => e.variable));
+  const { value, grads } = tf.variableGrads(
+    () => {
+      const l = multimodalLosses(model, diffusion, batch, rnd, RECIPE, NULL_CAPTION);
+      parts = { text: l.text.dataSync()[0], image: l.image.dataSync()[0] };
+      return l.total;
+    },
+    entries.map((e) => e.variable),
+  );
   const out = {
-    loss: value.dataSync()[0], textLoss: parts.text, imageLoss: parts.image,
+    loss: value.dataSync()[0],
+    textLoss: parts.text,
+    imageLoss: parts.image,
     grads: entries.map((e) => (grads[e.variable.name] ? Float32Array.from(grads[e.variable.name].dataSync()) : new Float32Array(e.variable.size))),
   };
   tf.dispose([value, ...Object.values(grads)]);
@@ -131,16 +157,29 @@ async function compare(batch: MultimodalBatch, rnd: MultimodalRandomness): Promi
     const err = maxDiff(ort.grads[i], ref.grads[i]) / scale;
     if (!(err <= gradErr)) [gradErr, worstKey] = [err, key];
   });
-  return { lossErr: rel(ort.loss, ref.loss), textErr: rel(ort.textLoss, ref.textLoss), imageErr: ref.imageLoss ? rel(ort.imageLoss, ref.imageLoss) : Math.abs(ort.imageLoss), gradErr, worstKey, roundoff };
+  return {
+    lossErr: rel(ort.loss, ref.loss),
+    textErr: rel(ort.textLoss, ref.textLoss),
+    imageErr: ref.imageLoss ? rel(ort.imageLoss, ref.imageLoss) : Math.abs(ort.imageLoss),
+    gradErr,
+    worstKey,
+    roundoff,
+  };
 }
 
 const measured: Record<string, string> = {};
 afterAll(() => {
-  if (Object.keys(measured).length) process.stdout.write(`ORT vs tfjs multimodal step:\n${Object.entries(measured).map(([k, v]) => `  ${k}: ${v}`).join('\n')}\n`);
+  if (Object.keys(measured).length)
+    process.stdout.write(
+      `ORT vs tfjs multimodal step:\n${Object.entries(measured)
+        .map(([k, v]) => `  ${k}: ${v}`)
+        .join('\n')}\n`,
+    );
 });
 
 function expectParity(name: string, c: Comparison, expectRoundoff = true): void {
-  measured[name] = `loss ${c.lossErr.toExponential(2)}, text ${c.textErr.toExponential(2)}, image ${c.imageErr.toExponential(2)}, worst grad ${c.gradErr.toExponential(2)} (${c.worstKey})`;
+  measured[name] =
+    `loss ${c.lossErr.toExponential(2)}, text ${c.textErr.toExponential(2)}, image ${c.imageErr.toExponential(2)}, worst grad ${c.gradErr.toExponential(2)} (${c.worstKey})`;
   expect(c.lossErr).toBeLessThan(1e-5);
   expect(c.textErr).toBeLessThan(1e-5);
   expect(c.imageErr).toBeLessThan(1e-5);

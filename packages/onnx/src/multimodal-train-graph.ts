@@ -22,7 +22,14 @@
  * rows with or without a clean context (one AR step has none), captioning rows or not.
  */
 import {
-  BODY_KEYS, captionMask, maskToBias, MULTIMODAL_KEYS as K, multimodalGeometry, multimodalParamEntries, validateMultimodalShape, type MultimodalModelShape,
+  BODY_KEYS,
+  captionMask,
+  maskToBias,
+  MULTIMODAL_KEYS as K,
+  multimodalGeometry,
+  multimodalParamEntries,
+  validateMultimodalShape,
+  type MultimodalModelShape,
 } from '@causalfusion/config';
 import { GradGraph } from './autodiff';
 import { attr, FLOAT, INT64, valueInfo } from './graph';
@@ -103,12 +110,17 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
     const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.t2iTimestep]));
     const text = embedText(io.t2iText);
     const tEmbed = gg.reshape(layers.timestepEmbed(io.t2iTimestep), [-1, 1, D]);
-    const imageRows = (tokens: string, positions: string) => gg.add(layers.project(tokens, d, gg.op('Shape', [positions])), gg.gather(K.imagePos, positions, L, D));
+    const imageRows = (tokens: string, positions: string) =>
+      gg.add(layers.project(tokens, d, gg.op('Shape', [positions])), gg.gather(K.imagePos, positions, L, D));
     const noised = gg.addBroadcast(imageRows(io.t2iNoised, io.t2iPositions), tEmbed, [1], true);
     const parts = withClean ? [text, imageRows(io.t2iClean, io.t2iCleanPositions), noised] : [text, noised];
     const h = layers.blocks(gg.concat(parts, 1), config.depth, io.t2iMask);
     const sizes = withClean
-      ? gg.op('Concat', [c(`len.${Lt}`, [Lt]), gg.op('Shape', [io.t2iCleanPositions], [attr.int('start', 1), attr.int('end', 2)]), c(`len.${L}`, [L])], [attr.int('axis', 0)])
+      ? gg.op(
+          'Concat',
+          [c(`len.${Lt}`, [Lt]), gg.op('Shape', [io.t2iCleanPositions], [attr.int('start', 1), attr.int('end', 2)]), c(`len.${L}`, [L])],
+          [attr.int('axis', 0)],
+        )
       : [Lt, L];
     const pieces = gg.split(h, 1, sizes, parts.length);
     textLosses.push(textLoss(layers, gg.reshape(pieces[0], [-1, D]), io.t2iLabels, io.t2iTextWeights));
@@ -117,7 +129,12 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   }
   if (variant.caption) {
     const layers = new TransformerLayers(gg, D, config.numHeads, gg.op('Shape', [io.capText], [attr.int('start', 0), attr.int('end', 1)]));
-    const image = gg.addBroadcast(layers.project(io.capImage, d, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])), K.imagePos, [0], false);
+    const image = gg.addBroadcast(
+      layers.project(io.capImage, d, gg.op('Shape', [io.capImage], [attr.int('start', 0), attr.int('end', 2)])),
+      K.imagePos,
+      [0],
+      false,
+    );
     const seqLen = L + Lt;
     const mask = gg.g.constant('cap_mask', maskToBias(captionMask(L, Lt)), 'float', [seqLen, seqLen]);
     const h = layers.blocks(gg.concat([image, embedText(io.capText)], 1), config.depth, mask);
@@ -131,7 +148,10 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
   if (imageLoss) gg.g.op('Identity', [imageLoss], [], io.imageLoss);
 
   const trainable = entries.filter((e) => e.trainable);
-  const grads = gg.gradients(loss, trainable.map((e) => e.key));
+  const grads = gg.gradients(
+    loss,
+    trainable.map((e) => e.key),
+  );
   const gradOutputs: typeof trainable = [];
   for (const e of trainable) {
     const g = grads.get(e.key);

@@ -13,8 +13,14 @@
  */
 import { createDiffusion, type GaussianDiffusion } from '@causalfusion/diffusion';
 import {
-  checkLength, multimodalGeometry, multimodalParamEntries, prepareMultimodalStep, validateMultimodalShape,
-  type MultimodalModelShape, type MultimodalStepInputs, type ParamEntry,
+  checkLength,
+  multimodalGeometry,
+  multimodalParamEntries,
+  prepareMultimodalStep,
+  validateMultimodalShape,
+  type MultimodalModelShape,
+  type MultimodalStepInputs,
+  type ParamEntry,
 } from '@causalfusion/config';
 import { createSession, toInt64, loadOrt, type InferenceSession, type Ort, type OrtTensor } from '@causalfusion/ort';
 import { buildMultimodalTrainingGraph, MULTIMODAL_TRAIN_IO, type MultimodalGraphVariant } from './multimodal-train-graph';
@@ -79,7 +85,14 @@ export class OrtMultimodalTrainingSession {
    */
   async lossAndGrads(params: ArrayLike<Float32Array>, step: MultimodalStepInputs): Promise<MultimodalLossAndGrads> {
     if (params.length !== this.entries.length) throw new Error(`lossAndGrads: ${params.length} parameter arrays for ${this.entries.length} parameters`);
-    this.entries.forEach((e, i) => checkLength(`parameter ${e.key}`, params[i], e.shape.reduce((a, b) => a * b, 1), `[${e.shape}]`));
+    this.entries.forEach((e, i) =>
+      checkLength(
+        `parameter ${e.key}`,
+        params[i],
+        e.shape.reduce((a, b) => a * b, 1),
+        `[${e.shape}]`,
+      ),
+    );
     // the host half (both orders' rows, q_sample, the layout, loss masks and weights): @causalfusion/config
     const prep = prepareMultimodalStep(this.config, (x, t, noise) => this.diffusion.qSample(x, t, noise), step);
     const { numTokens: L, tokenDim: d } = multimodalGeometry(this.config);
@@ -105,9 +118,17 @@ export class OrtMultimodalTrainingSession {
       feeds[io.t2iMask] = new Tensor('float32', t2i.maskBias, [seqLen, seqLen]);
       feeds[io.t2iTarget] = new Tensor('float32', t2i.noiseShuf, [G, L, d]);
       // the image loss is a mean over the text-to-image rows' elements: fold it into the weights
-      feeds[io.t2iImageWeights] = new Tensor('float32', Float32Array.from(t2i.arWeights, (w) => w / (G * L * d)), [1, L, 1]);
+      feeds[io.t2iImageWeights] = new Tensor(
+        'float32',
+        Float32Array.from(t2i.arWeights, (w) => w / (G * L * d)),
+        [1, L, 1],
+      );
       feeds[io.t2iLabels] = new Tensor('int64', toInt64(t2i.targets), [G, Lt]);
-      feeds[io.t2iTextWeights] = new Tensor('float32', t2i.textMask.map((m) => m / prep.textCount), [G, Lt]);
+      feeds[io.t2iTextWeights] = new Tensor(
+        'float32',
+        t2i.textMask.map((m) => m / prep.textCount),
+        [G, Lt],
+      );
       feeds[io.lossLambda] = new Tensor('float32', Float32Array.of(step.recipe.lossLambda), []);
     }
     const cap = prep.caption;
@@ -116,7 +137,11 @@ export class OrtMultimodalTrainingSession {
       feeds[io.capText] = new Tensor('int64', toInt64(cap.text), [cap.M, Lt]);
       feeds[io.capLabels] = new Tensor('int64', toInt64(cap.targets), [cap.M, Lt]);
       // L_text averages over the masked positions of both orders
-      feeds[io.capTextWeights] = new Tensor('float32', cap.textMask.map((m) => m / prep.textCount), [cap.M, Lt]);
+      feeds[io.capTextWeights] = new Tensor(
+        'float32',
+        cap.textMask.map((m) => m / prep.textCount),
+        [cap.M, Lt],
+      );
     }
 
     const session = await this.sessionFor({ textToImage: t2i !== null, withClean: t2i !== null && t2i.Lc > 0, caption: cap !== null });

@@ -49,7 +49,11 @@ const twice = (a: ArrayLike<number>) => {
   return out;
 };
 const repeat = (ids: ArrayLike<number>, rows: number) => Int32Array.from({ length: rows * ids.length }, (_, i) => ids[i % ids.length]);
-const raster = (rows: number) => repeat(Int32Array.from({ length: 16 }, (_, i) => i), rows);
+const raster = (rows: number) =>
+  repeat(
+    Int32Array.from({ length: 16 }, (_, i) => i),
+    rows,
+  );
 
 describe('KV-cache inference through ONNX Runtime (sample.py path)', () => {
   it('the cache after the cond tokens matches (k after k_norm, before the scale)', async () => {

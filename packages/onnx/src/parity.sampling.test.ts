@@ -54,7 +54,14 @@ describe('sampling with the OrtDenoiser', () => {
   });
 
   it.each([1, 2, 4])('%i AR step(s), random order, CFG 3: the same sample as the tfjs TransformerDenoiser', async (arSteps) => {
-    const options: SampleOptions<number> = { conditions: [3, 7, 0], arSteps, order: 'random', cfgScale: 3, diffusion: createDiffusion({ respacing: '10' }), seed: 42 };
+    const options: SampleOptions<number> = {
+      conditions: [3, 7, 0],
+      arSteps,
+      order: 'random',
+      cfgScale: 3,
+      diffusion: createDiffusion({ respacing: '10' }),
+      seed: 42,
+    };
     const ort = await sample(ortDenoiser, options);
     const tfjs = await sample(new TransformerDenoiser(model), options);
     expect(ort.splitSizes).toEqual(tfjs.splitSizes);

@@ -88,7 +88,11 @@ export class TransformerLayers {
   /** x_proj of tokens [R, n, d] -> [R, n, D]; `rowsTokens` is [R, n] (int64). */
   project(tokens: string, tokenDim: number, rowsTokens: string): string {
     const gg = this.gg;
-    const projected = gg.linear(gg.op('Reshape', [tokens, gg.g.constant(`shape.tokens.${tokenDim}`, [-1, tokenDim], 'int64')]), `${BODY_KEYS.xProj}.weight`, `${BODY_KEYS.xProj}.bias`);
+    const projected = gg.linear(
+      gg.op('Reshape', [tokens, gg.g.constant(`shape.tokens.${tokenDim}`, [-1, tokenDim], 'int64')]),
+      `${BODY_KEYS.xProj}.weight`,
+      `${BODY_KEYS.xProj}.bias`,
+    );
     return gg.reshape(projected, gg.op('Concat', [rowsTokens, gg.g.constant(`shape.D.${this.D}`, [this.D], 'int64')], [attr.int('axis', 0)]));
   }
 
@@ -117,7 +121,8 @@ export function buildTrainingGraph(config: ModelConfig, options: { withClean: bo
   const labelRows = gg.gather(CLASS_KEYS.labelTable, io.labels, geo.labelRows, C * D);
   const cond = gg.addBroadcast(gg.reshape(labelRows, [-1, C, D]), CLASS_KEYS.condPosEmbed, [0], false);
   // noised tokens: x_proj(x_t) + pos_embed[positions] + t_embed
-  const embed = (tokens: string, positions: string) => gg.add(layers.project(tokens, d, gg.op('Shape', [positions])), gg.gather(CLASS_KEYS.posEmbed, positions, L, D));
+  const embed = (tokens: string, positions: string) =>
+    gg.add(layers.project(tokens, d, gg.op('Shape', [positions])), gg.gather(CLASS_KEYS.posEmbed, positions, L, D));
   const tEmbed = gg.reshape(layers.timestepEmbed(io.timestep), [-1, 1, D]);
   const noised = gg.addBroadcast(embed(io.noised, io.positions), tEmbed, [1], true);
   // clean context: x_proj(x) + pos_embed[positions of the first Lc tokens], no timestep
@@ -132,7 +137,10 @@ export function buildTrainingGraph(config: ModelConfig, options: { withClean: bo
   gg.g.op('Identity', [loss], [], io.loss);
 
   const trainable = entries.filter((e) => e.trainable);
-  const grads = gg.gradients(loss, trainable.map((e) => e.key));
+  const grads = gg.gradients(
+    loss,
+    trainable.map((e) => e.key),
+  );
   for (const e of trainable) {
     const g = grads.get(e.key);
     // every parameter reaches the loss; a zero-filled gradient would hide a wiring mistake

@@ -131,7 +131,10 @@ export async function trainStepParity(c: any, weights: Weights, threads = 1): Pr
   const grads = result.grads.map((g) => Float32Array.from(g));
   const gradNorm = clipGradArrays(grads, 1);
   const trainableParams = entries.map((e, i) => (e.trainable ? params[i] : null)).filter((p): p is Float32Array => p !== null);
-  const adam = new HostAdamW(trainableParams.map((p) => p.length), { lr: need(inputs, 'lr', 'inputs.'), beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 });
+  const adam = new HostAdamW(
+    trainableParams.map((p) => p.length),
+    { lr: need(inputs, 'lr', 'inputs.'), beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 },
+  );
   adam.step(trainableParams, grads);
   const after = need(c, 'params_after_adamw', '');
   const updateErrs = new Map<string, number>();
@@ -154,9 +157,15 @@ export async function trainStepParity(c: any, weights: Weights, threads = 1): Pr
 
   const refLoss = need(c, 'loss', '') as number;
   return {
-    loss: result.loss, refLoss, lossErr: Math.abs(result.loss - refLoss) / Math.abs(refLoss),
-    gradNorm, refGradNorm: c.grad_norm_before_clip ?? null,
-    gradErrs, updateErrs, roundoff, epsDominated,
+    loss: result.loss,
+    refLoss,
+    lossErr: Math.abs(result.loss - refLoss) / Math.abs(refLoss),
+    gradNorm,
+    refGradNorm: c.grad_norm_before_clip ?? null,
+    gradErrs,
+    updateErrs,
+    roundoff,
+    epsDominated,
     gradErr: Math.max(...gradErrs.values()),
     updateErr: Math.max(...updateErrs.values()),
   };

@@ -61,7 +61,11 @@ export class OrtTrainingSession {
     const geo = derived(this.config);
     const L = geo.numTokens;
     const xt = Float32Array.from(this.diffusion.qSample(shard.x, shard.t, shard.noise));
-    const prep = prepareTrainingTokens(this.config, { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes }, { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand });
+    const prep = prepareTrainingTokens(
+      this.config,
+      { x: shard.x, xn: xt, noise: shard.noise, t: shard.t, y: shard.y, splitSizes: shard.splitSizes },
+      { idsShuffle: shard.idsShuffle, labelDropRand: shard.labelDropRand },
+    );
     const { N, Lc, seqLen } = prep;
     const arWeights = shard.arWeights ?? getArWeights(prep.splitSizes, shard.maxArWeight, shard.minArWeight, 'linear');
     if (arWeights.length !== L) throw new Error(`arWeights has ${arWeights.length} values, expected ${L} (one per token)`);

@@ -16,7 +16,17 @@ import { readModelFolder, type ModelFolder } from './weights';
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'model-fuzz-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
-const CONFIG = makeConfig(null, { inputSize: 2, patchSize: 1, latentChannels: 2, hiddenSize: 8, numHeads: 2, numCondTokens: 1, depth: 1, numClasses: 3, mlpRatio: 2 });
+const CONFIG = makeConfig(null, {
+  inputSize: 2,
+  patchSize: 1,
+  latentChannels: 2,
+  hiddenSize: 8,
+  numHeads: 2,
+  numCondTokens: 1,
+  depth: 1,
+  numClasses: 3,
+  mlpRatio: 2,
+});
 const WEIGHTS = new Map<string, NamedTensor>(
   [...officialShapes(CONFIG)].map(([k, shape], j) => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -46,9 +56,9 @@ function mutateWeights(rng: FuzzRng, metadataConfig: boolean): { bytes: Uint8Arr
     what = `${key}[${i}] = ${v}`;
   } else if (kind === 2) {
     const op = rng.int(4);
-    if (op === 0) tensors.delete(key), (what = `${key} removed`);
-    else if (op === 1) tensors.set(`${key}_extra`, t), (what = `${key}_extra added`);
-    else if (op === 2) (t.shape = [...t.shape].reverse()), (what = `${key} reshaped to [${t.shape}]`);
+    if (op === 0) (tensors.delete(key), (what = `${key} removed`));
+    else if (op === 1) (tensors.set(`${key}_extra`, t), (what = `${key}_extra added`));
+    else if (op === 2) ((t.shape = [...t.shape].reverse()), (what = `${key} reshaped to [${t.shape}]`));
     else {
       const shape = [t.data.length + 1];
       tensors.set(key, { shape, data: new Float32Array(shape[0]) });
@@ -127,7 +137,9 @@ describe('model folder fuzzing (readModelFolder)', () => {
       const tensors = parseSafetensors(WITH_METADATA).tensors;
       tensors.get('x_proj.weight')!.data[5] = NaN;
       const dir = write('nan', serializeSafetensors(tensors), JSON.stringify(CONFIG_JSON));
-      expect(() => readModelFolder(dir)).toThrow(`${dir}/model.safetensors: tensor "x_proj.weight" holds NaN at index 5; the weights are damaged (or from a diverged run): use another checkpoint`);
+      expect(() => readModelFolder(dir)).toThrow(
+        `${dir}/model.safetensors: tensor "x_proj.weight" holds NaN at index 5; the weights are damaged (or from a diverged run): use another checkpoint`,
+      );
     });
     it('a config.json of depth 65536 beside a 1-block file (took 2.5 s to list a million missing keys, in a message of megabytes)', () => {
       const dir = write('deep', WITH_METADATA, JSON.stringify({ ...CONFIG_JSON, depth: 65536 }));
@@ -139,7 +151,9 @@ describe('model folder fuzzing (readModelFolder)', () => {
         message = (e as Error).message;
       }
       expect(Date.now() - t0).toBeLessThan(1000);
-      expect(message).toMatch(new RegExp(`^${dir}/model.safetensors does not match the model config \\(.*\\): the config has 983053 tensors, the file 28\\n  Fix: `));
+      expect(message).toMatch(
+        new RegExp(`^${dir}/model.safetensors does not match the model config \\(.*\\): the config has 983053 tensors, the file 28\\n  Fix: `),
+      );
       // a file of another model lists at most 40 keys of each kind
       const other = write('other', WITH_METADATA, JSON.stringify({ ...CONFIG_JSON, depth: 100 }));
       expect(() => readModelFolder(other)).toThrow(/missing keys \(1485\): (blocks\.\d+\.[\w.]+, ){40}\.\.\. \(1445 more\)/);

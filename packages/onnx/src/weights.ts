@@ -7,7 +7,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readSafetensors, type NamedTensor } from '@causalfusion/safetensors';
-import { checkStateDict, CONFIG_FILE, configFromJson, officialShapes, readConfigFile, validateConfig, WEIGHTS_FILE, type ModelConfig } from '@causalfusion/config';
+import {
+  checkStateDict,
+  CONFIG_FILE,
+  configFromJson,
+  officialShapes,
+  readConfigFile,
+  validateConfig,
+  WEIGHTS_FILE,
+  type ModelConfig,
+} from '@causalfusion/config';
 
 export type Weights = Map<string, NamedTensor>;
 

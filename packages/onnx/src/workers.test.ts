@@ -71,7 +71,14 @@ describe('OrtDenoiser over worker_threads', () => {
 
   it('bad input is refused before it reaches a worker, and a disposed session says so', async () => {
     const s = await sharded.start([3, 7, null, null]);
-    await expect(s.predictEps(new Float32Array(10), Int32Array.from({ length: 4 }, () => 0), 1, 5)).rejects.toThrow('noised has 10 values, expected 16');
+    await expect(
+      s.predictEps(
+        new Float32Array(10),
+        Int32Array.from({ length: 4 }, () => 0),
+        1,
+        5,
+      ),
+    ).rejects.toThrow('noised has 10 values, expected 16');
     await expect(sharded.start([3, 11])).rejects.toThrow('condition 1: label 11 is not a class of this model');
     s.dispose();
     await expect(s.predictEps(new Float32Array(16), new Int32Array(4), 1, 5)).rejects.toThrow('the denoiser session was disposed');

@@ -42,7 +42,12 @@ export function sessionOptions(settings: SessionSettings = {}): SessionOptions {
   const { device = 'cpu', threads, purpose = 'inference' } = settings;
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new Error(`threads must be a positive integer, got ${threads}`);
   if (purpose === 'training') {
-    return { executionProviders: [device], graphOptimizationLevel: 'all', executionMode: 'sequential', ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}) };
+    return {
+      executionProviders: [device],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+    };
   }
   return {
     executionProviders: [device],

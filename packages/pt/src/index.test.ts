@@ -39,7 +39,10 @@ describe('official checkpoints', () => {
     const get = (k: string) => (r instanceof Map ? r.get(k) : r[k]);
     expect(get('train_steps')).toBe(1);
     const opt = get('opt') as Record<string, unknown>;
-    const state = (opt.state instanceof Map ? [...(opt.state as Map<unknown, any>).values()] : Object.values(opt.state as object)) as Record<string, TorchTensor>[];
+    const state = (opt.state instanceof Map ? [...(opt.state as Map<unknown, any>).values()] : Object.values(opt.state as object)) as Record<
+      string,
+      TorchTensor
+    >[];
     expect(state.length).toBe(weights.size);
     expect(state[0].exp_avg.shape).toEqual(weights.get('pos_embed')!.shape);
   });

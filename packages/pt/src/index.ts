@@ -38,7 +38,16 @@ export interface TorchCheckpoint {
 }
 
 const ELEMENT_BYTES: Record<StorageDtype, number> = {
-  float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 /** Decode element `i` of a storage's bytes. */
@@ -174,7 +183,10 @@ export function readTorchCheckpoint(file: string): TorchCheckpoint {
   try {
     const size = fs.fstatSync(fd).size;
     if (!fs.fstatSync(fd).isFile()) throw new Error(`${file}: is not a file`);
-    return parseSource(fileSource(fd, size, (f, buffer, offset, length, position) => fs.readSync(f, buffer, offset, length, position)), file);
+    return parseSource(
+      fileSource(fd, size, (f, buffer, offset, length, position) => fs.readSync(f, buffer, offset, length, position)),
+      file,
+    );
   } finally {
     fs.closeSync(fd);
   }
@@ -184,7 +196,8 @@ const isTensor = (v: unknown): v is TorchTensor => typeof v === 'object' && v !=
 
 /** A Map of tensors (a state_dict), or null. */
 function asStateDict(v: unknown): Map<string, TorchTensor> | null {
-  const entries = v instanceof Map ? [...v] : typeof v === 'object' && v !== null && !Array.isArray(v) && !(v as { kind?: string }).kind ? Object.entries(v) : null;
+  const entries =
+    v instanceof Map ? [...v] : typeof v === 'object' && v !== null && !Array.isArray(v) && !(v as { kind?: string }).kind ? Object.entries(v) : null;
   if (!entries || entries.length === 0 || !entries.every(([k, t]) => typeof k === 'string' && isTensor(t))) return null;
   return new Map(entries as [string, TorchTensor][]);
 }
@@ -194,7 +207,11 @@ function asStateDict(v: unknown): Map<string, TorchTensor> | null {
  * ({"model", "ema", "opt", "args", ...}: `which` picks ema (default) or model) or a bare state_dict.
  * DDP's "module." prefix is removed.
  */
-export function checkpointStateDict(root: TorchValue, which: 'ema' | 'model' = 'ema', source = 'checkpoint'): Map<string, { shape: number[]; data: Float32Array }> {
+export function checkpointStateDict(
+  root: TorchValue,
+  which: 'ema' | 'model' = 'ema',
+  source = 'checkpoint',
+): Map<string, { shape: number[]; data: Float32Array }> {
   let dict = asStateDict(root);
   if (!dict) {
     const container = root instanceof Map ? Object.fromEntries(root) : (root as Record<string, unknown>);

@@ -122,8 +122,11 @@ export function unpickle(data: Uint8Array, source: string, persistentLoad: (pid:
   const global = (module: string, name: string): Global => {
     const full = `${module}.${name}`;
     const known =
-      full === 'collections.OrderedDict' || full === 'torch._utils._rebuild_tensor_v2' || full === 'argparse.Namespace' ||
-      (module === 'torch' && name in STORAGES) || full === 'torch._utils._rebuild_parameter';
+      full === 'collections.OrderedDict' ||
+      full === 'torch._utils._rebuild_tensor_v2' ||
+      full === 'argparse.Namespace' ||
+      (module === 'torch' && name in STORAGES) ||
+      full === 'torch._utils._rebuild_parameter';
     if (!known) {
       fail(
         `the checkpoint names the Python global ${full}, which a state_dict checkpoint does not hold; it is refused, ` +

@@ -37,12 +37,16 @@ export function memorySource(bytes: Uint8Array): ByteSource {
 }
 
 /** Reads of an open file descriptor; a single read is limited to what a Buffer holds (2 GB). */
-export function fileSource(fd: number, size: number, readSync: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number): ByteSource {
+export function fileSource(
+  fd: number,
+  size: number,
+  readSync: (fd: number, buffer: Uint8Array, offset: number, length: number, position: number) => number,
+): ByteSource {
   return {
     length: size,
     read(offset, length) {
       const out = new Uint8Array(length);
-      for (let done = 0; done < length; ) {
+      for (let done = 0; done < length;) {
         const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
         if (n <= 0) throw new Error('the file ended early');
         done += n;
@@ -85,7 +89,7 @@ export function readZip(src: ByteSource, source: string): Map<string, ZipEntry> 
   if (src.length < 22) fail(source, `is ${src.length} bytes, too short for a zip archive`);
   if (r.u32(0) !== LOCAL) {
     // torch.save before 1.6 wrote a bare pickle stream; it starts with a pickle PROTO opcode
-    if (src.read(0, 1)[0] === 0x80) fail(source, "is a legacy (non-zip) PyTorch file; re-save it with torch.save(obj, path) on torch >= 1.6 (the zip format)");
+    if (src.read(0, 1)[0] === 0x80) fail(source, 'is a legacy (non-zip) PyTorch file; re-save it with torch.save(obj, path) on torch >= 1.6 (the zip format)');
     fail(source, 'is not a zip archive (PyTorch checkpoints are zip files written by torch.save)');
   }
   // the end-of-central-directory record is within the last 64 KB + 22 bytes
@@ -126,13 +130,13 @@ export function readZip(src: ByteSource, source: string): Map<string, ZipEntry> 
     r.check(o + 46, nameLength + extraLength, 'a central directory entry');
     const name = new TextDecoder().decode(src.read(o + 46, nameLength));
     // zip64 extra field: the 64-bit values of the fields that read 0xffffffff, in order
-    for (let e = o + 46 + nameLength; e + 4 <= o + 46 + nameLength + extraLength; ) {
+    for (let e = o + 46 + nameLength; e + 4 <= o + 46 + nameLength + extraLength;) {
       const id = r.u16(e);
       const len = r.u16(e + 2);
       if (id === 0x0001) {
         let p = e + 4;
-        if (size === 0xffffffff) (size = r.u64(p)), (p += 8);
-        if (compressed === 0xffffffff) (compressed = r.u64(p)), (p += 8);
+        if (size === 0xffffffff) ((size = r.u64(p)), (p += 8));
+        if (compressed === 0xffffffff) ((compressed = r.u64(p)), (p += 8));
         if (local === 0xffffffff) local = r.u64(p);
       }
       e += 4 + len;

@@ -47,11 +47,16 @@ describe('distributions', () => {
   const N = 200_000;
   it('uniform is in [0,1) with mean 1/2 and variance 1/12', () => {
     const r = createRng(11);
-    let s = 0, s2 = 0, lo = 1, hi = 0;
+    let s = 0,
+      s2 = 0,
+      lo = 1,
+      hi = 0;
     for (let i = 0; i < N; i++) {
       const u = r.uniform();
-      s += u; s2 += u * u;
-      lo = Math.min(lo, u); hi = Math.max(hi, u);
+      s += u;
+      s2 += u * u;
+      lo = Math.min(lo, u);
+      hi = Math.max(hi, u);
     }
     expect(lo).toBeGreaterThanOrEqual(0);
     expect(hi).toBeLessThan(1);
@@ -60,10 +65,15 @@ describe('distributions', () => {
   });
   it('normal has mean 0, variance 1 and the right tails', () => {
     const r = createRng(12);
-    let s = 0, s2 = 0, s4 = 0, beyond2 = 0;
+    let s = 0,
+      s2 = 0,
+      s4 = 0,
+      beyond2 = 0;
     for (let i = 0; i < N; i++) {
       const z = r.normal();
-      s += z; s2 += z * z; s4 += z ** 4;
+      s += z;
+      s2 += z * z;
+      s4 += z ** 4;
       if (Math.abs(z) > 2) beyond2++;
     }
     expect(Math.abs(s / N)).toBeLessThan(4 / Math.sqrt(N));

@@ -44,7 +44,9 @@ describe('makeDirs', () => {
     const file = path.join(dir, 'f.txt');
     fs.writeFileSync(file, 'x');
     expect(() => makeDirs(path.join(file, 'sub', 'deeper'))).toThrow(OutputPathError);
-    expect(() => makeDirs(path.join(file, 'sub'))).toThrow(`cannot create folder ${path.join(file, 'sub')}: ${file} is a file, not a folder; choose another location`);
+    expect(() => makeDirs(path.join(file, 'sub'))).toThrow(
+      `cannot create folder ${path.join(file, 'sub')}: ${file} is a file, not a folder; choose another location`,
+    );
     expect(() => makeDirs(file)).toThrow(`${file} is a file, not a folder`);
     try {
       makeDirs(path.join(file, 'sub'));
@@ -80,7 +82,9 @@ describe('makeDirs', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(3);
     for (const line of lines) expect(line).toMatch(/^OutputPathError: cannot create folder \/proc\/\S+: .*; choose another location$/);
-    expect(lines[0]).toBe('OutputPathError: cannot create folder /proc/causalfusion-x: /proc does not accept new files or folders (a virtual file system, or a folder being removed); choose another location');
+    expect(lines[0]).toBe(
+      'OutputPathError: cannot create folder /proc/causalfusion-x: /proc does not accept new files or folders (a virtual file system, or a folder being removed); choose another location',
+    );
     // and in this process too, now that it is known not to hang
     const t0 = Date.now();
     expect(() => makeDirs('/proc/causalfusion-x/y')).toThrow(OutputPathError);
@@ -127,16 +131,20 @@ describe('atomic writes', () => {
 
   it('bad targets are one-line OutputPathErrors', () => {
     fs.mkdirSync(path.join(dir, 'folder'));
-    expect(() => writeFileAtomic(path.join(dir, 'folder'), 'x')).toThrow(`cannot write ${path.join(dir, 'folder')}: ${path.join(dir, 'folder')} is a folder; give a file name`);
+    expect(() => writeFileAtomic(path.join(dir, 'folder'), 'x')).toThrow(
+      `cannot write ${path.join(dir, 'folder')}: ${path.join(dir, 'folder')} is a folder; give a file name`,
+    );
     fs.writeFileSync(path.join(dir, 'file'), 'x');
     expect(() => writeFileAtomic(path.join(dir, 'file', 'y.png'), 'x')).toThrow(OutputPathError);
     expect(fs.readdirSync(path.join(dir, 'folder'))).toEqual([]);
   });
 
-  itWithDist('a writer killed (SIGKILL) mid-write leaves the old file, or no file, never a half-written one', async () => {
-    const file = path.join(dir, 'model.bin');
-    // the child writes 1 MiB, says so, then blocks mid-write until it is killed
-    const script = (target: string) => `
+  itWithDist(
+    'a writer killed (SIGKILL) mid-write leaves the old file, or no file, never a half-written one',
+    async () => {
+      const file = path.join(dir, 'model.bin');
+      // the child writes 1 MiB, says so, then blocks mid-write until it is killed
+      const script = (target: string) => `
       const fs = require('fs');
       st.writeFileAtomicWith(${JSON.stringify(target)}, (fd) => {
         fs.writeSync(fd, Buffer.alloc(1 << 20, 7));
@@ -144,70 +152,78 @@ describe('atomic writes', () => {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);
         fs.writeSync(fd, Buffer.alloc(1 << 20, 7));
       });`;
-    const killMidWrite = (target: string) =>
-      new Promise<void>((resolve, reject) => {
-        const child = spawn(process.execPath, ['-e', `const st = require(${JSON.stringify(DIST)});${script(target)}`], { stdio: ['ignore', 'pipe', 'inherit'] });
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        child.stdout.on('data', (d: Buffer) => {
-          if (!d.toString().includes('writing')) return;
-          // mid-write: the final path must still be the old file (or absent)
-          child.kill('SIGKILL');
+      const killMidWrite = (target: string) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(process.execPath, ['-e', `const st = require(${JSON.stringify(DIST)});${script(target)}`], {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+          child.stdout.on('data', (d: Buffer) => {
+            if (!d.toString().includes('writing')) return;
+            // mid-write: the final path must still be the old file (or absent)
+            child.kill('SIGKILL');
+          });
+          child.on('exit', (code, signal) => {
+            clearTimeout(timer);
+            signal === 'SIGKILL' ? resolve() : reject(new Error(`child exited with ${code}`));
+          });
         });
-        child.on('exit', (code, signal) => {
-          clearTimeout(timer);
-          signal === 'SIGKILL' ? resolve() : reject(new Error(`child exited with ${code}`));
-        });
-      });
-    await killMidWrite(file);
-    expect(fs.existsSync(file)).toBe(false); // no old file: no file
-    const temporaries = fs.readdirSync(dir);
-    expect(temporaries).toHaveLength(1); // the interrupted write stayed at its temporary name
-    expect(temporaries[0]).toMatch(/^model\.bin\.tmp-\d+-[0-9a-f]+$/);
+      await killMidWrite(file);
+      expect(fs.existsSync(file)).toBe(false); // no old file: no file
+      const temporaries = fs.readdirSync(dir);
+      expect(temporaries).toHaveLength(1); // the interrupted write stayed at its temporary name
+      expect(temporaries[0]).toMatch(/^model\.bin\.tmp-\d+-[0-9a-f]+$/);
 
-    writeFileAtomic(file, 'old');
-    await killMidWrite(file);
-    expect(fs.readFileSync(file, 'utf8')).toBe('old');
-  }, 30_000);
+      writeFileAtomic(file, 'old');
+      await killMidWrite(file);
+      expect(fs.readFileSync(file, 'utf8')).toBe('old');
+    },
+    30_000,
+  );
 
-  itWithDist('concurrent writers of one path: every read sees a complete file, and the last one stands', async () => {
-    const file = path.join(dir, 'out.bin');
-    // each writer writes 30 files of 64 KiB..2 MiB: 4-byte length, then its id repeated
-    const writer = (id: number) => `
+  itWithDist(
+    'concurrent writers of one path: every read sees a complete file, and the last one stands',
+    async () => {
+      const file = path.join(dir, 'out.bin');
+      // each writer writes 30 files of 64 KiB..2 MiB: 4-byte length, then its id repeated
+      const writer = (id: number) => `
       for (let k = 0; k < 30; k++) {
         const n = (64 << 10) + ((k * 7919 + ${id} * 104729) % (2 << 20));
         const b = Buffer.alloc(4 + n, ${id});
         b.writeUInt32LE(n, 0);
         st.writeFileAtomic(${JSON.stringify(file)}, b);
       }`;
-    const valid = (b: Buffer) => b.length >= 4 && b.readUInt32LE(0) === b.length - 4 && b.subarray(4).every((v) => v === b[4]);
-    const children = [1, 2, 3, 4].map(
-      (id) =>
-        new Promise<number | null>((resolve) => {
-          const c = spawn(process.execPath, ['-e', `const st = require(${JSON.stringify(DIST)});${writer(id)}`], { stdio: 'inherit' });
-          c.on('exit', (code) => resolve(code));
-        }),
-    );
-    let done = false;
-    let reads = 0;
-    let bad = 0;
-    const reader = (async () => {
-      while (!done) {
-        try {
-          if (!valid(fs.readFileSync(file))) bad++;
-          reads++;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const valid = (b: Buffer) => b.length >= 4 && b.readUInt32LE(0) === b.length - 4 && b.subarray(4).every((v) => v === b[4]);
+      const children = [1, 2, 3, 4].map(
+        (id) =>
+          new Promise<number | null>((resolve) => {
+            const c = spawn(process.execPath, ['-e', `const st = require(${JSON.stringify(DIST)});${writer(id)}`], { stdio: 'inherit' });
+            c.on('exit', (code) => resolve(code));
+          }),
+      );
+      let done = false;
+      let reads = 0;
+      let bad = 0;
+      const reader = (async () => {
+        while (!done) {
+          try {
+            if (!valid(fs.readFileSync(file))) bad++;
+            reads++;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          }
+          await new Promise((r) => setImmediate(r));
         }
-        await new Promise((r) => setImmediate(r));
-      }
-    })();
-    const codes = await Promise.all(children);
-    done = true;
-    await reader;
-    expect(codes).toEqual([0, 0, 0, 0]);
-    expect(bad).toBe(0);
-    expect(reads).toBeGreaterThan(0);
-    expect(valid(fs.readFileSync(file))).toBe(true);
-    expect(fs.readdirSync(dir)).toEqual(['out.bin']);
-  }, 60_000);
+      })();
+      const codes = await Promise.all(children);
+      done = true;
+      await reader;
+      expect(codes).toEqual([0, 0, 0, 0]);
+      expect(bad).toBe(0);
+      expect(reads).toBeGreaterThan(0);
+      expect(valid(fs.readFileSync(file))).toBe(true);
+      expect(fs.readdirSync(dir)).toEqual(['out.bin']);
+    },
+    60_000,
+  );
 });

@@ -95,7 +95,10 @@ export function makeDirs(dir: string): string | undefined {
     // walk the path to say which level is wrong
   }
   const { root } = path.parse(target);
-  const parts = target.slice(root.length).split(path.sep).filter((p) => p.length > 0);
+  const parts = target
+    .slice(root.length)
+    .split(path.sep)
+    .filter((p) => p.length > 0);
   let current = root;
   let first: string | undefined;
   for (const part of parts) {

@@ -38,13 +38,17 @@ function seeds(): Uint8Array[] {
     },
     data.subarray(0, 52),
   );
-  const written = serializeSafetensors({ x: { shape: [2, 3], data: Float32Array.of(1, -2, 3.5, NaN, Infinity, 0) }, y: { shape: [1], data: Float32Array.of(7) } }, { config: '{"depth":2}' });
+  const written = serializeSafetensors(
+    { x: { shape: [2, 3], data: Float32Array.of(1, -2, 3.5, NaN, Infinity, 0) }, y: { shape: [1], data: Float32Array.of(7) } },
+    { config: '{"depth":2}' },
+  );
   const out = [mixed, written];
   if (fs.existsSync(OFFICIAL)) out.push(new Uint8Array(fs.readFileSync(OFFICIAL)));
   return out;
 }
 
-type Oracle = { valid: true; supported: boolean; tensors: [string, string, number[], number, number][]; metadata: Record<string, string> } | { valid: false; why: string };
+type Oracle =
+  { valid: true; supported: boolean; tensors: [string, string, number[], number, number][]; metadata: Record<string, string> } | { valid: false; why: string };
 
 /** The reference implementation's verdict on a file, and where each tensor's bytes are. */
 function oracle(bytes: Uint8Array): Oracle {
@@ -148,7 +152,8 @@ describe('safetensors parser fuzzing', () => {
             if (t.data.length !== numel) return `${name} has ${t.data.length} values for shape ${JSON.stringify(shape)}`;
             for (let i = 0; i < numel; i++) {
               const want = decodeValue(view, dtype, begin + i * SIZES[dtype]);
-              if (!Object.is(t.data[i], Math.fround(want)) && !(Number.isNaN(t.data[i]) && Number.isNaN(want))) return `${name}[${i}] = ${t.data[i]}, not ${want}`;
+              if (!Object.is(t.data[i], Math.fround(want)) && !(Number.isNaN(t.data[i]) && Number.isNaN(want)))
+                return `${name}[${i}] = ${t.data[i]}, not ${want}`;
             }
           }
           return undefined;
@@ -163,7 +168,10 @@ describe('safetensors parser fuzzing', () => {
   // One regression case for each bug the fuzzer found (the inputs it failed on, reduced).
   describe('regressions', () => {
     const f32 = (shape: unknown, offsets: unknown, extra: object = {}) => ({ a: { dtype: 'F32', shape, data_offsets: offsets }, ...extra });
-    const parse = (header: unknown, data = new Uint8Array(8), raw?: string) => () => parseSafetensors(fromHeader(header, data, raw), 'r.safetensors');
+    const parse =
+      (header: unknown, data = new Uint8Array(8), raw?: string) =>
+      () =>
+        parseSafetensors(fromHeader(header, data, raw), 'r.safetensors');
     it('a header that is JSON but not an object (was a TypeError "Cannot convert undefined or null to object")', () => {
       expect(parse(null, new Uint8Array(0))).toThrow('r.safetensors is not a valid safetensors file: the header is null, not a JSON object');
       expect(parse([1], new Uint8Array(0))).toThrow('the header is an array, not a JSON object');

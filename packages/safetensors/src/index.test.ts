@@ -37,7 +37,11 @@ describe('safetensors', () => {
     v.setUint16(14, 0x0000, true);
     const { tensors } = parseSafetensors(
       handMade(
-        { a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] }, h: { dtype: 'F16', shape: [2], data_offsets: [8, 12] }, b: { dtype: 'BF16', shape: [2], data_offsets: [12, 16] } },
+        {
+          a: { dtype: 'F64', shape: [1], data_offsets: [0, 8] },
+          h: { dtype: 'F16', shape: [2], data_offsets: [8, 12] },
+          b: { dtype: 'BF16', shape: [2], data_offsets: [12, 16] },
+        },
         raw,
       ),
     );
@@ -60,8 +64,12 @@ describe('safetensors', () => {
     expect(() => parseSafetensors(new Uint8Array(3), 'f.st')).toThrow('f.st is not a valid safetensors file: only 3 bytes');
     const pt = new Uint8Array(100).fill(0x80);
     expect(() => parseSafetensors(pt, 'model.pt')).toThrow(/exceeds the file size 100 \(a PyTorch \.pt file\? convert it/);
-    expect(() => parseSafetensors(handMade({ a: { dtype: 'I8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)))).toThrow(/dtype I8; supported: F32, F64, F16, BF16/);
-    expect(() => parseSafetensors(handMade({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8)))).toThrow(/data_offsets \[0, 16\] but 8 data bytes/);
+    expect(() => parseSafetensors(handMade({ a: { dtype: 'I8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)))).toThrow(
+      /dtype I8; supported: F32, F64, F16, BF16/,
+    );
+    expect(() => parseSafetensors(handMade({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8)))).toThrow(
+      /data_offsets \[0, 16\] but 8 data bytes/,
+    );
     expect(() => serializeSafetensors({ a: { shape: [3], data: new Float32Array(2) } })).toThrow(/has 2 values but shape \[3\] needs 3/);
   });
 });

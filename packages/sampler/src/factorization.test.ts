@@ -19,20 +19,19 @@ describe('getAttnMask', () => {
 });
 
 describe('getArWeights', () => {
-  it.each<[string, string, number, number, any]>(ref.ar_weights_cases.map((c: any) => [JSON.stringify(c.split_sizes), c.schedule, c.max_weight, c.min_weight, c]))(
-    'matches train.py for %s %s max=%s min=%s',
-    (_s, schedule, max, min, c: any) => {
-      const w = getArWeights(c.split_sizes, max as number, min as number, schedule as any);
-      const want = c.weights_float32;
-      if (Array.isArray(want)) {
-        expect(Array.from(w)).toEqual(want);
-      } else {
-        // max == min: train.py returns the scalar tensor(min); we return it once per token
-        expect(Array.from(new Set(w))).toEqual([want]);
-        expect(w.length).toBe(c.cumsum[c.cumsum.length - 1]);
-      }
-    },
-  );
+  it.each<[string, string, number, number, any]>(
+    ref.ar_weights_cases.map((c: any) => [JSON.stringify(c.split_sizes), c.schedule, c.max_weight, c.min_weight, c]),
+  )('matches train.py for %s %s max=%s min=%s', (_s, schedule, max, min, c: any) => {
+    const w = getArWeights(c.split_sizes, max as number, min as number, schedule as any);
+    const want = c.weights_float32;
+    if (Array.isArray(want)) {
+      expect(Array.from(w)).toEqual(want);
+    } else {
+      // max == min: train.py returns the scalar tensor(min); we return it once per token
+      expect(Array.from(new Set(w))).toEqual([want]);
+      expect(w.length).toBe(c.cumsum[c.cumsum.length - 1]);
+    }
+  });
   it('rejects unknown schedules', () => {
     expect(() => getArWeights([2, 2], 2, 1, 'exp' as any)).toThrow(/allowed: linear, cosine/);
   });
@@ -59,7 +58,10 @@ describe('splitIntegerExpDecay', () => {
   function chiSquare(values: number[], probs: number[]): { chi2: number; df: number } {
     const counts = new Array(probs.length).fill(0);
     for (const v of values) counts[v - 1]++;
-    let chi2 = 0, df = -1, poolE = 0, poolO = 0;
+    let chi2 = 0,
+      df = -1,
+      poolE = 0,
+      poolO = 0;
     for (let i = 0; i < probs.length; i++) {
       const e = probs[i] * values.length;
       if (e >= 5) {

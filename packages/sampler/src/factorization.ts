@@ -111,12 +111,7 @@ export type ArWeightSchedule = 'linear' | 'cosine';
  * minWeight at x = L. `linear`: max - (max - min) x / L; `cosine`: (max - min)/2 cos(pi x / L) + (max + min)/2.
  * Float32, as the official tensor.
  */
-export function getArWeights(
-  splitSizes: ArrayLike<number>,
-  maxWeight = 2,
-  minWeight = 1,
-  schedule: ArWeightSchedule = 'linear',
-): Float32Array {
+export function getArWeights(splitSizes: ArrayLike<number>, maxWeight = 2, minWeight = 1, schedule: ArWeightSchedule = 'linear'): Float32Array {
   const bounds = cumsum(splitSizes);
   const L = bounds[bounds.length - 1];
   const out = new Float32Array(L);

@@ -47,17 +47,14 @@ export function tokenOrder(name: OrderName | string, h: number, w: number, optio
       if (!Number.isInteger(k) || k < 1) throw new RangeError(`block size must be a positive integer, got ${k}`);
       let n = 0;
       for (let br = 0; br < h; br += k)
-        for (let bc = 0; bc < w; bc += k)
-          for (let r = br; r < Math.min(br + k, h); r++) for (let c = bc; c < Math.min(bc + k, w); c++) out[n++] = r * w + c;
+        for (let bc = 0; bc < w; bc += k) for (let r = br; r < Math.min(br + k, h); r++) for (let c = bc; c < Math.min(bc + k, w); c++) out[n++] = r * w + c;
       return out;
     }
     case 'dilated': {
       const d = options.dilation ?? 2;
       if (!Number.isInteger(d) || d < 1) throw new RangeError(`dilation must be a positive integer, got ${d}`);
       let n = 0;
-      for (let pr = 0; pr < d; pr++)
-        for (let pc = 0; pc < d; pc++)
-          for (let r = pr; r < h; r += d) for (let c = pc; c < w; c += d) out[n++] = r * w + c;
+      for (let pr = 0; pr < d; pr++) for (let pc = 0; pc < d; pc++) for (let r = pr; r < h; r += d) for (let c = pc; c < w; c += d) out[n++] = r * w + c;
       return out;
     }
     default:
@@ -90,18 +87,29 @@ export const EDIT_REGIONS: readonly EditRegionName[] = ['center', 'top', 'bottom
 export function editRegion(name: EditRegionName | string, h: number, w: number): Uint8Array {
   checkGrid(h, w);
   const mask = new Uint8Array(h * w);
-  const r0 = Math.floor(h / 4), r1 = h - r0;
-  const c0 = Math.floor(w / 4), c1 = w - c0;
+  const r0 = Math.floor(h / 4),
+    r1 = h - r0;
+  const c0 = Math.floor(w / 4),
+    c1 = w - c0;
   const inCenter = (r: number, c: number) => r >= r0 && r < r1 && c >= c0 && c < c1;
   for (let r = 0; r < h; r++) {
     for (let c = 0; c < w; c++) {
       let v: boolean;
       switch (name) {
-        case 'center': v = inCenter(r, c); break;
-        case 'outer': v = !inCenter(r, c); break;
-        case 'top': v = r < Math.floor(h / 2); break;
-        case 'bottom': v = r >= Math.floor(h / 2); break;
-        default: throw new RangeError(`unknown edit region "${name}"; allowed: ${EDIT_REGIONS.join(', ')}, or a mask`);
+        case 'center':
+          v = inCenter(r, c);
+          break;
+        case 'outer':
+          v = !inCenter(r, c);
+          break;
+        case 'top':
+          v = r < Math.floor(h / 2);
+          break;
+        case 'bottom':
+          v = r >= Math.floor(h / 2);
+          break;
+        default:
+          throw new RangeError(`unknown edit region "${name}"; allowed: ${EDIT_REGIONS.join(', ')}, or a mask`);
       }
       mask[r * w + c] = v ? 1 : 0;
     }

@@ -57,7 +57,11 @@ function sameRow(positions: Int32Array, count: number, r: number): boolean {
   for (let j = 0; j < count; j++) if (positions[r * count + j] !== positions[(r - 1) * count + j]) return false;
   return true;
 }
-const H = 4, W = 4, D = 1, L = H * W, DIM = L * D;
+const H = 4,
+  W = 4,
+  D = 1,
+  L = H * W,
+  DIM = L * D;
 const base = createDiffusion({ steps: 1000 }); // the model sees ORIGINAL timesteps
 const SIGMA: Mat = Array.from({ length: DIM }, (_, i) =>
   Float64Array.from({ length: DIM }, (_, j) => {
@@ -138,10 +142,16 @@ class GaussianDenoiser implements Denoiser<number> {
         K = K.map((row, i) => row.map((v, j) => v - RS[i][j]));
       }
       const ab = base.alphasCumprod[t];
-      const a = Math.sqrt(ab), s = Math.sqrt(1 - ab);
+      const a = Math.sqrt(ab),
+        s = Math.sqrt(1 - ab);
       // A = a K (a^2 K + s^2 I)^-1 = (solve((a^2 K + s^2 I), a K))^T since both are symmetric
       const M = K.map((row, i) => row.map((v, j) => a * a * v + (i === j ? s * s : 0)));
-      const A = transpose(spdSolve(M, K.map((row) => row.map((v) => a * v))));
+      const A = transpose(
+        spdSolve(
+          M,
+          K.map((row) => row.map((v) => a * v)),
+        ),
+      );
       hit = { R, A, a, s };
       this.cache.set(key, hit);
     }
@@ -186,7 +196,11 @@ describe('sampling reproduces the data distribution for any S_eval', () => {
   it('DDIM (eta = 0) also lands on the distribution', async () => {
     const den = new GaussianDenoiser();
     const { tokens } = await sample(den, {
-      conditions: new Array(N).fill(1), arSteps: 4, diffusion: createDiffusion({ respacing: 'ddim50' }), method: 'ddim', seed: 3,
+      conditions: new Array(N).fill(1),
+      arSteps: 4,
+      diffusion: createDiffusion({ respacing: 'ddim50' }),
+      method: 'ddim',
+      seed: 3,
     });
     const { mean, cov } = moments(tokens, N, ALL);
     expect(maxAbsDiff(mean, MEANS['1'])).toBeLessThan(0.07);
@@ -199,7 +213,13 @@ describe('classifier-free guidance', () => {
     const N = 800;
     const s = 3;
     const den = new GaussianDenoiser();
-    const { tokens } = await sample(den, { conditions: new Array(N).fill(0), arSteps: 2, cfgScale: s, diffusion: createDiffusion({ respacing: '100' }), seed: 11 });
+    const { tokens } = await sample(den, {
+      conditions: new Array(N).fill(0),
+      arSteps: 2,
+      cfgScale: s,
+      diffusion: createDiffusion({ respacing: '100' }),
+      seed: 11,
+    });
     const { mean } = moments(tokens, N, ALL);
     const want = MEANS['0'].map((m, i) => MEANS.null[i] + s * (m - MEANS.null[i]));
     expect(maxAbsDiff(mean, want)).toBeLessThan(0.1);
@@ -233,7 +253,14 @@ describe('zero-shot editing', () => {
     const tokens = new Float32Array(N * DIM);
     for (let b = 0; b < N; b++) tokens.set(image, b * DIM);
     const den = new GaussianDenoiser();
-    const out = await edit(den, { tokens, region: 'center', conditions: new Array(N).fill(1), arSteps: 2, diffusion: createDiffusion({ respacing: '100' }), seed: 1 });
+    const out = await edit(den, {
+      tokens,
+      region: 'center',
+      conditions: new Array(N).fill(1),
+      arSteps: 2,
+      diffusion: createDiffusion({ respacing: '100' }),
+      seed: 1,
+    });
     for (let b = 0; b < N; b++) for (const i of keptDims) if (out.tokens[b * DIM + i] !== image[i]) throw new Error(`kept token ${i} of sample ${b} changed`);
     // conditional of N(mu_1, Sigma) given the kept values
     const Scc = sub(SIGMA, keptDims, keptDims);
@@ -243,7 +270,14 @@ describe('zero-shot editing', () => {
     const RS = matmul(R, Scs);
     const { mean, cov } = moments(out.tokens, N, genDims);
     expect(maxAbsDiff(mean, condMean)).toBeLessThan(0.05);
-    genDims.forEach((g, i) => expect(maxAbsDiff(cov[i], genDims.map((h, j) => SIGMA[g][h] - RS[i][j]))).toBeLessThan(0.04));
+    genDims.forEach((g, i) =>
+      expect(
+        maxAbsDiff(
+          cov[i],
+          genDims.map((h, j) => SIGMA[g][h] - RS[i][j]),
+        ),
+      ).toBeLessThan(0.04),
+    );
     // the kept tokens were pushed once, before any prediction, under the new class
     expect(den.calls[0]).toEqual({ kind: 'push', rows: N, count: keptDims.length });
   });
@@ -300,7 +334,11 @@ describe('options', () => {
   it('is reproducible from the seed, reports progress and returns intermediates', async () => {
     const progress: string[] = [];
     const a = await sample(new GaussianDenoiser(), {
-      conditions: [0], arSteps: 2, diffusion, seed: 42, intermediates: true,
+      conditions: [0],
+      arSteps: 2,
+      diffusion,
+      seed: 42,
+      intermediates: true,
       onProgress: (p) => progress.push(`${p.arStep}/${p.arSteps}:${p.step}/${p.steps}@${p.timestep}`),
     });
     const b = await sample(new GaussianDenoiser(), { conditions: [0], arSteps: 2, diffusion, seed: 42 });
@@ -316,7 +354,11 @@ describe('options', () => {
   it('onIntermediate hears each frame as it is recorded; an aborted signal stops the loop and frees the session', async () => {
     const heard: number[] = [];
     const r = await sample(new GaussianDenoiser(), {
-      conditions: [0], arSteps: 4, diffusion, intermediates: { every: 5 }, onIntermediate: (f) => heard.push(f.arStep),
+      conditions: [0],
+      arSteps: 4,
+      diffusion,
+      intermediates: { every: 5 },
+      onIntermediate: (f) => heard.push(f.arStep),
     });
     expect(heard).toEqual([1, 2, 3, 4]);
     expect(r.intermediates!.map((f) => f.arStep)).toEqual(heard);
@@ -324,7 +366,8 @@ describe('options', () => {
     // a promise from onProgress is awaited: timers run between the diffusion steps
     const order: string[] = [];
     await sample(new GaussianDenoiser(), {
-      conditions: [0], diffusion,
+      conditions: [0],
+      diffusion,
       onProgress: (p) => new Promise<void>((resolve) => setTimeout(() => (order.push(`timer ${p.step}`), resolve()), 0)),
       onIntermediate: (f) => order.push(`frame ${f.step}`),
       intermediates: true,
@@ -338,7 +381,9 @@ describe('options', () => {
     den.start = (conds) => ({ ...start(conds), dispose: () => void disposed++ });
     let steps = 0;
     const run = sample(den, {
-      conditions: [0], arSteps: 2, diffusion,
+      conditions: [0],
+      arSteps: 2,
+      diffusion,
       onProgress: () => {
         if (++steps === 3) controller.abort(new Error('client went away'));
       },

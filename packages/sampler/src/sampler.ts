@@ -168,7 +168,10 @@ class BatchRandomness {
   static of(options: { seed?: Seed; rng?: Rng; rowSeeds?: ReadonlyArray<Seed> }, B: number): BatchRandomness {
     if (options.rowSeeds) {
       if (options.rowSeeds.length !== B) throw new RangeError(`rowSeeds: got ${options.rowSeeds.length} seeds for a batch of ${B}`);
-      return new BatchRandomness(null, options.rowSeeds.map((s) => createRng(s)));
+      return new BatchRandomness(
+        null,
+        options.rowSeeds.map((s) => createRng(s)),
+      );
     }
     return new BatchRandomness(options.rng ?? createRng(options.seed ?? 0), null);
   }
@@ -214,12 +217,7 @@ function resolveOrders<C>(options: SampleOptions<C>, L: number, B: number, rando
   return [...order];
 }
 
-async function generate<C>(
-  denoiser: Denoiser<C>,
-  options: SampleOptions<C>,
-  source: Float32Array | null,
-  region: Uint8Array,
-): Promise<SampleResult> {
+async function generate<C>(denoiser: Denoiser<C>, options: SampleOptions<C>, source: Float32Array | null, region: Uint8Array): Promise<SampleResult> {
   const L = denoiser.numTokens;
   const D = denoiser.tokenDim;
   const B = options.conditions.length;

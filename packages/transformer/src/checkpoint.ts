@@ -5,7 +5,16 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { checkStateDict, CONFIG_FILE, configFromJson, configToJson, readConfigFile, WEIGHTS_FILE, writeModelFolder, type ModelConfig } from '@causalfusion/config';
+import {
+  checkStateDict,
+  CONFIG_FILE,
+  configFromJson,
+  configToJson,
+  readConfigFile,
+  WEIGHTS_FILE,
+  writeModelFolder,
+  type ModelConfig,
+} from '@causalfusion/config';
 import { readSafetensors } from '@causalfusion/safetensors';
 import { CausalDiffusionModel } from './model';
 
@@ -20,7 +29,8 @@ export interface LoadModelOptions {
  * the file's metadata, which {@link saveModel} writes).
  */
 export async function loadModel(location: string, options: LoadModelOptions = {}): Promise<CausalDiffusionModel> {
-  if (!fs.existsSync(location)) throw new Error(`loadModel: ${location} does not exist; give a .safetensors file or a folder with ${WEIGHTS_FILE} and ${CONFIG_FILE}`);
+  if (!fs.existsSync(location))
+    throw new Error(`loadModel: ${location} does not exist; give a .safetensors file or a folder with ${WEIGHTS_FILE} and ${CONFIG_FILE}`);
   let weightsFile = location;
   let configFile: string | null = null;
   if (fs.statSync(location).isDirectory()) {
@@ -42,7 +52,9 @@ export async function loadModel(location: string, options: LoadModelOptions = {}
     try {
       json = JSON.parse(file.metadata.config);
     } catch (err) {
-      throw new Error(`loadModel: ${weightsFile} metadata: "config" is not JSON (${(err as Error).message.replace(/\s+/g, ' ')}); put a ${CONFIG_FILE} beside it`);
+      throw new Error(
+        `loadModel: ${weightsFile} metadata: "config" is not JSON (${(err as Error).message.replace(/\s+/g, ' ')}); put a ${CONFIG_FILE} beside it`,
+      );
     }
     config = configFromJson(json, `${weightsFile} metadata`);
   } else {

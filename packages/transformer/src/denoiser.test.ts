@@ -74,7 +74,9 @@ it('maps null to the null class, and refuses null when the model has none', asyn
   const noNull = new CausalDiffusionModel(makeConfig('CausalFusion-Tiny', { classDropoutProb: 0 }));
   try {
     expect(() => new TransformerDenoiser(noNull).start([1, null])).toThrow('condition 1 is null (unconditional) but this model has no null class');
-    expect(() => new TransformerDenoiser(noNull).start([10])).toThrow('label 10 at index 0 is not a class of this model; use 0..9 (this model has no null class');
+    expect(() => new TransformerDenoiser(noNull).start([10])).toThrow(
+      'label 10 at index 0 is not a class of this model; use 0..9 (this model has no null class',
+    );
   } finally {
     noNull.dispose();
   }

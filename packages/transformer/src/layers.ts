@@ -9,7 +9,17 @@
  * so that every product is a plain matMul; state dicts convert to and from the official [out, in].
  */
 import { tf } from '@causalfusion/backend';
-import { BODY_KEYS, blockKeys, checkLength, checkStateEntries, initialWeights, timestepSinusoid, TIMESTEP_FREQUENCIES, type ParamEntry, type StateDict } from '@causalfusion/config';
+import {
+  BODY_KEYS,
+  blockKeys,
+  checkLength,
+  checkStateEntries,
+  initialWeights,
+  timestepSinusoid,
+  TIMESTEP_FREQUENCIES,
+  type ParamEntry,
+  type StateDict,
+} from '@causalfusion/config';
 import { convBatchMatMul, geluTanh, layerNorm, linear, matMul, silu } from './ops';
 
 type Tensor = tf.Tensor;
@@ -95,8 +105,14 @@ export class ParamStore {
   block(i: number): BlockParams {
     const k = blockKeys(i);
     return {
-      norm1: this.norm(k.norm1), qkv: this.linear(k.qkv), qNorm: this.norm(k.qNorm), kNorm: this.norm(k.kNorm),
-      proj: this.linear(k.proj), norm2: this.norm(k.norm2), fc1: this.linear(k.fc1), fc2: this.linear(k.fc2),
+      norm1: this.norm(k.norm1),
+      qkv: this.linear(k.qkv),
+      qNorm: this.norm(k.qNorm),
+      kNorm: this.norm(k.kNorm),
+      proj: this.linear(k.proj),
+      norm2: this.norm(k.norm2),
+      fc1: this.linear(k.fc1),
+      fc2: this.linear(k.fc2),
     };
   }
 
@@ -184,7 +200,13 @@ export interface BlockDims {
  * Generalized causal attention on h [N*seqLen, D] (already norm1-ed). With `past`, the keys and values
  * of earlier tokens are prepended (KV cache); returns the output [N*seqLen, D] and the full keys/values.
  */
-function attention(h: Tensor, b: BlockParams, dims: BlockDims, maskBias: Tensor | null, past: { k: Tensor; v: Tensor } | null): { out: Tensor; k: Tensor; v: Tensor } {
+function attention(
+  h: Tensor,
+  b: BlockParams,
+  dims: BlockDims,
+  maskBias: Tensor | null,
+  past: { k: Tensor; v: Tensor } | null,
+): { out: Tensor; k: Tensor; v: Tensor } {
   const { N, seqLen: n, hiddenSize: D, numHeads: H } = dims;
   const hd = D / H;
   // qkv (no bias): output columns are (q|k|v) x heads x headDim. Three products with column slices
@@ -214,7 +236,13 @@ function attention(h: Tensor, b: BlockParams, dims: BlockDims, maskBias: Tensor 
  * with an optional additive mask [seqLen, 1, keys] and past keys/values. Returns x and the keys/values (past
  * included) for a KV cache.
  */
-export function transformerBlock(x: Tensor, b: BlockParams, dims: BlockDims, maskBias: Tensor | null, past: { k: Tensor; v: Tensor } | null): { x: Tensor; k: Tensor; v: Tensor } {
+export function transformerBlock(
+  x: Tensor,
+  b: BlockParams,
+  dims: BlockDims,
+  maskBias: Tensor | null,
+  past: { k: Tensor; v: Tensor } | null,
+): { x: Tensor; k: Tensor; v: Tensor } {
   const a = attention(layerNorm(x, b.norm1.weight, b.norm1.bias), b, dims, maskBias, past);
   const h = tf.add(x, a.out);
   const m = linear(geluTanh(linear(layerNorm(h, b.norm2.weight, b.norm2.bias), b.fc1.weight, b.fc1.bias)), b.fc2.weight, b.fc2.bias);
@@ -243,7 +271,11 @@ export class KVCache {
 
   /** An independent copy (to branch, e.g. several continuations of one prefix). */
   clone(): KVCache {
-    return new KVCache(this.rows, this.numHeads, this.layers.map((l) => ({ k: tf.keep(l.k.clone()), v: tf.keep(l.v.clone()) })));
+    return new KVCache(
+      this.rows,
+      this.numHeads,
+      this.layers.map((l) => ({ k: tf.keep(l.k.clone()), v: tf.keep(l.v.clone()) })),
+    );
   }
 
   /** The official layout, per layer k and v as [rows, heads, tokens, headDim] float32 (for inspection). */

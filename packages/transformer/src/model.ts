@@ -18,8 +18,16 @@
  */
 import { tf } from '@causalfusion/backend';
 import {
-  checkLength, checkStateDict, CLASS_KEYS, derived, prepareTrainingTokens, trainingEntries, validateConfig,
-  type ModelConfig, type TrainingInputs, type TrainingRandomness,
+  checkLength,
+  checkStateDict,
+  CLASS_KEYS,
+  derived,
+  prepareTrainingTokens,
+  trainingEntries,
+  validateConfig,
+  type ModelConfig,
+  type TrainingInputs,
+  type TrainingRandomness,
 } from '@causalfusion/config';
 import { embeddingRows, KVCache, TransformerBody } from './layers';
 
@@ -163,7 +171,12 @@ export class CausalDiffusionModel extends TransformerBody {
     const R = ids.length;
     if (R === 0) throw new Error('createCache: give at least one label');
     const cache = new KVCache(R, this.config.numHeads, []);
-    const cond = tf.tidy(() => tf.add(tf.reshape(tf.gather(this.params.labelTable, tf.tensor1d(ids, 'int32')), [R, this.config.numCondTokens, this.config.hiddenSize]), this.params.condPosEmbed));
+    const cond = tf.tidy(() =>
+      tf.add(
+        tf.reshape(tf.gather(this.params.labelTable, tf.tensor1d(ids, 'int32')), [R, this.config.numCondTokens, this.config.hiddenSize]),
+        this.params.condPosEmbed,
+      ),
+    );
     this.pushEmbedded(cache, cond);
     cond.dispose();
     return cache;

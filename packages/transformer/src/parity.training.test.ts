@@ -46,7 +46,12 @@ describe.each(cases)('training forward, case %s', (name, c) => {
     const ids: number[] = [];
     for (let n = 0; n < 2; n++) {
       const row = rand.slice(n * L, (n + 1) * L);
-      ids.push(...row.map((v, i) => [v, i]).sort((a, b) => a[0] - b[0]).map((p) => p[1]));
+      ids.push(
+        ...row
+          .map((v, i) => [v, i])
+          .sort((a, b) => a[0] - b[0])
+          .map((p) => p[1]),
+      );
     }
     expect(ids).toEqual(c.ids_shuffle.data);
 
@@ -58,15 +63,7 @@ describe.each(cases)('training forward, case %s', (name, c) => {
     try {
       expect(Array.from(out.effectiveLabels)).toEqual(c.effective_labels.data);
       const inter = out.intermediates!;
-      for (const key of [
-        't_embed',
-        'y_embed_raw',
-        'sequence_into_block0',
-        'block0_out',
-        'block1_out',
-        'final_hidden_noised_tokens',
-        'pred_noise_shuffled',
-      ]) {
+      for (const key of ['t_embed', 'y_embed_raw', 'sequence_into_block0', 'block0_out', 'block1_out', 'final_hidden_noised_tokens', 'pred_noise_shuffled']) {
         const got = inter[key];
         expect(got.shape).toEqual(c.intermediates[key].shape);
         const err = record(`${name}.${key}`, maxAbsDiff(got.dataSync(), c.intermediates[key].data));

@@ -55,7 +55,10 @@ describe('hand-written gradients equal tfjs autodiff of the plain formulas', () 
       ];
       for (const [name, ours, plain, inputs] of pairs) {
         const probe = randn(ours(inputs).shape, 9);
-        const loss = (f: (t: tf.Tensor[]) => tf.Tensor) => (...t: tf.Tensor[]) => tf.sum(tf.mul(f(t), probe));
+        const loss =
+          (f: (t: tf.Tensor[]) => tf.Tensor) =>
+          (...t: tf.Tensor[]) =>
+            tf.sum(tf.mul(f(t), probe));
         const gOurs = tf.grads(loss(ours))(inputs);
         const gPlain = tf.grads(loss(plain))(inputs);
         expect(maxAbsDiff(ours(inputs).dataSync(), plain(inputs).dataSync())).toBeLessThan(1e-5);
@@ -187,12 +190,8 @@ describe('trainStep', () => {
     const model = new CausalDiffusionModel(config);
     const opt = new AdamW(model.trainableVariables());
     try {
-      expect(() => trainStep(model, opt, { x: new Float32Array(10), y: [1, 2] }, createRng(0))).toThrow(
-        'x has 10 values, expected 128 (NCHW [2, 4, 4, 4])',
-      );
-      expect(() => trainStep(model, opt, { x: new Float32Array(128), y: [1, 12] }, createRng(0))).toThrow(
-        'label 12 at index 1 is not a class of this model',
-      );
+      expect(() => trainStep(model, opt, { x: new Float32Array(10), y: [1, 2] }, createRng(0))).toThrow('x has 10 values, expected 128 (NCHW [2, 4, 4, 4])');
+      expect(() => trainStep(model, opt, { x: new Float32Array(128), y: [1, 12] }, createRng(0))).toThrow('label 12 at index 1 is not a class of this model');
     } finally {
       opt.dispose();
       model.dispose();

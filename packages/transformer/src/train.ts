@@ -52,8 +52,14 @@ export function trainingLosses(
 export class AdamW {
   readonly host: HostAdamW;
 
-  constructor(readonly variables: tf.Variable[], options: AdamWOptions = {}) {
-    this.host = new HostAdamW(variables.map((x) => x.size), options);
+  constructor(
+    readonly variables: tf.Variable[],
+    options: AdamWOptions = {},
+  ) {
+    this.host = new HostAdamW(
+      variables.map((x) => x.size),
+      options,
+    );
   }
 
   get lr(): number {

@@ -23,7 +23,9 @@ beforeAll(async () => {
     fs.mkdirSync(path.join(data, cls), { recursive: true });
     const px = Buffer.alloc(20 * 16 * 3);
     for (let j = 0; j < px.length; j++) px[j] = (j * (7 + i) + 31 * i) % 256;
-    await sharp(px, { raw: { width: 20, height: 16, channels: 3 } }).png().toFile(path.join(data, cls, `${i}.png`));
+    await sharp(px, { raw: { width: 20, height: 16, channels: 3 } })
+      .png()
+      .toFile(path.join(data, cls, `${i}.png`));
   }
   await makeTinyVaeFolder(path.join(tmp, 'vae'));
   vae = await loadVae(path.join(tmp, 'vae'), { threads: 1 });
@@ -51,7 +53,12 @@ describe('latent tokens', () => {
     const images = Uint8Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 13) % 256);
     const tokens = await tok.encode(images);
     const mean = (await vae.encode(imagesToNchw(images, 16))).mean;
-    expect(maxAbsDiff(tokensToLatents(tokens, 4, 8, 2), mean.map((v) => v * 0.2325))).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        tokensToLatents(tokens, 4, 8, 2),
+        mean.map((v) => v * 0.2325),
+      ),
+    ).toBeLessThan(1e-6);
     const decoded = await tok.decode(tokens);
     expect(decoded).toEqual(nchwToImages(await vae.decode(mean), 16));
     await expect(tok.decode(new Float32Array(10))).rejects.toThrow(/not a whole number of 16 tokens of 16 values/);
@@ -59,7 +66,7 @@ describe('latent tokens', () => {
 });
 
 describe('latent caches', () => {
-  it('hold each image\'s posterior and its flipped copy\'s, with labels and class names', async () => {
+  it("hold each image's posterior and its flipped copy's, with labels and class names", async () => {
     const out = path.join(tmp, 'latents.bin');
     const seen: number[] = [];
     const { header, resumedAt } = await encodeImageFolder({ data, vae, out, batchSize: 2, onProgress: (d) => seen.push(d) });

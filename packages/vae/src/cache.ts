@@ -72,7 +72,9 @@ function serializeHeader(header: LatentCacheHeader, labels: ArrayLike<number>): 
 function readPrefix(fd: number, file: string): { header: LatentCacheHeader; headerBytes: number } {
   const head = Buffer.alloc(12);
   if (fs.readSync(fd, head, 0, 12, 0) !== 12 || head.toString('latin1', 0, 8) !== LATENT_CACHE_MAGIC) {
-    throw new Error(`${file} is not a latent cache (no ${LATENT_CACHE_MAGIC} signature); make one with \`causalfusion encode --data DIR --vae DIR --out ${path.basename(file)}\``);
+    throw new Error(
+      `${file} is not a latent cache (no ${LATENT_CACHE_MAGIC} signature); make one with \`causalfusion encode --data DIR --vae DIR --out ${path.basename(file)}\``,
+    );
   }
   const headerBytes = head.readUInt32LE(8);
   const json = Buffer.alloc(headerBytes);
@@ -298,9 +300,15 @@ export async function encodeImageFolder(options: EncodeFolderOptions): Promise<{
   const flip = options.flip ?? true;
   const { name, scaleFactor, latentChannels, downsample, imageSize } = vae.config;
   const header: LatentCacheHeader = {
-    format: LATENT_CACHE_FORMAT, version: 1,
+    format: LATENT_CACHE_FORMAT,
+    version: 1,
     vae: { name, scaleFactor, latentChannels, downsample, imageSize },
-    latentShape: [C, h, h], count: files.length, classNames: listed.classNames, flip, values: ['mean', 'logvar'], dtype: 'float32',
+    latentShape: [C, h, h],
+    count: files.length,
+    classNames: listed.classNames,
+    flip,
+    values: ['mean', 'logvar'],
+    dtype: 'float32',
     source: { data: path.resolve(options.data), fingerprint: fingerprint(options.data, files) },
   };
   const writer = new LatentCacheWriter(options.out, header, labels);

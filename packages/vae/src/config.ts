@@ -72,7 +72,9 @@ export function readVaeConfig(dir: string): VaeConfig {
     throw new Error(`VAE folder ${dir} does not exist; a VAE folder holds ${ENCODER_FILE}, ${DECODER_FILE} and ${VAE_CONFIG_FILE}`);
   }
   if (!fs.existsSync(file)) {
-    throw new Error(`${file} is missing; write it with \`causalfusion vae init --dir ${dir} ...\` (a VAE folder holds ${ENCODER_FILE}, ${DECODER_FILE} and ${VAE_CONFIG_FILE})`);
+    throw new Error(
+      `${file} is missing; write it with \`causalfusion vae init --dir ${dir} ...\` (a VAE folder holds ${ENCODER_FILE}, ${DECODER_FILE} and ${VAE_CONFIG_FILE})`,
+    );
   }
   let json: unknown;
   try {
@@ -87,8 +89,13 @@ export function readVaeConfig(dir: string): VaeConfig {
 export function writeVaeConfig(dir: string, config: Omit<VaeConfig, 'format' | 'inputRange'> & Partial<VaeConfig>): VaeConfig {
   const checked = parseVaeConfig({ format: 'causalfusion-vae', inputRange: [-1, 1], ...config }, path.join(dir, VAE_CONFIG_FILE));
   const ordered: VaeConfig = {
-    format: checked.format, name: checked.name, scaleFactor: checked.scaleFactor, latentChannels: checked.latentChannels,
-    downsample: checked.downsample, imageSize: checked.imageSize, inputRange: checked.inputRange,
+    format: checked.format,
+    name: checked.name,
+    scaleFactor: checked.scaleFactor,
+    latentChannels: checked.latentChannels,
+    downsample: checked.downsample,
+    imageSize: checked.imageSize,
+    inputRange: checked.inputRange,
   };
   makeDirs(dir);
   writeFileAtomic(path.join(dir, VAE_CONFIG_FILE), JSON.stringify(ordered, null, 2) + '\n');

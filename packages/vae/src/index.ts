@@ -9,13 +9,5 @@ export type { VaeConfig, VaePresetName } from './config';
 export { Vae, loadVae, initVaeFolder, checkGraphs, samplePosterior, splitMoments, LOGVAR_MIN, LOGVAR_MAX } from './vae';
 export type { VaeOptions, Posterior, GraphGeometry } from './vae';
 export { VaeTokenizer, latentsToTokens, tokensToLatents, imagesToNchw, nchwToImages } from './tokens';
-export {
-  LatentCache,
-  LatentCacheWriter,
-  openLatentCache,
-  encodeImageFolder,
-  cacheLayout,
-  LATENT_CACHE_MAGIC,
-  LATENT_CACHE_FORMAT,
-} from './cache';
+export { LatentCache, LatentCacheWriter, openLatentCache, encodeImageFolder, cacheLayout, LATENT_CACHE_MAGIC, LATENT_CACHE_FORMAT } from './cache';
 export type { LatentCacheHeader, EncodeFolderOptions } from './cache';

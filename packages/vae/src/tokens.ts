@@ -40,8 +40,7 @@ export function imagesToNchw(images: ArrayLike<number>, size: number): Float32Ar
   if (images.length % per !== 0) throw new Error(`${images.length} values are not a whole number of ${size}x${size} RGB images`);
   const out = new Float32Array(images.length);
   for (let base = 0; base < images.length; base += per)
-    for (let c = 0; c < 3; c++)
-      for (let i = 0; i < size * size; i++) out[base + c * size * size + i] = (images[base + i * 3 + c] / 255) * 2 - 1;
+    for (let c = 0; c < 3; c++) for (let i = 0; i < size * size; i++) out[base + c * size * size + i] = (images[base + i * 3 + c] / 255) * 2 - 1;
   return out;
 }
 
@@ -104,7 +103,9 @@ export class VaeTokenizer {
   async decode(tokens: ArrayLike<number>): Promise<Uint8Array> {
     const per = this.numTokens * this.tokenDim;
     if (tokens.length % per !== 0) {
-      throw new Error(`decode: ${tokens.length} values are not a whole number of ${this.numTokens} tokens of ${this.tokenDim} values (${this.vae.latentChannels}-channel latents)`);
+      throw new Error(
+        `decode: ${tokens.length} values are not a whole number of ${this.numTokens} tokens of ${this.tokenDim} values (${this.vae.latentChannels}-channel latents)`,
+      );
     }
     const z = tokensToLatents(tokens, this.vae.latentChannels, this.vae.latentSize, this.patchSize);
     const scale = this.vae.scaleFactor;

@@ -27,7 +27,13 @@ afterAll(async () => {
 describe('the tiny reference VAE matches PyTorch to 1e-4', () => {
   it('vae.json holds the geometry read off the graphs', () => {
     expect(readVaeConfig(dir)).toEqual({
-      format: 'causalfusion-vae', name: 'vae-tiny-reference', scaleFactor: 0.2325, latentChannels: 4, downsample: 2, imageSize: 16, inputRange: [-1, 1],
+      format: 'causalfusion-vae',
+      name: 'vae-tiny-reference',
+      scaleFactor: 0.2325,
+      latentChannels: 4,
+      downsample: 2,
+      imageSize: 16,
+      inputRange: [-1, 1],
     });
     expect([vae.latentSize, vae.latentLength]).toEqual([8, 256]);
   });
@@ -41,8 +47,13 @@ describe('the tiny reference VAE matches PyTorch to 1e-4', () => {
     };
     const z = samplePosterior(p, f32(io.encoder.eps));
     const sample = maxAbsDiff(z, io.encoder.posterior_sample.data);
-    const scaled = maxAbsDiff(z.map((v) => v * vae.scaleFactor), io.encoder['posterior_sample_times_0.2325'].data);
-    console.log(`vae_tiny parity (max |diff|): mean ${diffs.mean.toExponential(2)}, logvar ${diffs.logvar.toExponential(2)}, sample ${sample.toExponential(2)}, scaled ${scaled.toExponential(2)}`);
+    const scaled = maxAbsDiff(
+      z.map((v) => v * vae.scaleFactor),
+      io.encoder['posterior_sample_times_0.2325'].data,
+    );
+    console.log(
+      `vae_tiny parity (max |diff|): mean ${diffs.mean.toExponential(2)}, logvar ${diffs.logvar.toExponential(2)}, sample ${sample.toExponential(2)}, scaled ${scaled.toExponential(2)}`,
+    );
     for (const d of [diffs.mean, diffs.logvar, sample, scaled]) expect(d).toBeLessThan(1e-4);
   });
 
@@ -79,7 +90,9 @@ describe('the tiny reference VAE matches PyTorch to 1e-4', () => {
 
 describe('bad input is a clear error', () => {
   it('a latent of the wrong channel count, an image of the wrong size', async () => {
-    await expect(vae.decode(new Float32Array(3 * 8 * 8), [1, 3, 8, 8])).rejects.toThrow(/latents of shape \[1, 3, 8, 8\] do not fit this VAE \(vae-tiny-reference\): it decodes \[N, 4, 8, 8\]/);
+    await expect(vae.decode(new Float32Array(3 * 8 * 8), [1, 3, 8, 8])).rejects.toThrow(
+      /latents of shape \[1, 3, 8, 8\] do not fit this VAE \(vae-tiny-reference\): it decodes \[N, 4, 8, 8\]/,
+    );
     await expect(vae.decode(new Float32Array(100))).rejects.toThrow(/100 values are not a whole number of \[4, 8, 8\] latents/);
     await expect(vae.encode(new Float32Array(3 * 8 * 8))).rejects.toThrow(/not a whole number of 16x16 RGB images/);
   });
@@ -90,14 +103,18 @@ describe('bad input is a clear error', () => {
     fs.copyFileSync(path.join(REFERENCE_DIR, 'decoder.onnx'), path.join(swapped, 'encoder.onnx'));
     fs.copyFileSync(path.join(REFERENCE_DIR, 'decoder.onnx'), path.join(swapped, 'decoder.onnx'));
     writeVaeConfig(swapped, { name: 'x', scaleFactor: 1, latentChannels: 4, downsample: 2, imageSize: 16 });
-    await expect(loadVae(swapped)).rejects.toThrow(/encoder\.onnx: the input "latent" is \[N, 4, 8, 8\], not an image \[N, 3, H, W\] \(4 channels: is it the decoder/);
+    await expect(loadVae(swapped)).rejects.toThrow(
+      /encoder\.onnx: the input "latent" is \[N, 4, 8, 8\], not an image \[N, 3, H, W\] \(4 channels: is it the decoder/,
+    );
   });
 
   it('vae.json that disagrees with the graphs, a missing vae.json, a file that is not ONNX', async () => {
     const wrong = path.join(tmp, 'wrong');
     await makeTinyVaeFolder(wrong);
     writeVaeConfig(wrong, { name: 'x', scaleFactor: 0.18215, latentChannels: 16, downsample: 4, imageSize: 16 });
-    await expect(loadVae(wrong)).rejects.toThrow(/the ONNX graphs do not match vae.json: they have 4 latent channels \(vae.json: 16\), 8-wide latents \(vae.json: 4 = 16 \/ 4\)/);
+    await expect(loadVae(wrong)).rejects.toThrow(
+      /the ONNX graphs do not match vae.json: they have 4 latent channels \(vae.json: 16\), 8-wide latents \(vae.json: 4 = 16 \/ 4\)/,
+    );
     fs.rmSync(path.join(wrong, 'vae.json'));
     await expect(loadVae(wrong)).rejects.toThrow(/vae.json is missing/);
     await makeTinyVaeFolder(wrong);

@@ -105,7 +105,9 @@ export function checkGraphs(encoder: InferenceSession, decoder: InferenceSession
   const momentsMeta = encoder.outputMetadata.find((m) => m.name === 'moments') ?? encoder.outputMetadata[0];
   const m = dims(momentsMeta, files.encoder, 'output');
   if (m.length !== 4 || !fixed(m[1]) || m[1] % 2 !== 0) {
-    throw new Error(`${files.encoder}: the output "${momentsMeta.name}" is ${show(m)}; expected the posterior moments [N, 2C, h, w] (mean and logvar, C latent channels)`);
+    throw new Error(
+      `${files.encoder}: the output "${momentsMeta.name}" is ${show(m)}; expected the posterior moments [N, 2C, h, w] (mean and logvar, C latent channels)`,
+    );
   }
   const C = m[1] / 2;
   if (decoder.inputMetadata.length !== 1) {
@@ -114,7 +116,9 @@ export function checkGraphs(encoder: InferenceSession, decoder: InferenceSession
   const [decIn] = decoder.inputMetadata;
   const z = dims(decIn, files.decoder, 'input');
   if (z.length !== 4 || (fixed(z[1]) && z[1] !== C)) {
-    throw new Error(`${files.decoder}: the input "${decIn.name}" is ${show(z)}; the encoder makes ${C}-channel latents, so the decoder must take [N, ${C}, h, w]`);
+    throw new Error(
+      `${files.decoder}: the input "${decIn.name}" is ${show(z)}; the encoder makes ${C}-channel latents, so the decoder must take [N, ${C}, h, w]`,
+    );
   }
   const [decOut] = decoder.outputMetadata;
   const y = dims(decOut, files.decoder, 'output');
@@ -126,13 +130,20 @@ export function checkGraphs(encoder: InferenceSession, decoder: InferenceSession
   const imageSize = side(x, 'input', files.encoder) ?? side(y, 'output', files.decoder);
   const latentSize = side(m, 'output', files.encoder) ?? side(z, 'input', files.decoder);
   return {
-    latentChannels: C, imageSize, latentSize,
-    encoderBatch: fixed(x[0]) ? x[0] : null, decoderBatch: fixed(z[0]) ? z[0] : null, momentsName: momentsMeta.name,
+    latentChannels: C,
+    imageSize,
+    latentSize,
+    encoderBatch: fixed(x[0]) ? x[0] : null,
+    decoderBatch: fixed(z[0]) ? z[0] : null,
+    momentsName: momentsMeta.name,
   };
 }
 
 async function openSession(file: string, options: VaeOptions, role: string): Promise<InferenceSession> {
-  if (!fs.existsSync(file)) throw new Error(`${file} is missing: a VAE folder holds ${ENCODER_FILE} and ${DECODER_FILE} (the ${role} exported to ONNX; see @causalfusion/vae's README)`);
+  if (!fs.existsSync(file))
+    throw new Error(
+      `${file} is missing: a VAE folder holds ${ENCODER_FILE} and ${DECODER_FILE} (the ${role} exported to ONNX; see @causalfusion/vae's README)`,
+    );
   sessionOptions({ threads: options.threads }); // a bad thread count is the caller's error, not the file's
   try {
     return await createSession(file, { device: 'cpu', threads: options.threads });
@@ -174,7 +185,8 @@ export class Vae {
       const problems: string[] = [];
       if (g.latentChannels !== config.latentChannels) problems.push(`${g.latentChannels} latent channels (vae.json: ${config.latentChannels})`);
       if (g.imageSize !== null && g.imageSize !== config.imageSize) problems.push(`${g.imageSize}-pixel images (vae.json: ${config.imageSize})`);
-      if (g.latentSize !== null && g.latentSize !== latentSize) problems.push(`${g.latentSize}-wide latents (vae.json: ${latentSize} = ${config.imageSize} / ${config.downsample})`);
+      if (g.latentSize !== null && g.latentSize !== latentSize)
+        problems.push(`${g.latentSize}-wide latents (vae.json: ${latentSize} = ${config.imageSize} / ${config.downsample})`);
       if (problems.length) throw new Error(`${dir}: the ONNX graphs do not match vae.json: they have ${problems.join(', ')}`);
       return new Vae(ort, encoder, decoder, config, g, dir, batchSize);
     } catch (e) {
@@ -306,7 +318,10 @@ export async function initVaeFolder(options: {
   } else if (options.downsample !== undefined) downsample = options.downsample;
   else throw new Error(`${options.encoder}: the graph's latent size is symbolic; give the downsampling factor (16 for MAR's VAE, 8 for SD's)`);
   makeDirs(options.dir);
-  for (const [src, name] of [[options.encoder, ENCODER_FILE], [options.decoder, DECODER_FILE]] as const) {
+  for (const [src, name] of [
+    [options.encoder, ENCODER_FILE],
+    [options.decoder, DECODER_FILE],
+  ] as const) {
     const dest = path.join(options.dir, name);
     if (path.resolve(src) !== path.resolve(dest)) copyFileAtomic(src, dest);
   }

@@ -22,7 +22,12 @@ it('no module imports itself through a circle (type-only imports, require() and 
   const graph = new Map<string, string[]>();
   for (const p of packages) {
     for (const file of p.files) {
-      graph.set(file, importsOf(file).map((spec) => resolveInWorkspace(file, spec, byName)).filter((f): f is string => f !== null));
+      graph.set(
+        file,
+        importsOf(file)
+          .map((spec) => resolveInWorkspace(file, spec, byName))
+          .filter((f): f is string => f !== null),
+      );
     }
   }
   expect(graph.size).toBeGreaterThan(200);
@@ -30,9 +35,7 @@ it('no module imports itself through a circle (type-only imports, require() and 
 });
 
 it('no package depends on itself through a circle (dependencies and devDependencies)', () => {
-  const graph = new Map(
-    packages.map((p) => [p.name, Object.keys({ ...p.json.dependencies, ...p.json.devDependencies }).filter((d) => byName.has(d))]),
-  );
+  const graph = new Map(packages.map((p) => [p.name, Object.keys({ ...p.json.dependencies, ...p.json.devDependencies }).filter((d) => byName.has(d))]));
   expect(circles(graph)).toEqual([]);
 });
 
@@ -63,7 +66,8 @@ it('every declared dependency is imported (or listed above with its reason)', ()
     for (const file of p.files) for (const spec of importsOf(file)) (isTestFile(file) ? byTests : bySources).add(packageOf(spec) ?? '');
     const outside = USED_OUTSIDE_SOURCES[p.name] ?? {};
     for (const dep of Object.keys(p.json.dependencies ?? {})) {
-      if (!bySources.has(dep) && !outside[dep]) problems.push(`${p.name}: dependency ${dep} is not imported by its sources${byTests.has(dep) ? ' (tests only: a devDependency)' : ''}`);
+      if (!bySources.has(dep) && !outside[dep])
+        problems.push(`${p.name}: dependency ${dep} is not imported by its sources${byTests.has(dep) ? ' (tests only: a devDependency)' : ''}`);
     }
     for (const dep of Object.keys(p.json.devDependencies ?? {})) {
       if (!bySources.has(dep) && !byTests.has(dep) && !outside[dep]) problems.push(`${p.name}: devDependency ${dep} is not imported`);

@@ -29,8 +29,7 @@ export async function readCaptionInput(source: ImageSource, H: number, W: number
   const gray = { data: new Uint8Array(H * zoom * W * zoom), width: W * zoom, height: H * zoom, channels: 1 };
   const cells: Uint8Array[] = [];
   for (let n = 0; n < count; n++) {
-    for (let y = 0; y < gray.height; y++)
-      for (let x = 0; x < gray.width; x++) gray.data[y * gray.width + x] = data[y * info.width + n * gray.width + x];
+    for (let y = 0; y < gray.height; y++) for (let x = 0; x < gray.width; x++) gray.data[y * gray.width + x] = data[y * info.width + n * gray.width + x];
     cells.push(resizeArea(gray, W, H));
   }
   return { cells, zoom };
@@ -85,7 +84,10 @@ export function registerCaption(program: Command): void {
   program
     .command('caption')
     .description('caption an image with a multimodal model: --input image.png [--greedy | --top-k K --top-p P --temperature T]')
-    .requiredOption('--input <file>', 'the image: the model\'s canvas size (e.g. 32 wide x 16 high; gray or RGB), a row of them as generate writes (one caption per cell), either at an integer zoom')
+    .requiredOption(
+      '--input <file>',
+      "the image: the model's canvas size (e.g. 32 wide x 16 high; gray or RGB), a row of them as generate writes (one caption per cell), either at an integer zoom",
+    )
     .option('--model <dir>', 'multimodal model folder (default: the shipped one)')
     .option('--greedy', 'the most likely token each step (default unless a sampling flag is given)')
     .option('--top-k <k>', 'sample among the k most likely tokens')

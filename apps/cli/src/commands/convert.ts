@@ -25,12 +25,20 @@ interface ConvertFlags {
 export function registerConvert(program: Command): void {
   program
     .command('convert')
-    .description('convert an official PyTorch checkpoint (.pt, as train.py saves it, or a bare state_dict) into a model folder, without Python and without running the pickle')
-    .requiredOption('--from <ckpt.pt>', 'the checkpoint (torch.save\'s zip format, torch >= 1.6)')
+    .description(
+      'convert an official PyTorch checkpoint (.pt, as train.py saves it, or a bare state_dict) into a model folder, without Python and without running the pickle',
+    )
+    .requiredOption('--from <ckpt.pt>', "the checkpoint (torch.save's zip format, torch >= 1.6)")
     .requiredOption('--out <dir>', 'the model folder to write (model.safetensors, config.json, meta.json)')
-    .option('--weights <ema|model>', 'which weights of train.py\'s checkpoint: ema (what sample.py uses) or model; a bare state_dict is taken whole', 'ema')
-    .option('--config <config.json>', 'the model config in the official argument names (needed unless the checkpoint\'s args name CausalFusion-L, -XL or -H; wins over the args)')
-    .option('--tokenizer <pixel|vae:DIR>', 'record the model\'s VAE folder (vae:DIR, from `causalfusion vae init`), or pixel for a model of 1- or 3-channel pixels; default: none recorded (give it to sample / edit with --tokenizer)')
+    .option('--weights <ema|model>', "which weights of train.py's checkpoint: ema (what sample.py uses) or model; a bare state_dict is taken whole", 'ema')
+    .option(
+      '--config <config.json>',
+      "the model config in the official argument names (needed unless the checkpoint's args name CausalFusion-L, -XL or -H; wins over the args)",
+    )
+    .option(
+      '--tokenizer <pixel|vae:DIR>',
+      "record the model's VAE folder (vae:DIR, from `causalfusion vae init`), or pixel for a model of 1- or 3-channel pixels; default: none recorded (give it to sample / edit with --tokenizer)",
+    )
     .action((flags: ConvertFlags) => {
       // everything is checked before anything is written: flags, the output folder, the file, the config, the weights
       const which = parseWeightsFlag(flags.weights);
@@ -61,7 +69,12 @@ export function registerConvert(program: Command): void {
       writeFileAtomic(path.join(flags.out, CONFIG_FILE), JSON.stringify(configJson, null, 2) + '\n');
       writeFileAtomic(path.join(flags.out, META_FILE), JSON.stringify(meta, null, 2) + '\n');
       const params = ordered.reduce((a, [, t]) => a + t.data.length, 0);
-      const vae = meta.tokenizer.kind === 'vae' ? `VAE ${meta.tokenizer.dir}` : meta.tokenizer.kind === 'pixel' ? 'pixel tokens' : 'no VAE recorded (give it to sample / edit with --tokenizer vae:DIR)';
+      const vae =
+        meta.tokenizer.kind === 'vae'
+          ? `VAE ${meta.tokenizer.dir}`
+          : meta.tokenizer.kind === 'pixel'
+            ? 'pixel tokens'
+            : 'no VAE recorded (give it to sample / edit with --tokenizer vae:DIR)';
       console.log(
         `wrote ${path.resolve(flags.out)}: ${describeWeights(ckpt)} of ${flags.from}, ${ordered.length} tensors, ` +
           `${params.toLocaleString('en-US')} parameters; ${describeGeometry(config)}; config from ${ckpt.configSource}; ${vae}`,

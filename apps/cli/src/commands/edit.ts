@@ -31,7 +31,10 @@ export function registerEdit(program: Command): void {
   const cmd = program
     .command('edit')
     .description('regenerate a region of an image under a (new) class; the rest of the image is kept')
-    .requiredOption('--input <image>', 'the image to edit (PNG, JPEG, ...), any size; gray for 1-channel models; the output keeps its size and its pixels outside the region')
+    .requiredOption(
+      '--input <image>',
+      'the image to edit (PNG, JPEG, ...), any size; gray for 1-channel models; the output keeps its size and its pixels outside the region',
+    )
     .option(
       '--mask <region|mask.png>',
       `what to regenerate: ${EDIT_REGIONS.join(', ')}, or a mask image, any size (the input's is natural; white = regenerate, ` +

@@ -167,8 +167,10 @@ export function shardFiles(dir: string, shard: Shard, flag = '--fake'): { files:
 /** `eval fid --fake DIR [--shard i/N] --save-partial part.npz`: the partial statistics of a shard's images. */
 async function savePartial(opts: FidCliOptions, batchSize: number | undefined): Promise<void> {
   const out = opts.savePartial!;
-  if (opts.real !== undefined) throw new UsageError('--save-partial computes the statistics of --fake only; give --real to eval merge, which combines the shards');
-  if (opts.saveStats !== undefined) throw new UsageError('--save-stats saves whole statistics; with --save-partial the shards are combined by eval merge --save-stats');
+  if (opts.real !== undefined)
+    throw new UsageError('--save-partial computes the statistics of --fake only; give --real to eval merge, which combines the shards');
+  if (opts.saveStats !== undefined)
+    throw new UsageError('--save-stats saves whole statistics; with --save-partial the shards are combined by eval merge --save-stats');
   if (opts.fake === undefined) throw new UsageError('--save-partial needs --fake DIR: the folder of images to compute the statistics of');
   checkNpzOut(out, '--save-partial', 'partial statistics are an .npz');
   let stat: fs.Stats;
@@ -184,7 +186,10 @@ async function savePartial(opts: FidCliOptions, batchSize: number | undefined): 
   let partial;
   try {
     partial = await fromPackage(() =>
-      partialStatisticsFromImages(files.length, (i) => decodeImage(files[i]), extractor, { batchSize, onProgress: progressBar(`fake ${shard.index}/${shard.count}`) }),
+      partialStatisticsFromImages(files.length, (i) => decodeImage(files[i]), extractor, {
+        batchSize,
+        onProgress: progressBar(`fake ${shard.index}/${shard.count}`),
+      }),
     );
   } finally {
     await extractor.dispose?.();
@@ -210,8 +215,14 @@ export function registerEvalFid(evalCmd: Command): void {
     .option('--features <inception.onnx|mnist>', "feature network: an InceptionV3 ONNX export, or 'mnist' (FID-MNIST)", 'mnist')
     .option('--batch-size <n>', `images per network call (default: 50 for Inception, 500 for mnist; at most ${LIMITS.fidBatch})`)
     .option('--save-stats <out.npz>', 'write the statistics computed from images (--real first) as pytorch-fid .npz')
-    .option('--shard <i/N>', `with --save-partial: only shard i of N (from 0) of the --fake folder: images [floor(i*T/N), floor((i+1)*T/N)) (a sample --out-dir folder's own record, ${MANIFEST}, names T; else its T sorted files)`)
-    .option('--save-partial <part.npz>', 'write the partial statistics (count, mean, centred outer products; float64) of --fake, or of its --shard, for eval merge; no FID')
+    .option(
+      '--shard <i/N>',
+      `with --save-partial: only shard i of N (from 0) of the --fake folder: images [floor(i*T/N), floor((i+1)*T/N)) (a sample --out-dir folder's own record, ${MANIFEST}, names T; else its T sorted files)`,
+    )
+    .option(
+      '--save-partial <part.npz>',
+      'write the partial statistics (count, mean, centred outer products; float64) of --fake, or of its --shard, for eval merge; no FID',
+    )
     .option('--eps-fallback <mode>', "'auto' (reproduces pytorch-fid/ADM), 'never' or 'always'", 'auto')
     .option('--json', 'print the result as JSON')
     .action(async (opts: FidCliOptions) => {
@@ -232,11 +243,7 @@ export function registerEvalFid(evalCmd: Command): void {
       const results: StatisticsResult[] = [];
       try {
         for (const input of inputs) {
-          results.push(
-            await fromPackage(() =>
-              computeStatistics(input.path, { extractor, batchSize, onProgress: progressBar(input.flag.slice(2)) }),
-            ),
-          );
+          results.push(await fromPackage(() => computeStatistics(input.path, { extractor, batchSize, onProgress: progressBar(input.flag.slice(2)) })));
         }
       } finally {
         await extractor?.dispose?.();

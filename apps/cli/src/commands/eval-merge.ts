@@ -33,7 +33,9 @@ export function readShards(files: string[]): ShardPartial[] {
   const [first] = parts;
   for (const { file, p, shard } of parts) {
     if (shard.count !== first.shard.count) {
-      throw new UsageError(`parts of different shardings: ${first.file} is shard ${first.shard.index}/${first.shard.count}, ${file} is ${shard.index}/${shard.count}`);
+      throw new UsageError(
+        `parts of different shardings: ${first.file} is shard ${first.shard.index}/${first.shard.count}, ${file} is ${shard.index}/${shard.count}`,
+      );
     }
     if (shard.total !== first.shard.total) {
       throw new UsageError(
@@ -59,7 +61,9 @@ export function readShards(files: string[]): ShardPartial[] {
   const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !byIndex.has(i));
   if (missing.length) {
     const list = missing.length > 5 ? `${missing.slice(0, 5).join(', ')}, ... (${missing.length} in all)` : missing.join(', ');
-    throw new UsageError(`shard${missing.length > 1 ? 's' : ''} ${list} of ${n} missing (${parts.length} parts given); run eval fid --shard i/${n} --save-partial for each`);
+    throw new UsageError(
+      `shard${missing.length > 1 ? 's' : ''} ${list} of ${n} missing (${parts.length} parts given); run eval fid --shard i/${n} --save-partial for each`,
+    );
   }
   return parts.sort((a, b) => a.shard.index - b.shard.index).map((x) => x.p);
 }
@@ -70,8 +74,11 @@ export function registerEvalMerge(evalCmd: Command): void {
     .command('merge')
     .description('merge the partial statistics of eval fid --shard i/N --save-partial into the FID of all images (as eval fid prints it)')
     .argument('<parts...>', 'the .npz of every shard, each once (any order)')
-    .option('--real <dir|stats.npz>', 'reference images (folder) or statistics (.npz), as for eval fid; omit with --save-stats to only save the merged statistics')
-    .option('--features <inception.onnx|mnist>', "feature network for a --real folder: the one the shards used", 'mnist')
+    .option(
+      '--real <dir|stats.npz>',
+      'reference images (folder) or statistics (.npz), as for eval fid; omit with --save-stats to only save the merged statistics',
+    )
+    .option('--features <inception.onnx|mnist>', 'feature network for a --real folder: the one the shards used', 'mnist')
     .option('--batch-size <n>', `images per network call for a --real folder (at most ${LIMITS.fidBatch})`)
     .option('--save-stats <out.npz>', 'write the merged statistics (mu, sigma) of all shards as pytorch-fid .npz')
     .option('--eps-fallback <mode>', "'auto' (reproduces pytorch-fid/ADM), 'never' or 'always'", 'auto')
@@ -79,7 +86,8 @@ export function registerEvalMerge(evalCmd: Command): void {
     .action(async (files: string[], opts: MergeCliOptions) => {
       checkEpsFallback(opts.epsFallback);
       const batchSize = opts.batchSize === undefined ? undefined : boundedInt(opts.batchSize, '--batch-size', LIMITS.fidBatch);
-      if (opts.real === undefined && opts.saveStats === undefined) throw new UsageError('--real is required (or give --save-stats to only save the merged statistics)');
+      if (opts.real === undefined && opts.saveStats === undefined)
+        throw new UsageError('--real is required (or give --save-stats to only save the merged statistics)');
       if (opts.saveStats !== undefined) checkNpzOut(opts.saveStats, '--save-stats', 'the statistics are a pytorch-fid .npz');
       const parts = readShards(files);
       const merged = mergePartials(parts);
@@ -94,7 +102,9 @@ export function registerEvalMerge(evalCmd: Command): void {
       const extractor = holdsImages(opts.real, '--real') ? await fromPackage(() => createExtractor(opts.features)) : undefined;
       if (extractor && features !== null && extractor.name !== features) {
         await extractor.dispose?.();
-        throw new UsageError(`--features: the shards used ${features} features, --features ${opts.features} gives ${extractor.name}; use the shards' network for --real`);
+        throw new UsageError(
+          `--features: the shards used ${features} features, --features ${opts.features} gives ${extractor.name}; use the shards' network for --real`,
+        );
       }
       let real: StatisticsResult;
       try {

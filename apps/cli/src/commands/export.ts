@@ -19,7 +19,9 @@ import { checkOutDir, checkOutFile } from '../outputs';
  * then load_state_dict): exactly the official state_dict keys, in its order, float32.
  */
 export function registerExport(program: Command): Command {
-  const exportCmd = program.command('export').description('export a training checkpoint as a model folder (export model), a model as ONNX graphs (export onnx)');
+  const exportCmd = program
+    .command('export')
+    .description('export a training checkpoint as a model folder (export model), a model as ONNX graphs (export onnx)');
   exportCmd
     .command('model')
     .description("write a model folder (the EMA weights of a run's latest checkpoint) for sample / edit --model")
@@ -38,7 +40,10 @@ export function registerExport(program: Command): Command {
   exportCmd
     .command('onnx')
     .description('write the ONNX graphs of a model (cond.onnx, push.onnx, eps.onnx, shared weights.bin, causalfusion-onnx.json)')
-    .option('--model <dir|ckpt.pt>', 'model folder (model.safetensors, config.json, meta.json) or official PyTorch checkpoint; default: the shipped MNIST model')
+    .option(
+      '--model <dir|ckpt.pt>',
+      'model folder (model.safetensors, config.json, meta.json) or official PyTorch checkpoint; default: the shipped MNIST model',
+    )
     .requiredOption('--out <dir>', 'the folder to write')
     .action((flags: { model?: string; out: string }) => {
       const folder = readModelFolder(flags.model, undefined, { needsTokenizer: false });
@@ -54,18 +59,28 @@ export function registerExport(program: Command): Command {
       // meta.json travels along, so the folder says what its classes and pixels are
       if (folder.weights) writeFileAtomic(path.join(flags.out, META_FILE), JSON.stringify(folder.meta, null, 2) + '\n');
       else copyFileAtomic(path.join(folder.dir, META_FILE), path.join(flags.out, META_FILE));
-      const files = Object.values(manifest.graphs).map((g) => g.file).concat(manifest.weights);
-      console.log(`wrote ${path.resolve(flags.out)}: ${files.join(', ')} (opset ${manifest.opset}, ${manifest.numTokens} tokens of ${manifest.tokenDim} values)`);
+      const files = Object.values(manifest.graphs)
+        .map((g) => g.file)
+        .concat(manifest.weights);
+      console.log(
+        `wrote ${path.resolve(flags.out)}: ${files.join(', ')} (opset ${manifest.opset}, ${manifest.numTokens} tokens of ${manifest.tokenDim} values)`,
+      );
     });
   exportCmd
     .command('official')
-    .description('write model.safetensors as the official PyTorch code loads it (safetensors.torch.load_file + load_state_dict): the official state_dict keys, float32')
-    .option('--model <dir|ckpt.pt>', 'model folder (model.safetensors, config.json, meta.json) or official PyTorch checkpoint; default: the shipped MNIST model')
+    .description(
+      'write model.safetensors as the official PyTorch code loads it (safetensors.torch.load_file + load_state_dict): the official state_dict keys, float32',
+    )
+    .option(
+      '--model <dir|ckpt.pt>',
+      'model folder (model.safetensors, config.json, meta.json) or official PyTorch checkpoint; default: the shipped MNIST model',
+    )
     .requiredOption('--out <file.safetensors>', 'the file to write')
     .action((flags: { model?: string; out: string }) => {
       const folder = readModelFolder(flags.model, undefined, { needsTokenizer: false });
       checkOutFile(flags.out, '--out', 'model.safetensors');
-      if (path.extname(flags.out) !== '.safetensors') throw new UsageError(`--out: ${flags.out} does not end in .safetensors; give a name such as model.safetensors`);
+      if (path.extname(flags.out) !== '.safetensors')
+        throw new UsageError(`--out: ${flags.out} does not end in .safetensors; give a name such as model.safetensors`);
       const { config } = folder;
       let weights = folder.weights;
       if (!weights) {
@@ -79,7 +94,9 @@ export function registerExport(program: Command): Command {
       const ordered = [...officialShapes(config).keys()].map((k): [string, NamedTensor] => [k, weights.get(k)!]);
       writeSafetensors(flags.out, ordered, { format: 'pt' });
       const params = ordered.reduce((a, [, t]) => a + t.data.length, 0);
-      console.log(`wrote ${path.resolve(flags.out)}: ${ordered.length} tensors, ${params.toLocaleString('en-US')} parameters (float32, the official key names)`);
+      console.log(
+        `wrote ${path.resolve(flags.out)}: ${ordered.length} tensors, ${params.toLocaleString('en-US')} parameters (float32, the official key names)`,
+      );
       console.log(`the official model: ${officialConstructor(config)}`);
     });
   return exportCmd;

@@ -3,8 +3,14 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { initBackend } from '@causalfusion/backend';
 import {
-  CanvasCodec, DEFAULT_MULTIMODAL_MODEL_DIR, generateImages, loadMultimodalModel, readMultimodalFolder,
-  type CaptionCodec, type GenerateImageOptions, type MultimodalModel,
+  CanvasCodec,
+  DEFAULT_MULTIMODAL_MODEL_DIR,
+  generateImages,
+  loadMultimodalModel,
+  readMultimodalFolder,
+  type CaptionCodec,
+  type GenerateImageOptions,
+  type MultimodalModel,
 } from '@causalfusion/multimodal';
 import { UsageError } from '../errors';
 import { writeImageGrid } from '../images';
@@ -20,7 +26,9 @@ export function openMultimodalFolder(dir: string | undefined) {
   const folder = path.resolve(dir ?? DEFAULT_MULTIMODAL_MODEL_DIR);
   if (!fs.existsSync(folder)) {
     throw new UsageError(
-      dir ? `--model ${dir} does not exist` : `no multimodal model at ${folder} (the shipped one is not trained yet); train it with: ${MULTIMODAL_TRAIN_HINT}, or give --model DIR`,
+      dir
+        ? `--model ${dir} does not exist`
+        : `no multimodal model at ${folder} (the shipped one is not trained yet); train it with: ${MULTIMODAL_TRAIN_HINT}, or give --model DIR`,
     );
   }
   try {
@@ -63,7 +71,11 @@ export interface GenerateFlags {
 }
 
 /** Check `generate`'s count and sampling flags (one-line UsageErrors); `maxNum` bounds --num. */
-export function parseGenerateFlags(flags: GenerateFlags, folder: ReturnType<typeof openMultimodalFolder>, maxNum: number = LIMITS.generateImages): GenerateSettings {
+export function parseGenerateFlags(
+  flags: GenerateFlags,
+  folder: ReturnType<typeof openMultimodalFolder>,
+  maxNum: number = LIMITS.generateImages,
+): GenerateSettings {
   const num = positiveInt('--num', flags.num, maxNum);
   const tokensPerImage = (folder.config.imageHeight / folder.config.patchSize) * (folder.config.imageWidth / folder.config.patchSize);
   return {
@@ -99,15 +111,20 @@ export async function generateCanvases(
   const { imageHeight, imageWidth, patchSize } = model.config;
   const canvas = new CanvasCodec(imageHeight, imageWidth, patchSize);
   const onArStep = hooks.onArStep;
-  const tokens = await generateImages(model, codec, Array.from({ length: s.num }, () => caption), {
-    arSteps: s.arSteps,
-    cfgScale: s.cfg,
-    steps: s.steps,
-    seed: s.seed,
-    onProgress: hooks.onProgress,
-    signal: hooks.signal,
-    onArStep: onArStep && ((frame) => onArStep(canvas.decode(frame.x0), frame.arStep)),
-  });
+  const tokens = await generateImages(
+    model,
+    codec,
+    Array.from({ length: s.num }, () => caption),
+    {
+      arSteps: s.arSteps,
+      cfgScale: s.cfg,
+      steps: s.steps,
+      seed: s.seed,
+      onProgress: hooks.onProgress,
+      signal: hooks.signal,
+      onArStep: onArStep && ((frame) => onArStep(canvas.decode(frame.x0), frame.arStep)),
+    },
+  );
   return canvas.decode(tokens);
 }
 

@@ -19,9 +19,16 @@ async function printModel(folder: ModelFolder, requested: BackendName | undefine
   console.log(`model: ${folder.dir}${what}`);
   console.log(`  dataset:    ${meta.dataset}, ${meta.classNames.length} classes: ${meta.classNames.join(', ')}`);
   const t = meta.tokenizer;
-  const tokenizer = t.kind === 'vae' ? `vae ${folder.vaeDir ?? t.dir}` : t.kind === 'latent' ? 'latent, VAE not recorded (give it to sample / edit with --tokenizer vae:DIR)' : t.kind;
+  const tokenizer =
+    t.kind === 'vae'
+      ? `vae ${folder.vaeDir ?? t.dir}`
+      : t.kind === 'latent'
+        ? 'latent, VAE not recorded (give it to sample / edit with --tokenizer vae:DIR)'
+        : t.kind;
   console.log(`  tokenizer:  ${tokenizer}, ${describeGeometry(config)}`);
-  const cfg = Object.entries(configToJson(config)).map(([k, v]) => `${k} ${v}`).join(', ');
+  const cfg = Object.entries(configToJson(config))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   console.log(`  config:     ${cfg}`);
   console.log(`  parameters: ${params.toLocaleString('en-US')} (${((params * 4) / 1e6).toFixed(1)} MB as float32)`);
   console.log(`  backend:    ${backend}`);
@@ -37,7 +44,10 @@ export function registerInfo(program: Command): void {
     .command('info')
     .description('print the packages of causalfusion-ts, the default diffusion schedule and a model (--model)')
     .option('--respacing <spec>', 'respacing of the sampling schedule to summarise', '250')
-    .option('--model [dir|ckpt.pt]', 'also describe a model folder or an official PyTorch checkpoint (config, parameter count, backend, training); no dir = the default model')
+    .option(
+      '--model [dir|ckpt.pt]',
+      'also describe a model folder or an official PyTorch checkpoint (config, parameter count, backend, training); no dir = the default model',
+    )
     .option('--backend <name>', 'tfjs backend to load the model on: tensorflow, wasm or cpu')
     .action(async (opts: { respacing: string; model?: string | true; backend?: string }) => {
       let diffusion;
@@ -60,7 +70,8 @@ export function registerInfo(program: Command): void {
       );
       console.log('');
       if (folder) await printModel(folder, backend);
-      else if (fs.existsSync(path.join(DEFAULT_MODEL_DIR, 'meta.json'))) console.log(`default model: ${DEFAULT_MODEL_DIR} (details: causalfusion info --model)`);
+      else if (fs.existsSync(path.join(DEFAULT_MODEL_DIR, 'meta.json')))
+        console.log(`default model: ${DEFAULT_MODEL_DIR} (details: causalfusion info --model)`);
       else console.log(`default model: not trained yet (${DEFAULT_MODEL_DIR}); train it with \`${TRAIN_HINT}\``);
     });
 }

@@ -46,7 +46,7 @@ export function registerSample(program: Command): void {
   const cmd = program
     .command('sample')
     .description('generate class-conditional images into an image grid (a row per class; PNG, JPEG or WebP), or one PNG per image (--out-dir)')
-    .option('--class <class...>', 'class names or indices (from the model\'s meta.json), e.g. --class 7 or --class 3,7 (default: every class)')
+    .option('--class <class...>', "class names or indices (from the model's meta.json), e.g. --class 7 or --class 3,7 (default: every class)")
     .option('--num <n>', 'images per class', '4')
     .option('--out <file.png>', 'the grid to write: .png, .jpg/.jpeg or .webp', 'samples.png')
     .option(
@@ -54,8 +54,14 @@ export function registerSample(program: Command): void {
       `write each image to its own file DIR/<index>.png (index 0..classes x num - 1, ${LIMITS.dirImages - 1} at most, six digits), ` +
         'each drawn from its own seed (--seed and its index), instead of a grid',
     )
-    .option('--shard <i/N>', 'with --out-dir: draw only shard i of N (counted from 0), the contiguous index range [floor(i*T/N), floor((i+1)*T/N)) of the T images; the shards\' files together are the unsharded run\'s, byte for byte')
-    .option('--batch-size <n>', `with --out-dir: images per sampler call (default ${DEFAULT_DIR_BATCH}, at most ${LIMITS.images}); the images do not depend on it`);
+    .option(
+      '--shard <i/N>',
+      "with --out-dir: draw only shard i of N (counted from 0), the contiguous index range [floor(i*T/N), floor((i+1)*T/N)) of the T images; the shards' files together are the unsharded run's, byte for byte",
+    )
+    .option(
+      '--batch-size <n>',
+      `with --out-dir: images per sampler call (default ${DEFAULT_DIR_BATCH}, at most ${LIMITS.images}); the images do not depend on it`,
+    );
   addSamplingFlags(cmd, { arSteps: '1', order: 'raster' }).action(async (flags: SampleFlags) => {
     // Everything that can be wrong with the input is checked before the backend starts.
     const runtime = parseRuntimeFlags(flags);
@@ -64,11 +70,24 @@ export function registerSample(program: Command): void {
     if (flags.outDir !== undefined) return sampleToDir(flags, folder, classes, runtime, cmd.getOptionValueSource('out') === 'cli');
     if (flags.shard !== undefined) throw new UsageError('--shard needs --out-dir: a shard writes its images as files, which together are the whole run');
     if (flags.batchSize !== undefined) throw new UsageError('--batch-size applies with --out-dir; a grid is drawn as one batch');
-    const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, {
-      limit: LIMITS.images,
-      hint: `a call draws at most ${LIMITS.images} images (classes x --num) into a grid; write one file per image with --out-dir (up to ${LIMITS.dirImages})`,
-    }, folder.meta.sampling);
-    checkImageCount(classes.length, settings.num, LIMITS.images, `run several calls with different --seed values, or write one file per image with --out-dir (up to ${LIMITS.dirImages})`);
+    const settings = parseSamplingFlags(
+      flags,
+      folder.config,
+      folder.tokenizer.numTokens,
+      folder.tokenizer.kind === 'pixel',
+      undefined,
+      {
+        limit: LIMITS.images,
+        hint: `a call draws at most ${LIMITS.images} images (classes x --num) into a grid; write one file per image with --out-dir (up to ${LIMITS.dirImages})`,
+      },
+      folder.meta.sampling,
+    );
+    checkImageCount(
+      classes.length,
+      settings.num,
+      LIMITS.images,
+      `run several calls with different --seed values, or write one file per image with --out-dir (up to ${LIMITS.dirImages})`,
+    );
     const conditions = classConditions(classes, settings.num);
     const { imageSize } = folder.tokenizer;
     checkSamplingOutputs(flags, conditions.length, settings.num, imageSize, imageSize, settings.zoom);
@@ -113,7 +132,15 @@ async function sampleToDir(
   if (outGiven) throw new UsageError('--out names a grid; with --out-dir each image is its own file: give one of them');
   if (flags.progressFrames !== undefined) throw new UsageError('--progress-frames draws grids of a single batch; it does not combine with --out-dir');
   const hint = `a run writes at most ${LIMITS.dirImages} files (classes x --num); use several --out-dir folders with different --seed values`;
-  const settings = parseSamplingFlags(flags, folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, { limit: LIMITS.dirImages, hint }, folder.meta.sampling);
+  const settings = parseSamplingFlags(
+    flags,
+    folder.config,
+    folder.tokenizer.numTokens,
+    folder.tokenizer.kind === 'pixel',
+    undefined,
+    { limit: LIMITS.dirImages, hint },
+    folder.meta.sampling,
+  );
   checkImageCount(classes.length, settings.num, LIMITS.dirImages, 'use several --out-dir folders with different --seed values');
   const shard: Shard = flags.shard === undefined ? { index: 0, count: 1 } : parseShard(flags.shard);
   const batchSize = flags.batchSize === undefined ? DEFAULT_DIR_BATCH : boundedInt(flags.batchSize, '--batch-size', LIMITS.images);

@@ -67,7 +67,9 @@ function cliImage(args: string[], name: string): Buffer {
 function maskPng(size: number, x0: number, y0: number, x1: number, y1: number): Promise<Buffer> {
   const m = Buffer.alloc(size * size);
   for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m[y * size + x] = 255;
-  return sharp(m, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer();
+  return sharp(m, { raw: { width: size, height: size, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 describe('the studio server (shipped models, no browser)', () => {
@@ -88,17 +90,23 @@ describe('the studio server (shipped models, no browser)', () => {
     // sample's defaults for the model: its meta.json "sampling" where it has one
     const meta = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODEL_DIR, 'meta.json'), 'utf8'));
     expect(list.models[0].defaults).toEqual({
-      steps: meta.sampling?.steps ?? '50', sampler: meta.sampling?.sampler ?? 'ddpm', cfg: meta.sampling?.cfg ?? 3, editCfg: 5,
+      steps: meta.sampling?.steps ?? '50',
+      sampler: meta.sampling?.sampler ?? 'ddpm',
+      cfg: meta.sampling?.cfg ?? 3,
+      editCfg: 5,
     });
     expect(list.limits).toMatchObject({ bodyBytes: SERVE_LIMITS.bodyBytes, images: SERVE_LIMITS.images });
     expect(JSON.stringify(list)).not.toContain(tmp);
     expect(JSON.stringify(list)).not.toContain(DEFAULT_MODEL_DIR);
   });
 
-  it('sample: the PNG is the CLI\'s byte for byte; streamed, one frame per AR step, then the same PNG', async () => {
+  it("sample: the PNG is the CLI's byte for byte; streamed, one frame per AR step, then the same PNG", async () => {
     const body = { model: '2', class: '3', num: 2, arSteps: 4, steps: '5', seed: 7 };
     const image = await png('/api/sample', body);
-    const cli = cliImage(['sample', '--model', path.join(tmp, 'digits'), '--class', '3', '--num', '2', '--ar-steps', '4', '--steps', '5', '--seed', '7', ...RUNTIME], 'sample.png');
+    const cli = cliImage(
+      ['sample', '--model', path.join(tmp, 'digits'), '--class', '3', '--num', '2', '--ar-steps', '4', '--steps', '5', '--seed', '7', ...RUNTIME],
+      'sample.png',
+    );
     expect(image.equals(cli)).toBe(true);
 
     const events = await readEvents(await json('/api/sample', body, { Accept: 'text/event-stream' }));
@@ -114,7 +122,7 @@ describe('the studio server (shipped models, no browser)', () => {
     expect((await grayPixels(Buffer.from(last.split(',')[1], 'base64'))).data.equals((await grayPixels(image)).data)).toBe(true);
   });
 
-  it('edit: a painted mask regenerates its tokens, every other pixel is the upload\'s; the same PNG as the CLI\'s', async () => {
+  it("edit: a painted mask regenerates its tokens, every other pixel is the upload's; the same PNG as the CLI's", async () => {
     const original = await png('/api/sample', { class: 3, num: 1, arSteps: 2, steps: '5' }); // 32x32: the 16x16 model at zoom 2
     const mask = await maskPng(32, 3, 2, 13, 11); // touches tokens (0,0), (0,1), (1,0), (1,1)
     const body = { image: original.toString('base64'), mask: `data:image/png;base64,${mask.toString('base64')}`, class: 5, arSteps: 2, steps: '5', seed: 1 };
@@ -123,14 +131,32 @@ describe('the studio server (shipped models, no browser)', () => {
 
     fs.writeFileSync(path.join(tmp, 'original.png'), original);
     fs.writeFileSync(path.join(tmp, 'mask.png'), mask);
-    const cli = cliImage(['edit', '--input', path.join(tmp, 'original.png'), '--mask', path.join(tmp, 'mask.png'), '--class', '5', '--ar-steps', '2', '--steps', '5', '--seed', '1', ...RUNTIME], 'edit.png');
+    const cli = cliImage(
+      [
+        'edit',
+        '--input',
+        path.join(tmp, 'original.png'),
+        '--mask',
+        path.join(tmp, 'mask.png'),
+        '--class',
+        '5',
+        '--ar-steps',
+        '2',
+        '--steps',
+        '5',
+        '--seed',
+        '1',
+        ...RUNTIME,
+      ],
+      'edit.png',
+    );
     expect(edited.equals(cli)).toBe(true);
     // a region name works as --mask does
     const center = await png('/api/edit', { ...body, mask: 'center' });
     expect((await grayPixels(center)).width).toBe(32);
   });
 
-  it('generate and caption with the multimodal model: the CLI\'s image and caption', async () => {
+  it("generate and caption with the multimodal model: the CLI's image and caption", async () => {
     const body = { prompt: 'a large 3 to the left of a small 8', num: 1, arSteps: 2, steps: 3, seed: 2 };
     const image = await png('/api/generate', body);
     const cli = cliImage(['generate', '--prompt', body.prompt, '--num', '1', '--ar-steps', '2', '--steps', '3', '--seed', '2'], 'generate.png');
@@ -146,7 +172,7 @@ describe('the studio server (shipped models, no browser)', () => {
     expect(captions).toEqual([[r.stdout.trim()]]);
   });
 
-  it('every bad request is a 4xx with a one-line message (the CLI\'s for bad flags), and the server stays up', async () => {
+  it("every bad request is a 4xx with a one-line message (the CLI's for bad flags), and the server stays up", async () => {
     const before = logs.length;
     const digit = (await png('/api/sample', { class: 1, num: 1, steps: '2' })).toString('base64');
     const black = (await maskPng(32, 0, 0, 0, 0)).toString('base64');
@@ -216,7 +242,10 @@ describe('the studio server (shipped models, no browser)', () => {
     // bodies over the limit: declared, and streamed without a length
     const big = Buffer.alloc(SERVE_LIMITS.bodyBytes + 1, 0x20);
     const declared = await raw('/api/edit', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: big });
-    expect([declared.status, (await jsonOf(declared)).error]).toEqual([413, `the request body is ${big.length} bytes, over the limit of ${SERVE_LIMITS.bodyBytes} bytes; send a smaller image`]);
+    expect([declared.status, (await jsonOf(declared)).error]).toEqual([
+      413,
+      `the request body is ${big.length} bytes, over the limit of ${SERVE_LIMITS.bodyBytes} bytes; send a smaller image`,
+    ]);
     const chunks = new ReadableStream({
       start(c) {
         for (let i = 0; i < 9; i++) c.enqueue(big.subarray(0, 1024 * 1024));
@@ -224,7 +253,10 @@ describe('the studio server (shipped models, no browser)', () => {
       },
     });
     const streamed = await raw('/api/edit', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: chunks, duplex: 'half' } as RequestInit);
-    expect([streamed.status, (await jsonOf(streamed)).error]).toEqual([413, `the request body is over the limit of ${SERVE_LIMITS.bodyBytes} bytes; send a smaller image`]);
+    expect([streamed.status, (await jsonOf(streamed)).error]).toEqual([
+      413,
+      `the request body is over the limit of ${SERVE_LIMITS.bodyBytes} bytes; send a smaller image`,
+    ]);
 
     // a loopback studio answers only requests addressed to a loopback name (a DNS-rebinding page cannot reach it)
     const rebinding = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -236,7 +268,10 @@ describe('the studio server (shipped models, no browser)', () => {
       req.on('error', reject);
       req.end();
     });
-    expect(rebinding).toEqual({ status: 403, body: JSON.stringify({ error: "this studio answers requests to localhost / 127.0.0.1 only, not to 'attacker.example'" }) });
+    expect(rebinding).toEqual({
+      status: 403,
+      body: JSON.stringify({ error: "this studio answers requests to localhost / 127.0.0.1 only, not to 'attacker.example'" }),
+    });
 
     // still up, and it logged one line per request
     expect((await fetch(`${base}/api/models`)).status).toBe(200);
@@ -256,7 +291,10 @@ describe('the studio server (shipped models, no browser)', () => {
     const a = new AbortController();
     const long = { class: 1, num: 64, arSteps: 16, steps: '1000' };
     const aRes = await fetch(`${base}/api/sample`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify(long), signal: a.signal,
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      body: JSON.stringify(long),
+      signal: a.signal,
     });
     const reader = aRes.body!.getReader();
     await reader.read();
@@ -264,7 +302,10 @@ describe('the studio server (shipped models, no browser)', () => {
     // B waits behind it (a streaming client hears its place); C finds the line full
     const b = new AbortController();
     const bRes = await fetch(`${base}/api/sample`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify(long), signal: b.signal,
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      body: JSON.stringify(long),
+      signal: b.signal,
     });
     const bReader = bRes.body!.getReader();
     expect(new TextDecoder().decode((await bReader.read()).value)).toBe('event: queued\ndata: {"position":1}\n\n');
@@ -291,7 +332,11 @@ describe('the studio server, failures of its own', () => {
   it('an internal failure is a 500 (plain) or an error event (streamed), and the server goes on', async () => {
     // a model whose runtime fails to start for a reason that is not the request's
     const broken: StudioModel = {
-      kind: 'class', id: '0', name: 'broken', folder: readModelFolder(undefined), queue: new JobQueue(1),
+      kind: 'class',
+      id: '0',
+      name: 'broken',
+      folder: readModelFolder(undefined),
+      queue: new JobQueue(1),
       denoiser: async () => {
         throw new Error('the backbone fell over');
       },

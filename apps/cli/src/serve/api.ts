@@ -15,7 +15,13 @@ import { encodePrompt, generateCanvases, parseGenerateFlags } from '../commands/
 import { compositeEdits, parseEditFlags, readEditRegion, runEdit } from '../editing';
 import { UsageError } from '../errors';
 import {
-  checkImageCount, classConditions, encodeProgressFrame, parseSamplingFlags, samplerOptions, type SamplingFlags, type SamplingSettings,
+  checkImageCount,
+  classConditions,
+  encodeProgressFrame,
+  parseSamplingFlags,
+  samplerOptions,
+  type SamplingFlags,
+  type SamplingSettings,
 } from '../generation';
 import { encodeImageGrid, gridSize, readRaw, type ImageBytes } from '../images';
 import { resolveClasses } from '../model-folder';
@@ -216,7 +222,15 @@ export const sampleEndpoint: Endpoint = async (body, models) => {
   // as the command: every class unless some are named
   const named = classList(f);
   const classes = named.length ? resolveClasses(named, folder.meta) : folder.meta.classNames.map((_, i) => i);
-  const settings = parseSamplingFlags(samplingFlags(f, { num: '4' }), folder.config, folder.tokenizer.numTokens, folder.tokenizer.kind === 'pixel', undefined, MAX_IMAGES, folder.meta.sampling);
+  const settings = parseSamplingFlags(
+    samplingFlags(f, { num: '4' }),
+    folder.config,
+    folder.tokenizer.numTokens,
+    folder.tokenizer.kind === 'pixel',
+    undefined,
+    MAX_IMAGES,
+    folder.meta.sampling,
+  );
   checkImageCount(classes.length, settings.num, SERVE_LIMITS.images, IMAGES_HINT);
   const conditions = classConditions(classes, settings.num);
   const { imageSize, channels, grid } = folder.tokenizer;
@@ -238,7 +252,10 @@ export const sampleEndpoint: Endpoint = async (body, models) => {
       const decoded = await folder.tokenizer.decode(result.tokens);
       const png = await encodeImageGrid(decoded, conditions.length, settings.num, imageSize, imageSize, channels, settings.zoom);
       const names = classes.map((c) => folder.meta.classNames[c]).join(', ');
-      return { png, summary: `${count(conditions.length, 'image')} (${classes.length === 1 ? 'class' : 'classes'} ${names}), ${describeRun(result, settings, since(started))}` };
+      return {
+        png,
+        summary: `${count(conditions.length, 'image')} (${classes.length === 1 ? 'class' : 'classes'} ${names}), ${describeRun(result, settings, since(started))}`,
+      };
     },
   };
 };
@@ -294,7 +311,14 @@ export const generateEndpoint: Endpoint = async (body, models) => {
   const model: PromptModel = pickModel(models, f, 'prompt', '/api/generate');
   const prompt = text(f, 'prompt');
   if (prompt === undefined) throw new UsageError("required option '--prompt <text>' not specified");
-  const flags = { num: text(f, 'num') ?? '4', arSteps: text(f, 'arSteps') ?? '4', steps: text(f, 'steps') ?? '50', cfg: text(f, 'cfg') ?? '2', seed: text(f, 'seed') ?? '0', zoom: text(f, 'zoom') ?? '2' };
+  const flags = {
+    num: text(f, 'num') ?? '4',
+    arSteps: text(f, 'arSteps') ?? '4',
+    steps: text(f, 'steps') ?? '50',
+    cfg: text(f, 'cfg') ?? '2',
+    seed: text(f, 'seed') ?? '0',
+    zoom: text(f, 'zoom') ?? '2',
+  };
   const s = parseGenerateFlags(flags, model.folder, SERVE_LIMITS.images);
   const { imageHeight: H, imageWidth: W } = model.folder.config;
   checkResultSize(s.num, s.num, W, H, s.zoom);
@@ -315,7 +339,10 @@ export const generateEndpoint: Endpoint = async (body, models) => {
       });
       await frames.flush();
       const png = await encodeImageGrid(images, s.num, s.num, W, H, 1, s.zoom);
-      return { png, summary: `${count(s.num, 'image')} for "${prompt}", ${s.arSteps} AR steps x ${s.steps} steps, CFG ${s.cfg}, seed ${s.seed}, ${since(started).toFixed(1)}s` };
+      return {
+        png,
+        summary: `${count(s.num, 'image')} for "${prompt}", ${s.arSteps} AR steps x ${s.steps} steps, CFG ${s.cfg}, seed ${s.seed}, ${since(started).toFixed(1)}s`,
+      };
     },
   };
 };
@@ -325,7 +352,12 @@ export const captionEndpoint: Endpoint = async (body, models) => {
   const f = fieldsOf(body, ['model', 'image', 'greedy', 'topK', 'topP', 'temperature', 'num', 'seed'], '/api/caption');
   const model: PromptModel = pickModel(models, f, 'prompt', '/api/caption');
   const { options, num } = parseCaptionFlags({
-    greedy: bool(f, 'greedy'), topK: text(f, 'topK'), topP: text(f, 'topP'), temperature: text(f, 'temperature'), num: text(f, 'num') ?? '1', seed: text(f, 'seed') ?? '0',
+    greedy: bool(f, 'greedy'),
+    topK: text(f, 'topK'),
+    topP: text(f, 'topP'),
+    temperature: text(f, 'temperature'),
+    num: text(f, 'num') ?? '1',
+    seed: text(f, 'seed') ?? '0',
   });
   const { imageHeight: H, imageWidth: W } = model.folder.config;
   const { cells } = await readCaptionInput(imageBytes(f, 'image', 'the uploaded image'), H, W);

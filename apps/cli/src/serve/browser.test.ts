@@ -41,7 +41,7 @@ let page: Page;
   /** The newest result's PNG. */
   const newest = async () => fromDataUrl((await page.getAttribute('#history li:first-child a', 'href'))!);
 
-  it('generates, paints a mask, edits (kept pixels identical), captions, shows a bad request\'s message', async () => {
+  it("generates, paints a mask, edits (kept pixels identical), captions, shows a bad request's message", async () => {
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
     await page.goto(serve.url);

@@ -7,9 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend } from '@causalfusion/backend';
-import {
-  DEFAULT_MULTIMODAL_MODEL_DIR, loadMultimodalModel, type CaptionCodec, type MultimodalModel,
-} from '@causalfusion/multimodal';
+import { DEFAULT_MULTIMODAL_MODEL_DIR, loadMultimodalModel, type CaptionCodec, type MultimodalModel } from '@causalfusion/multimodal';
 import { TOKENIZER_FILE, WEIGHTS_FILE } from '@causalfusion/config';
 import type { Denoiser } from '@causalfusion/sampler';
 import { openMultimodalFolder } from '../commands/generate';
@@ -62,7 +60,11 @@ function once<T>(load: () => Promise<T>): { get(): Promise<T>; loaded(): Promise
 function classModel(id: string, folder: ModelFolder, name: string, runtime: RuntimeSettings, queue: JobQueue): ClassModel {
   const opened = once<OpenedModel>(() => openModel(folder, runtime));
   return {
-    kind: 'class', id, name, folder, queue,
+    kind: 'class',
+    id,
+    name,
+    folder,
+    queue,
     denoiser: async () => (await opened.get()).denoiser,
     close: async () => {
       await (await opened.loaded()?.catch(() => null))?.close();
@@ -77,7 +79,11 @@ function promptModel(id: string, folder: ReturnType<typeof openMultimodalFolder>
     return loadMultimodalModel(folder.dir);
   });
   return {
-    kind: 'prompt', id, name, folder, queue,
+    kind: 'prompt',
+    id,
+    name,
+    folder,
+    queue,
     load: () => loaded.get(),
     close: async () => (await loaded.loaded()?.catch(() => null))?.model.dispose(),
   };

@@ -32,7 +32,8 @@ export class JobQueue {
    * while it runs is the job's to notice (the sampler stops between diffusion steps).
    */
   async run<T>(signal: AbortSignal, job: () => Promise<T>, onWait?: (position: number) => void): Promise<T> {
-    if (this.full) throw new QueueFullError(`busy: ${this.size} requests are running or waiting for this model (at most ${this.maxWaiting + 1}); try again shortly`);
+    if (this.full)
+      throw new QueueFullError(`busy: ${this.size} requests are running or waiting for this model (at most ${this.maxWaiting + 1}); try again shortly`);
     signal.throwIfAborted();
     if (this.running) {
       onWait?.(this.waiting.length + 1);

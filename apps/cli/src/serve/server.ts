@@ -29,7 +29,8 @@ import { QueueFullError } from './queue';
 export const PAGE_FILE = path.resolve(__dirname, '../../assets/studio.html');
 
 /** The page may use only itself: no CDN, no external fetch, images from data: / blob: URLs. */
-const PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'";
+const PAGE_POLICY =
+  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'; form-action 'none'; base-uri 'none'";
 
 const ENDPOINTS: Record<string, Endpoint> = {
   '/api/sample': sampleEndpoint,
@@ -110,7 +111,12 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store', ...headers });
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -130,9 +136,15 @@ function describeModels(models: StudioModel[]) {
     models: models.map((m) =>
       m.kind === 'class'
         ? {
-            id: m.id, name: m.name, kind: m.kind, classes: m.folder.meta.classNames,
-            imageSize: m.folder.tokenizer.imageSize, channels: m.folder.tokenizer.channels, tokens: m.folder.tokenizer.numTokens,
-            hasNullClass: m.folder.config.classDropoutProb > 0, zoom: defaultZoom(m.folder.tokenizer.imageSize),
+            id: m.id,
+            name: m.name,
+            kind: m.kind,
+            classes: m.folder.meta.classNames,
+            imageSize: m.folder.tokenizer.imageSize,
+            channels: m.folder.tokenizer.channels,
+            tokens: m.folder.tokenizer.numTokens,
+            hasNullClass: m.folder.config.classDropoutProb > 0,
+            zoom: defaultZoom(m.folder.tokenizer.imageSize),
             // what sample / edit use when the field is left out: the model's meta.json "sampling", else the flags' defaults
             defaults: {
               steps: m.folder.meta.sampling?.steps ?? FALLBACK_SAMPLING.steps,
@@ -142,8 +154,12 @@ function describeModels(models: StudioModel[]) {
             },
           }
         : {
-            id: m.id, name: m.name, kind: m.kind, words: m.folder.meta.words,
-            width: m.folder.config.imageWidth, height: m.folder.config.imageHeight,
+            id: m.id,
+            name: m.name,
+            kind: m.kind,
+            words: m.folder.meta.words,
+            width: m.folder.config.imageWidth,
+            height: m.folder.config.imageHeight,
             tokens: (m.folder.config.imageWidth / m.folder.config.patchSize) * (m.folder.config.imageHeight / m.folder.config.patchSize),
           },
     ),
@@ -178,7 +194,12 @@ export function createStudio(options: StudioOptions): Studio {
       throw new HttpError(405, `${req.method} ${route}: use ${allowed}`);
     }
     if (route === '/') {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.length, 'Content-Security-Policy': PAGE_POLICY, 'Cache-Control': 'no-store' });
+      res.writeHead(200, {
+        'Content-Type': 'text/html; charset=utf-8',
+        'Content-Length': page.length,
+        'Content-Security-Policy': PAGE_POLICY,
+        'Cache-Control': 'no-store',
+      });
       res.end(page); // (no body for HEAD: Node leaves it out)
       return;
     }
@@ -197,7 +218,10 @@ export function createStudio(options: StudioOptions): Studio {
     const prepared = await endpoint!(body, models);
     const { model } = prepared;
     note.text = `model ${model.id}`;
-    if (model.queue.full) throw new QueueFullError(`busy: model ${model.id} is serving a request and ${model.queue.maxWaiting} more are waiting (at most ${model.queue.maxWaiting}); try again shortly`);
+    if (model.queue.full)
+      throw new QueueFullError(
+        `busy: model ${model.id} is serving a request and ${model.queue.maxWaiting} more are waiting (at most ${model.queue.maxWaiting}); try again shortly`,
+      );
 
     const streaming = prepared.streams && /text\/event-stream/.test(req.headers.accept ?? '');
     if (!streaming) {

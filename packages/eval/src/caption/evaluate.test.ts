@@ -45,8 +45,21 @@ describe('evaluateCaptions (COCO formats)', () => {
 
   it.each<[string, unknown, unknown, RegExp]>([
     ['an empty candidate list', refsCoco, [], /^cands\.json is empty/],
-    ['a candidate without references', refsCoco, [{ image_id: 4242, caption: 'x' }], /candidate for image_id 4242 \(cands\.json\[0\]\) has no references in refs\.json/],
-    ['a duplicated candidate', refsCoco, [{ image_id: 7, caption: 'a' }, { image_id: 7, caption: 'b' }], /image_id 7 appears twice in cands\.json \(entry 1\)/],
+    [
+      'a candidate without references',
+      refsCoco,
+      [{ image_id: 4242, caption: 'x' }],
+      /candidate for image_id 4242 \(cands\.json\[0\]\) has no references in refs\.json/,
+    ],
+    [
+      'a duplicated candidate',
+      refsCoco,
+      [
+        { image_id: 7, caption: 'a' },
+        { image_id: 7, caption: 'b' },
+      ],
+      /image_id 7 appears twice in cands\.json \(entry 1\)/,
+    ],
     ['a candidate without a caption', refsCoco, [{ image_id: 7, text: 'a' }], /cands\.json\[0\] \(image_id 7\) has no "caption" string/],
     ['a candidate without an image_id', refsCoco, [{ caption: 'a' }], /cands\.json\[0\] has no image_id/],
     ['candidates that are not a list', refsCoco, { annotations: [] }, /cands\.json must be COCO results/],

@@ -23,7 +23,10 @@ function synthetic(images: number, refsPerImage: number) {
     const refs = Array.from({ length: refsPerImage }, () => caption());
     const hyp = [...refs[next(refsPerImage)]];
     hyp[next(hyp.length)] = WORDS[next(WORDS.length)];
-    gts.set(id, refs.map((r) => r.join(' ')));
+    gts.set(
+      id,
+      refs.map((r) => r.join(' ')),
+    );
     res.set(id, [hyp.join(' ')]);
   }
   return { gts, res };
@@ -53,7 +56,11 @@ describe('speed: 5000 images x 5 references', () => {
   const { gts, res } = synthetic(5000, 5);
 
   it('scores CIDEr-D + BLEU-1..4 in under 2 s (fastest of 2 runs)', () => {
-    const { cpuMs, wallMs, value: [cider, b] } = fastest(2, () => [ciderD(gts, res), bleu(gts, res)] as const);
+    const {
+      cpuMs,
+      wallMs,
+      value: [cider, b],
+    } = fastest(2, () => [ciderD(gts, res), bleu(gts, res)] as const);
     console.log(
       `5000x5: CIDEr-D + BLEU in ${cpuMs.toFixed(0)} ms CPU, ${wallMs.toFixed(0)} ms wall ` +
         `(CIDEr-D ${cider.score.toFixed(4)}, BLEU-4 ${b.scores[3].toFixed(4)})`,

@@ -17,19 +17,20 @@
  */
 
 /** pycocoevalcap's PUNCTUATIONS (tokenizer/ptbtokenizer.py): tokens dropped after tokenizing. */
-export const PTB_PUNCTUATIONS: readonly string[] = [
-  "''", "'", '``', '`', '-LRB-', '-RRB-', '-LCB-', '-RCB-', '.', '?', '!', ',', ':', '-', '--', '...', ';',
-];
+export const PTB_PUNCTUATIONS: readonly string[] = ["''", "'", '``', '`', '-LRB-', '-RRB-', '-LCB-', '-RCB-', '.', '?', '!', ',', ':', '-', '--', '...', ';'];
 const DROPPED = new Set(PTB_PUNCTUATIONS);
 
 const BRACKETS: Record<string, string> = {
-  '(': '-lrb-', ')': '-rrb-', '[': '-lsb-', ']': '-rsb-', '{': '-lcb-', '}': '-rcb-',
+  '(': '-lrb-',
+  ')': '-rrb-',
+  '[': '-lsb-',
+  ']': '-rsb-',
+  '{': '-lcb-',
+  '}': '-rcb-',
 };
 
 // Words that keep their final period ("mr. smith"), as in the Stanford tokenizer's abbreviation lists.
-const ABBREVIATIONS = new Set([
-  'mr', 'mrs', 'ms', 'dr', 'prof', 'st', 'jr', 'sr', 'mt', 'ave', 'blvd', 'rd', 'etc', 'vs', 'inc', 'ltd', 'co', 'corp',
-]);
+const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'st', 'jr', 'sr', 'mt', 'ave', 'blvd', 'rd', 'etc', 'vs', 'inc', 'ltd', 'co', 'corp']);
 
 const CLITIC = /^(.+?)('s|'re|'ve|'ll|'d|'m)$/;
 
@@ -77,7 +78,8 @@ function tokenizeChunk(chunk: string, out: string[]): void {
     }
     const c = String.fromCodePoint(chunk.codePointAt(i)!);
     i += c.length;
-    if (c === '"') out.push("''"); // `` or '' in the PTB output: removed either way
+    if (c === '"')
+      out.push("''"); // `` or '' in the PTB output: removed either way
     else out.push(BRACKETS[c] ?? c);
   }
 }

@@ -34,7 +34,12 @@ function tinyInceptionOnnx(file: string): void {
     name: 'tiny_inception',
     node: [
       onnx.NodeProto.create({ opType: 'GlobalAveragePool', input: ['input'], output: ['gap'] }),
-      onnx.NodeProto.create({ opType: 'Flatten', input: ['gap'], output: ['pool3'], attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] }),
+      onnx.NodeProto.create({
+        opType: 'Flatten',
+        input: ['gap'],
+        output: ['pool3'],
+        attribute: [{ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+      }),
       onnx.NodeProto.create({ opType: 'MatMul', input: ['pool3', 'W'], output: ['logits'] }),
     ],
     initializer: [onnx.TensorProto.create({ name: 'W', dims: [3, 4], dataType: FLOAT, floatData: W })],
@@ -64,11 +69,17 @@ beforeAll(async () => {
   for (const dir of [realDir(), fakeDir()]) fs.mkdirSync(dir);
   for (let i = 0; i < 7; i++) {
     const [w, h] = [16 + i * 5, 12 + i * 3];
-    await sharp(Buffer.from(image(i, w, h)), { raw: { width: w, height: h, channels: 3 } }).png().toFile(path.join(realDir(), `${i}.png`));
-    await sharp(Buffer.from(image(i + 50, h, w)), { raw: { width: h, height: w, channels: 3 } }).png().toFile(path.join(fakeDir(), `${i}.png`));
+    await sharp(Buffer.from(image(i, w, h)), { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toFile(path.join(realDir(), `${i}.png`));
+    await sharp(Buffer.from(image(i + 50, h, w)), { raw: { width: h, height: w, channels: 3 } })
+      .png()
+      .toFile(path.join(fakeDir(), `${i}.png`));
   }
   const gray = new Uint8Array(28 * 28).map((_, i) => (i * 11) & 255);
-  await sharp(Buffer.from(gray), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(fakeDir(), 'gray.png'));
+  await sharp(Buffer.from(gray), { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(path.join(fakeDir(), 'gray.png'));
 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -102,7 +113,10 @@ describe('FID pipeline: PNG folder -> decode -> preprocess -> onnxruntime -> sta
     const realImages = Array.from({ length: 7 }, (_, i) => ({ width: 16 + i * 5, height: 12 + i * 3, data: image(i, 16 + i * 5, 12 + i * 3) }));
     const grayRgb = new Uint8Array(28 * 28 * 3).map((_, i) => (Math.floor(i / 3) * 11) & 255);
     // folder order is sorted by name: 0.png .. 6.png, gray.png
-    const fakeImages = [...Array.from({ length: 7 }, (_, i) => ({ width: 12 + i * 3, height: 16 + i * 5, data: image(i + 50, 12 + i * 3, 16 + i * 5) })), { width: 28, height: 28, data: grayRgb }];
+    const fakeImages = [
+      ...Array.from({ length: 7 }, (_, i) => ({ width: 12 + i * 3, height: 16 + i * 5, data: image(i + 50, 12 + i * 3, 16 + i * 5) })),
+      { width: 28, height: 28, data: grayRgb },
+    ];
     const er = expectedFeatures(realImages);
     const ef = expectedFeatures(fakeImages);
     const want = await frechetDistance(await statisticsOf(er.features, 3), await statisticsOf(ef.features, 3));

@@ -141,7 +141,8 @@ export async function computeStatistics(source: string, options: StatisticsOptio
     const [rows, dim] = arr0.shape;
     if (rows < 2) throw new Error(`${source}: 'arr_0' has ${rows} feature rows; a covariance needs at least 2`);
     // the covariance is dim x dim float64: a small file of 2 x 100000 features would ask for 80 GB
-    if (dim < 1 || dim > MAX_FEATURE_DIM) throw new Error(`${source}: 'arr_0' has ${dim} features per row; expected 1 to ${MAX_FEATURE_DIM} (Inception pool3 has 2048)`);
+    if (dim < 1 || dim > MAX_FEATURE_DIM)
+      throw new Error(`${source}: 'arr_0' has ${dim} features per row; expected 1 to ${MAX_FEATURE_DIM} (Inception pool3 has 2048)`);
     try {
       return { stats: await statisticsOf(arr0.data, dim, { backend: options.backend }), from: 'features', count: rows };
     } catch (err) {
@@ -165,8 +166,7 @@ export type FidOptions = Omit<StatisticsOptions, 'onProgress'> &
 
 /** FID between two sources (folders or .npz), see computeStatistics. */
 export async function computeFid(real: string, fake: string, options: FidOptions = {}): Promise<FidResult> {
-  const progress = (which: 'real' | 'fake'): ProgressCallback | undefined =>
-    options.onProgress && ((done, total) => options.onProgress?.(done, total, which));
+  const progress = (which: 'real' | 'fake'): ProgressCallback | undefined => options.onProgress && ((done, total) => options.onProgress?.(done, total, which));
   const realStats = await computeStatistics(real, { ...options, onProgress: progress('real') });
   const fakeStats = await computeStatistics(fake, { ...options, onProgress: progress('fake') });
   if (realStats.stats.dim !== fakeStats.stats.dim) {

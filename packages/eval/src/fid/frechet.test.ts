@@ -6,7 +6,18 @@ import { FeatureStatistics } from './statistics';
 
 // onnxruntime-node hands back typed arrays of Node's main realm; jest runs tests in a separate realm whose
 // Float64Array fails onnxruntime-common's instanceof checks. Use the main realm's constructors here.
-for (const name of ['Float32Array', 'Float64Array', 'Int32Array', 'BigInt64Array', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'BigUint64Array']) {
+for (const name of [
+  'Float32Array',
+  'Float64Array',
+  'Int32Array',
+  'BigInt64Array',
+  'Uint8Array',
+  'Int8Array',
+  'Uint16Array',
+  'Int16Array',
+  'Uint32Array',
+  'BigUint64Array',
+]) {
   (globalThis as Record<string, unknown>)[name] = vm.runInThisContext(name);
 }
 
@@ -56,7 +67,7 @@ describe('frechetDistance on larger statistics', () => {
   /** Covariance of `rows` deterministic pseudo-random features (full rank when rows > dim). */
   function randomStats(dim: number, rows: number, seed: number): GaussianStats {
     let s = seed;
-    const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296) - 0.5;
+    const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296 - 0.5;
     const x = Array.from({ length: rows * dim }, next);
     const mu = new Float64Array(dim);
     for (let i = 0; i < rows; i++) for (let j = 0; j < dim; j++) mu[j] += x[i * dim + j] / rows;

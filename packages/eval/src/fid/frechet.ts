@@ -136,9 +136,7 @@ export async function frechetDistance(a: GaussianStats, b: GaussianStats, option
   checkStats(a, 'first statistics');
   checkStats(b, 'second statistics');
   if (a.dim !== b.dim) {
-    throw new Error(
-      `statistics have different dimensions: ${a.dim} vs ${b.dim}; compute both with the same feature extractor`,
-    );
+    throw new Error(`statistics have different dimensions: ${a.dim} vs ${b.dim}; compute both with the same feature extractor`);
   }
   const eps = options.eps ?? 1e-6;
   const mode = options.epsFallback ?? 'auto';

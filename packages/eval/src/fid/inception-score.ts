@@ -28,7 +28,7 @@ export class InceptionScoreAccumulator {
       let max = -Infinity;
       for (let k = 0; k < c; k++) max = Math.max(max, logits[row * c + k]);
       let sum = 0;
-      for (let k = 0; k < c; k++) sum += (p[k] = Math.exp(logits[row * c + k] - max));
+      for (let k = 0; k < c; k++) sum += p[k] = Math.exp(logits[row * c + k] - max);
       for (let k = 0; k < c; k++) {
         const pk = p[k] / sum;
         this.sumP[k] += pk;

@@ -41,7 +41,6 @@ export const jsMatMul: MatMul = {
   },
 };
 
-
 /** Two tiny float64 graphs with symbolic shapes: Y = A @ B and Y = C - A @ B. */
 function matmulModel(withSub: boolean): Uint8Array {
   const DOUBLE = onnx.TensorProto.DataType.DOUBLE;
@@ -110,8 +109,7 @@ const ORT_MIN_WORK = 64 * 64 * 64;
 /** Picks JavaScript or ORT per call by size; `backend` forces one. */
 export function autoMatMul(backend: 'auto' | 'js' | 'onnxruntime' = 'auto'): MatMul {
   if (backend === 'js') return jsMatMul;
-  const pick = async (m: number, k: number, n: number) =>
-    backend === 'onnxruntime' || m * k * n >= ORT_MIN_WORK ? ortMatMul() : jsMatMul;
+  const pick = async (m: number, k: number, n: number) => (backend === 'onnxruntime' || m * k * n >= ORT_MIN_WORK ? ortMatMul() : jsMatMul);
   return {
     async mul(a, b, m, k, n) {
       return (await pick(m, k, n)).mul(a, b, m, k, n);

@@ -45,7 +45,27 @@ function seeds(): Uint8Array[] {
 
 /** A header that says what to read: descr, shape, fortran_order, in numpy's dict syntax (or not). */
 const DESCRS = ['<f8', '<f4', '>f8', '>f4', '|u1', '<u1', '=f8', '<f2', '<i8', '|b1', '|O', '<c16', 'f8', '', "[('a', '<f8')]"];
-const SHAPE_TEXTS = ['()', '(0,)', '(1,)', '(3,)', '(-1,)', '(3.5,)', '(abc,)', '(3L,)', '(1e3,)', '(2147483648,)', '(9007199254740993,)', '(0, 1000000000)', '(1000000000, 0)', '(1000000, 1000000)', '(2, 2, 2, 2, 2)', '(2,, 2)', '(, )', '(-2, -2)', '(4294967296, 0, 3)'];
+const SHAPE_TEXTS = [
+  '()',
+  '(0,)',
+  '(1,)',
+  '(3,)',
+  '(-1,)',
+  '(3.5,)',
+  '(abc,)',
+  '(3L,)',
+  '(1e3,)',
+  '(2147483648,)',
+  '(9007199254740993,)',
+  '(0, 1000000000)',
+  '(1000000000, 0)',
+  '(1000000, 1000000)',
+  '(2, 2, 2, 2, 2)',
+  '(2,, 2)',
+  '(, )',
+  '(-2, -2)',
+  '(4294967296, 0, 3)',
+];
 
 function mutateNpy(rng: FuzzRng, npy: Uint8Array): { bytes: Uint8Array; what: string } {
   const major = npy[6];
@@ -96,7 +116,11 @@ function declared(npy: Uint8Array): { shape: number[]; descr: string; fortran: b
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(h)?.[1];
   const shape = /'shape'\s*:\s*\(\s*((?:\d+L?\s*,\s*)*(?:\d+L?\s*,?\s*)?)\)/.exec(h)?.[1];
   if (!descr || !fortran || shape === undefined) return null;
-  const dims = shape.split(',').map((t) => t.trim().replace(/L$/, '')).filter(Boolean).map(Number);
+  const dims = shape
+    .split(',')
+    .map((t) => t.trim().replace(/L$/, ''))
+    .filter(Boolean)
+    .map(Number);
   return { shape: dims, descr, fortran: fortran === 'True' };
 }
 
@@ -147,7 +171,9 @@ describe('.npz parser fuzzing', () => {
           const name = rng.pick(names);
           const m = mutateNpy(rng, members[seed][name]);
           const level = rng.pick([0, 6] as const);
-          const zipped = zipSync(Object.fromEntries(names.map((k) => [k, [k === name ? m.bytes : members[seed][k], { level }]])) as Parameters<typeof zipSync>[0]);
+          const zipped = zipSync(
+            Object.fromEntries(names.map((k) => [k, [k === name ? m.bytes : members[seed][k], { level }]])) as Parameters<typeof zipSync>[0],
+          );
           return { input: { file: write(zipped), seed, npy: { name: name.replace(/\.npy$/, ''), bytes: m.bytes } }, what: `seed ${seed}: ${name}: ${m.what}` };
         },
         async parse({ file }) {
@@ -170,7 +196,8 @@ describe('.npz parser fuzzing', () => {
             const before = originals[seed].get(key);
             if (!before) continue; // a renamed member
             if (JSON.stringify([before.dtype, before.shape]) !== JSON.stringify([a.dtype, a.shape])) return `${key} changed to ${a.dtype} [${a.shape}]`;
-            for (let i = 0; i < a.data.length; i++) if (!Object.is(a.data[i], before.data[i])) return `${key}[${i}] changed from ${before.data[i]} to ${a.data[i]}`;
+            for (let i = 0; i < a.data.length; i++)
+              if (!Object.is(a.data[i], before.data[i])) return `${key}[${i}] changed from ${before.data[i]} to ${a.data[i]}`;
           }
           const s = stats.stats;
           if (!(Number.isInteger(s.dim) && s.dim >= 1 && s.mu.length === s.dim && s.sigma.length === s.dim * s.dim)) return `statistics of dim ${s.dim}`;
@@ -186,7 +213,8 @@ describe('.npz parser fuzzing', () => {
   // One regression case for each bug the fuzzer found (the inputs it failed on, reduced).
   describe('regressions', () => {
     const file = path.join(dir, 'regression.npz');
-    const npz = (members: Record<string, Uint8Array>) => fs.writeFileSync(file, zipSync(Object.fromEntries(Object.entries(members).map(([k, v]) => [k, [v, { level: 0 }]])) as Parameters<typeof zipSync>[0]));
+    const npz = (members: Record<string, Uint8Array>) =>
+      fs.writeFileSync(file, zipSync(Object.fromEntries(Object.entries(members).map(([k, v]) => [k, [v, { level: 0 }]])) as Parameters<typeof zipSync>[0]));
     /** A float64 .npy with `header` as its dict text. */
     const npy = (dict: string, data = new Uint8Array(0)) => {
       const head = new Uint8Array(10);

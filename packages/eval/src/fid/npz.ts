@@ -148,7 +148,6 @@ export function readNpz(file: string): Map<string, NpyArray> {
   return arrays;
 }
 
-
 /**
  * The members of a zip file, checked as Python's zipfile (which np.load uses) checks them: the central
  * directory and local headers must lie inside the file, and every member must inflate to its recorded
@@ -202,7 +201,7 @@ function unzipChecked(zip: Uint8Array, file: string): [string, Uint8Array][] {
     if (p + 46 + nameLen + extraLen > zip.length) fail(`central directory entry ${i} is truncated`);
     const name = new TextDecoder().decode(zip.subarray(p + 46, p + 46 + nameLen));
     // zip64: the 0xFFFFFFFF fields are in the extra field 0x0001, in this order
-    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen; ) {
+    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen;) {
       const id = u16(x);
       const len = u16(x + 2);
       if (id === 1) {

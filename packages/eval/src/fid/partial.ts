@@ -33,7 +33,9 @@ export function savePartialNpz(file: string, p: PartialStatistics, shard?: Shard
       ? {
           partial_shard: { data: Float64Array.of(shard.index, shard.count), shape: [2] },
           partial_total: { data: Float64Array.of(shard.total), shape: [1] },
-          ...(shard.features !== undefined ? { partial_features: { data: new Uint8Array(Buffer.from(shard.features, 'utf8')), shape: [Buffer.byteLength(shard.features, 'utf8')] } } : {}),
+          ...(shard.features !== undefined
+            ? { partial_features: { data: new Uint8Array(Buffer.from(shard.features, 'utf8')), shape: [Buffer.byteLength(shard.features, 'utf8')] } }
+            : {}),
         }
       : {}),
   });
@@ -51,7 +53,9 @@ export function readPartialNpz(file: string): ShardPartial {
   const mean = arrays.get('partial_mean');
   const m2 = arrays.get('partial_m2');
   if (!count || !mean || !m2) {
-    throw new Error(`${file}: not the partial statistics of a shard (needs partial_count, partial_mean, partial_m2; found ${[...arrays.keys()].join(', ') || 'nothing'}); write them with eval fid --shard i/N`);
+    throw new Error(
+      `${file}: not the partial statistics of a shard (needs partial_count, partial_mean, partial_m2; found ${[...arrays.keys()].join(', ') || 'nothing'}); write them with eval fid --shard i/N`,
+    );
   }
   const d = mean.shape[0];
   if (count.data.length !== 1 || mean.shape.length !== 1 || m2.shape.length !== 2 || m2.shape[0] !== d || m2.shape[1] !== d) {
@@ -60,13 +64,15 @@ export function readPartialNpz(file: string): ShardPartial {
   if (mean.dtype !== 'float64' || m2.dtype !== 'float64') throw new Error(`${file}: partial statistics must be float64`);
   const n = count.data[0];
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${file}: partial_count is ${n}, not a count`);
-  for (const a of [mean.data, m2.data]) for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) throw new Error(`${file}: partial statistics hold ${a[i]}`);
+  for (const a of [mean.data, m2.data])
+    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) throw new Error(`${file}: partial statistics hold ${a[i]}`);
   const out: ShardPartial = { dim: d, count: n, mean: Float64Array.from(mean.data), m2: Float64Array.from(m2.data) };
   const shard = readShard(file, arrays.get('partial_shard'), arrays.get('partial_total'));
   const features = arrays.get('partial_features');
   if (features) {
     if (!shard) throw new Error(`${file}: partial_features without partial_shard`);
-    if (features.dtype !== 'uint8' || features.shape.length !== 1) throw new Error(`${file}: partial_features must be uint8 text, got ${features.dtype} [${features.shape}]`);
+    if (features.dtype !== 'uint8' || features.shape.length !== 1)
+      throw new Error(`${file}: partial_features must be uint8 text, got ${features.dtype} [${features.shape}]`);
     shard.features = Buffer.from(features.data).toString('utf8');
   }
   if (shard) {
@@ -79,7 +85,9 @@ export function readPartialNpz(file: string): ShardPartial {
 function readShard(file: string, shard: NpyArray | undefined, total: NpyArray | undefined): ShardInfo | undefined {
   if (!shard && !total) return undefined;
   if (!shard || !total || shard.data.length !== 2 || total.data.length !== 1) {
-    throw new Error(`${file}: partial_shard must be [i, N] and partial_total [T], both present (found ${shard ? `[${shard.shape}]` : 'no partial_shard'}, ${total ? `[${total.shape}]` : 'no partial_total'})`);
+    throw new Error(
+      `${file}: partial_shard must be [i, N] and partial_total [T], both present (found ${shard ? `[${shard.shape}]` : 'no partial_shard'}, ${total ? `[${total.shape}]` : 'no partial_total'})`,
+    );
   }
   const info: ShardInfo = { index: shard.data[0], count: shard.data[1], total: total.data[0] };
   checkShard(info, file);

@@ -3,11 +3,13 @@ import * as path from 'node:path';
 import { preprocessInception } from './preprocess';
 
 const DIR = path.resolve(__dirname, '../../../../../shared/reference/fid_preprocess');
-const cases = (JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
-  cases: { name: string; input_file: string; input_shape_hwc: [number, number, number]; output_file: string }[];
-}).cases;
+const cases = (
+  JSON.parse(fs.readFileSync(path.join(DIR, 'cases.json'), 'utf8')) as {
+    cases: { name: string; input_file: string; input_shape_hwc: [number, number, number]; output_file: string }[];
+  }
+).cases;
 
-describe("pytorch-fid preprocessing (bilinear 299, align_corners=False, 2x-1) matches fid_preprocess/", () => {
+describe('pytorch-fid preprocessing (bilinear 299, align_corners=False, 2x-1) matches fid_preprocess/', () => {
   test.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const input = new Uint8Array(fs.readFileSync(path.join(DIR, c.input_file)));
     const raw = fs.readFileSync(path.join(DIR, c.output_file));

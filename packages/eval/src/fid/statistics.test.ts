@@ -17,7 +17,10 @@ describe('streaming statistics equal np.mean / np.cov', () => {
   for (const c of ref.cases.filter((x) => x.features1)) {
     test(`${c.name}: batches of 7 and 64, JS and onnxruntime products`, async () => {
       const dim = c.features1![0].length;
-      for (const [batch, backend] of [[7, 'js'], [64, 'onnxruntime']] as const) {
+      for (const [batch, backend] of [
+        [7, 'js'],
+        [64, 'onnxruntime'],
+      ] as const) {
         const acc = new FeatureStatistics(dim, { backend });
         const rows = c.features1!;
         for (let i = 0; i < rows.length; i += batch) await acc.add(Float64Array.from(rows.slice(i, i + batch).flat()));

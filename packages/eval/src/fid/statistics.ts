@@ -122,7 +122,11 @@ export function mergePartials(parts: PartialStatistics[]): FeatureStatistics {
 }
 
 /** Statistics of a whole feature matrix (rows = samples). */
-export async function statisticsOf(features: ArrayLike<number>, dim: number, options: { backend?: 'auto' | 'js' | 'onnxruntime' } = {}): Promise<GaussianStats> {
+export async function statisticsOf(
+  features: ArrayLike<number>,
+  dim: number,
+  options: { backend?: 'auto' | 'js' | 'onnxruntime' } = {},
+): Promise<GaussianStats> {
   const acc = new FeatureStatistics(dim, options);
   await acc.add(features);
   return acc.toStats();

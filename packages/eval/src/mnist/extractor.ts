@@ -37,9 +37,7 @@ function toGray(image: RgbImage, index: number): Float32Array {
   } else if (data.length === pixels) {
     gray.set(data);
   } else {
-    throw new Error(
-      `Image ${index}: ${width}x${height} needs ${pixels * 3} bytes (RGB) or ${pixels} (gray), got ${data.length}.`,
-    );
+    throw new Error(`Image ${index}: ${width}x${height} needs ${pixels * 3} bytes (RGB) or ${pixels} (gray), got ${data.length}.`);
   }
   return gray;
 }

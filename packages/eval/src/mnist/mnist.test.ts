@@ -9,13 +9,7 @@ import { frechetDistance } from '../fid/frechet';
 import { InceptionScoreAccumulator } from '../fid/inception-score';
 import { statisticsOf } from '../fid/statistics';
 import type { RgbImage } from '../fid/extractor';
-import {
-  createMnistFeatureExtractor,
-  DEFAULT_MNIST_CLASSIFIER_DIR,
-  loadMnistClassifier,
-  TRAIN_MNIST_CLASSIFIER_COMMAND,
-  type MnistClassifier,
-} from './index';
+import { createMnistFeatureExtractor, DEFAULT_MNIST_CLASSIFIER_DIR, loadMnistClassifier, TRAIN_MNIST_CLASSIFIER_COMMAND, type MnistClassifier } from './index';
 import { forward, initWeights, toInput, WEIGHT_SHAPES, type Weights } from './model';
 
 jest.setTimeout(60_000);
@@ -89,7 +83,8 @@ describe('FID-MNIST feature extractor', () => {
     // A 56x56 nearest-neighbour upscale comes back to the original exactly under half-pixel bilinear.
     const big = rgb.map((im) => {
       const data = new Uint8Array(56 * 56 * 3);
-      for (let y = 0; y < 56; y++) for (let x = 0; x < 56; x++) for (let c = 0; c < 3; c++) data[(y * 56 + x) * 3 + c] = im.data[((y >> 1) * 28 + (x >> 1)) * 3 + c];
+      for (let y = 0; y < 56; y++)
+        for (let x = 0; x < 56; x++) for (let c = 0; c < 3; c++) data[(y * 56 + x) * 3 + c] = im.data[((y >> 1) * 28 + (x >> 1)) * 3 + c];
       return { width: 56, height: 56, data };
     });
     const resized = await extractor.extract(big);
@@ -165,7 +160,9 @@ describe('loading errors name the file and the fix', () => {
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 1000));
     await expect(loadMnistClassifier(dir)).rejects.toThrow(
-      new RegExp(`${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not a valid safetensors file: .*Re-create it with: pnpm --filter @causalfusion/eval train:mnist-classifier`),
+      new RegExp(
+        `${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is not a valid safetensors file: .*Re-create it with: pnpm --filter @causalfusion/eval train:mnist-classifier`,
+      ),
     );
 
     const wrong = serializeSafetensors({ 'conv1.kernel': { shape: [3, 3, 1, 16], data: new Float32Array(144) } });
@@ -187,10 +184,12 @@ describe('training gradients', () => {
       const init = initWeights(rng);
       const weights: Weights = {};
       for (const [name, shape] of Object.entries(WEIGHT_SHAPES)) weights[name] = tf.variable(tf.tensor(init[name], [...shape]), true, name);
-      const x = toInput(Uint8Array.from(rng.uniformArray(PIXELS), (u) => Math.floor(256 * u)), 1);
+      const x = toInput(
+        Uint8Array.from(rng.uniformArray(PIXELS), (u) => Math.floor(256 * u)),
+        1,
+      );
       const y = tf.oneHot(tf.tensor1d([3], 'int32'), 10);
-      const grads = (training: boolean) =>
-        tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, forward(weights, x, training).logits) as tf.Scalar).grads;
+      const grads = (training: boolean) => tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, forward(weights, x, training).logits) as tf.Scalar).grads;
       const custom = grads(true);
       const stock = grads(false);
       for (const name of Object.keys(WEIGHT_SHAPES)) {

@@ -104,11 +104,7 @@ const dense = withGradient<[tf.Tensor, tf.Tensor, tf.Tensor]>((x, w, b, save) =>
     gradFunc: (dy, saved) => {
       const [input, weight] = saved as [tf.Tensor2D, tf.Tensor2D];
       const g = dy as tf.Tensor2D;
-      return [
-        tf.matMul(g, tf.transpose(weight)),
-        tf.matMul(tf.transpose(input), g),
-        tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]), g), [g.shape[1]]),
-      ];
+      return [tf.matMul(g, tf.transpose(weight)), tf.matMul(tf.transpose(input), g), tf.reshape(tf.matMul(tf.ones([1, g.shape[0]]), g), [g.shape[1]])];
     },
   };
 });

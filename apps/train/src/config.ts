@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
-import { FlagKind, flagOf, parseFlags } from './flags';
+import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_FLAGS, parseFlags } from './flags';
 import type { RunConfig } from './run';
 
 /** The class task's settings: its data, model and recipe, on top of a run's (./run). */
@@ -255,11 +255,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.runtime === 'ort' && c.workers > 1)
     throw new Error(`--workers ${c.workers} is for --runtime tfjs (data-parallel replicas); onnxruntime uses --threads N`);
   if (c.workers > c.batchSize) throw new Error(`${c.workers} workers need a batch of at least ${c.workers} (got --batch ${c.batchSize})`);
-  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
-  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
-  for (const k of ['beta1', 'beta2', 'emaDecay', 'classDropout'] as const) {
-    if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${f(k)} must be in [0, 1), got ${c[k]}`);
-  }
+  checkLearningRates(c, ['beta1', 'beta2', 'emaDecay', 'classDropout'], f);
   if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
   if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);
   if (c.arSteps !== undefined && !(Number.isInteger(c.arSteps) && c.arSteps >= 0))
@@ -267,8 +263,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.arSteps > (inputSize / c.patchSize) ** 2)
     throw new Error(`--ar-steps ${c.arSteps} is more than the ${(inputSize / c.patchSize) ** 2} tokens of a sample`);
   for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${f(k)} must be >= 0, got ${c[k]}`);
-  if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
-  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+  checkClipAndDecay(c);
   if (c.order !== 'random' && c.order !== 'raster') throw new Error(`--order must be random or raster, got ${String(c.order)}`);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed must be an integer >= 0, got ${c.seed}`);
   if (!(c.sampleCfg >= 1)) throw new Error(`--sample-cfg must be >= 1, got ${c.sampleCfg}`);
@@ -339,28 +334,11 @@ export const FLAGS: Record<string, [keyof TrainConfig, FlagKind]> = {
   heads: ['numHeads', 'int'],
   'cond-tokens': ['numCondTokens', 'int'],
   'mlp-ratio': ['mlpRatio', 'float'],
-  batch: ['batchSize', 'int'],
-  steps: ['steps', 'int'],
-  lr: ['lr', 'float'],
-  warmup: ['warmupSteps', 'int'],
-  beta1: ['beta1', 'float'],
-  beta2: ['beta2', 'float'],
-  'weight-decay': ['weightDecay', 'float'],
-  clip: ['clipNorm', 'float'],
-  'ema-decay': ['emaDecay', 'float'],
+  ...OPTIMIZER_FLAGS,
   'class-dropout': ['classDropout', 'float'],
   'ar-decay': ['arStepDecay', 'float'],
   'ar-steps': ['arSteps', 'int'],
-  'ar-weight-max': ['maxArWeight', 'float'],
-  'ar-weight-min': ['minArWeight', 'float'],
-  order: ['order', 'string'],
-  seed: ['seed', 'int'],
-  runtime: ['runtime', 'string'],
-  threads: ['threads', 'int'],
-  workers: ['workers', 'int'],
-  backend: ['backend', 'string'],
-  out: ['out', 'string'],
-  'checkpoint-every': ['checkpointEvery', 'int'],
+  ...GENERATIVE_RUN_FLAGS,
   'sample-every': ['sampleEvery', 'int'],
   'log-every': ['logEvery', 'int'],
   'sample-per-class': ['samplePerClass', 'int'],

@@ -51,7 +51,7 @@ import {
   type ModelConfig,
 } from '@causalfusion/config';
 import { FINETUNE_CHECKPOINT_FORMAT, findCheckpoint, optimizerTensors, writeCheckpointFolder } from './checkpoint';
-import { FlagKind, flagOf, parseFlags, resumedConfig } from './flags';
+import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, OPTIMIZER_FLAGS, parseFlags, resumedConfig } from './flags';
 import { runTrainingLoop, upToDateMessage, type LoopResult } from './loop';
 import { readCsv, writeCsv, type LogRow } from './report';
 import { applyUpdate, checkLoss } from './update';
@@ -131,15 +131,7 @@ export const FT_FLAGS: Record<string, [keyof FinetuneConfig, FlagKind]> = {
   'test-data': ['testData', 'string'],
   labels: ['labels', 'int'],
   probe: ['probe', 'bool'],
-  batch: ['batchSize', 'int'],
-  steps: ['steps', 'int'],
-  lr: ['lr', 'float'],
-  warmup: ['warmupSteps', 'int'],
-  beta1: ['beta1', 'float'],
-  beta2: ['beta2', 'float'],
-  'weight-decay': ['weightDecay', 'float'],
-  clip: ['clipNorm', 'float'],
-  'ema-decay': ['emaDecay', 'float'],
+  ...OPTIMIZER_FLAGS,
   seed: ['seed', 'int'],
   threads: ['threads', 'int'],
   out: ['out', 'string'],
@@ -188,11 +180,8 @@ export function validateFinetuneConfig(c: FinetuneConfig): void {
   if (!Number.isInteger(c.labels) || c.labels < 0) throw new Error(`--labels must be an integer >= 0 (0: every training image), got ${String(c.labels)}`);
   if (!c.out) throw new Error('give the run folder with --out <dir> (e.g. --out runs/fashion-probe)');
   if (!c.model) throw new Error('give the generative model with --model <dir> (a folder written by causalfusion train --export)');
-  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
-  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
-  for (const k of ['beta1', 'beta2', 'emaDecay'] as const) if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${f(k)} must be in [0, 1), got ${c[k]}`);
-  if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
-  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+  checkLearningRates(c, ['beta1', 'beta2', 'emaDecay'], f);
+  checkClipAndDecay(c);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed must be an integer >= 0, got ${c.seed}`);
   if (c.task !== 'classify') throw new Error(`--task must be classify, got "${String(c.task)}"`);
   if (c.data !== 'mnist' && c.data !== 'fashion-mnist' && !fs.existsSync(c.data)) {

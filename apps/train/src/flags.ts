@@ -100,3 +100,51 @@ export function resumedConfig<C extends object>(
   }
   return config;
 }
+
+/** The optimizer's flags, as every training task (train, train --task multimodal, finetune) names them. */
+export const OPTIMIZER_FLAGS = {
+  batch: ['batchSize', 'int'],
+  steps: ['steps', 'int'],
+  lr: ['lr', 'float'],
+  warmup: ['warmupSteps', 'int'],
+  beta1: ['beta1', 'float'],
+  beta2: ['beta2', 'float'],
+  'weight-decay': ['weightDecay', 'float'],
+  clip: ['clipNorm', 'float'],
+  'ema-decay': ['emaDecay', 'float'],
+} as const satisfies Record<string, [string, FlagKind]>;
+
+/** The AR-weight, order, seed, runtime and output flags of both generative training tasks. */
+export const GENERATIVE_RUN_FLAGS = {
+  'ar-weight-max': ['maxArWeight', 'float'],
+  'ar-weight-min': ['minArWeight', 'float'],
+  order: ['order', 'string'],
+  seed: ['seed', 'int'],
+  runtime: ['runtime', 'string'],
+  threads: ['threads', 'int'],
+  workers: ['workers', 'int'],
+  backend: ['backend', 'string'],
+  out: ['out', 'string'],
+  'checkpoint-every': ['checkpointEvery', 'int'],
+} as const satisfies Record<string, [string, FlagKind]>;
+
+type OptimizerSettings = { lr: number; warmupSteps: number; clipNorm: number; weightDecay: number };
+
+/**
+ * Check --lr and --warmup, then that each of `rateKeys` (beta1, beta2, emaDecay, a dropout) is in
+ * [0, 1); `flag` names a key's flag in the messages.
+ */
+export function checkLearningRates<C extends OptimizerSettings, K extends keyof C & string>(c: C, rateKeys: readonly K[], flag: (k: K) => string): void {
+  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
+  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
+  for (const k of rateKeys) {
+    const v = c[k] as number;
+    if (!(v >= 0 && v < 1)) throw new Error(`${flag(k)} must be in [0, 1), got ${v}`);
+  }
+}
+
+/** Check --clip (positive) and --weight-decay (>= 0). */
+export function checkClipAndDecay(c: OptimizerSettings): void {
+  if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
+  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+}

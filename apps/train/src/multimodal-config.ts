@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import type { MultimodalConfig } from '@causalfusion/config';
 import { CANVAS_HEIGHT, CANVAS_WIDTH } from '@causalfusion/multimodal/data';
-import { FlagKind, flagOf, parseFlags } from './flags';
+import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_FLAGS, parseFlags } from './flags';
 import type { RunConfig } from './run';
 
 /** The multimodal task's settings: its data, model and recipe, on top of a run's (./run). */
@@ -119,30 +119,13 @@ export const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, FlagKind]> =
   depth: ['depth', 'int'],
   heads: ['numHeads', 'int'],
   'mlp-ratio': ['mlpRatio', 'float'],
-  batch: ['batchSize', 'int'],
-  steps: ['steps', 'int'],
-  lr: ['lr', 'float'],
-  warmup: ['warmupSteps', 'int'],
-  beta1: ['beta1', 'float'],
-  beta2: ['beta2', 'float'],
-  'weight-decay': ['weightDecay', 'float'],
-  clip: ['clipNorm', 'float'],
-  'ema-decay': ['emaDecay', 'float'],
+  ...OPTIMIZER_FLAGS,
   'caption-dropout': ['captionDropout', 'float'],
   'caption-prob': ['captionProb', 'float'],
   lambda: ['lossLambda', 'float'],
   'ar-decay': ['arStepDecay', 'float'],
   'image-ar-steps-max': ['imageArStepsMax', 'int'],
-  'ar-weight-max': ['maxArWeight', 'float'],
-  'ar-weight-min': ['minArWeight', 'float'],
-  order: ['order', 'string'],
-  seed: ['seed', 'int'],
-  runtime: ['runtime', 'string'],
-  threads: ['threads', 'int'],
-  workers: ['workers', 'int'],
-  backend: ['backend', 'string'],
-  out: ['out', 'string'],
-  'checkpoint-every': ['checkpointEvery', 'int'],
+  ...GENERATIVE_RUN_FLAGS,
   'log-every': ['logEvery', 'int'],
 };
 
@@ -193,15 +176,11 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   if (!Number.isInteger(c.threads) || c.threads < 1) throw new Error(`--threads must be a positive integer, got ${String(c.threads)}`);
   if (CANVAS_HEIGHT % c.patchSize || CANVAS_WIDTH % c.patchSize)
     throw new Error(`--patch-size ${c.patchSize} must divide the ${CANVAS_HEIGHT}x${CANVAS_WIDTH} canvas`);
-  if (!(c.lr > 0)) throw new Error(`--lr must be positive, got ${c.lr}`);
-  if (!Number.isInteger(c.warmupSteps) || c.warmupSteps < 0) throw new Error(`--warmup must be an integer >= 0, got ${c.warmupSteps}`);
-  for (const k of ['beta1', 'beta2', 'emaDecay', 'captionDropout'] as const)
-    if (!(c[k] >= 0 && c[k] < 1)) throw new Error(`${flagOf(MM_FLAGS, k)} must be in [0, 1), got ${c[k]}`);
+  checkLearningRates(c, ['beta1', 'beta2', 'emaDecay', 'captionDropout'], (k) => flagOf(MM_FLAGS, k));
   if (!(c.captionProb >= 0 && c.captionProb <= 1)) throw new Error(`--caption-prob must be in [0, 1], got ${c.captionProb}`);
   if (!(c.lossLambda > 0)) throw new Error(`--lambda must be positive, got ${c.lossLambda}`);
   if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
-  if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
-  if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+  checkClipAndDecay(c);
   if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);
   for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${flagOf(MM_FLAGS, k)} must be >= 0, got ${c[k]}`);
   if (c.order !== 'random' && c.order !== 'raster') throw new Error(`--order must be random or raster, got ${String(c.order)}`);

@@ -74,36 +74,9 @@ describe('causalfusion generate / caption (tiny random model)', () => {
     const greedy = runCli(['caption', '--model', model, '--input', path.join(tmp, 'scene.png')]);
     expect(greedy.status).toBe(0);
     expect(greedy.stdout.trim().split('\n')).toHaveLength(1);
-    const s1 = runCli([
-      'caption',
-      '--model',
-      model,
-      '--input',
-      path.join(tmp, 'scene.png'),
-      '--top-k',
-      '20',
-      '--temperature',
-      '1.5',
-      '--num',
-      '3',
-      '--seed',
-      '4',
-    ]);
-    const s2 = runCli([
-      'caption',
-      '--model',
-      model,
-      '--input',
-      path.join(tmp, 'scene.png'),
-      '--top-k',
-      '20',
-      '--temperature',
-      '1.5',
-      '--num',
-      '3',
-      '--seed',
-      '4',
-    ]);
+    const sampled = ['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--top-k', '20', '--temperature', '1.5', '--num', '3', '--seed', '4'];
+    const s1 = runCli(sampled);
+    const s2 = runCli(sampled);
     expect(s1.status).toBe(0);
     expect(s1.stdout.trim().split('\n')).toHaveLength(3);
     expect(s2.stdout).toBe(s1.stdout);

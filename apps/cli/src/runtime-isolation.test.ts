@@ -41,46 +41,33 @@ function loadedBy(args: string[]): { status: number | null; stderr: string; load
   return { status: r.status, stderr: r.stderr, loaded: JSON.parse(fs.readFileSync(out, 'utf8')) };
 }
 
+/** A one-image sample with `runtime`, written to `out` in the temporary folder. */
+const sampleArgs = (runtime: 'ort' | 'tfjs', out: string): string[] => [
+  'sample',
+  '--model',
+  model,
+  '--class',
+  '3',
+  '--num',
+  '1',
+  '--ar-steps',
+  '2',
+  '--steps',
+  '2',
+  '--runtime',
+  runtime,
+  '--out',
+  path.join(tmp, out),
+];
+
 it('sample --runtime ort never loads @tensorflow/tfjs-core (nor the training app or the multimodal model)', () => {
-  const r = loadedBy([
-    'sample',
-    '--model',
-    model,
-    '--class',
-    '3',
-    '--num',
-    '1',
-    '--ar-steps',
-    '2',
-    '--steps',
-    '2',
-    '--runtime',
-    'ort',
-    '--out',
-    path.join(tmp, 's.png'),
-  ]);
+  const r = loadedBy(sampleArgs('ort', 's.png'));
   expect(r.status).toBe(0);
   expect(r.loaded).toEqual({ tfjsCore: false, onnxruntime: true, train: false, multimodal: false });
 });
 
 it('sample --runtime tfjs loads tfjs and no onnxruntime', () => {
-  const r = loadedBy([
-    'sample',
-    '--model',
-    model,
-    '--class',
-    '3',
-    '--num',
-    '1',
-    '--ar-steps',
-    '2',
-    '--steps',
-    '2',
-    '--runtime',
-    'tfjs',
-    '--out',
-    path.join(tmp, 't.png'),
-  ]);
+  const r = loadedBy(sampleArgs('tfjs', 't.png'));
   expect(r.status).toBe(0);
   expect(r.loaded).toMatchObject({ tfjsCore: true, onnxruntime: false });
 });

@@ -8,6 +8,8 @@
  *
  * Rungs: 1 = one large digit in the left slot, captions "a 3" / "a three" (identity only); 2 = one digit, large or
  * small (top/bottom), left or right, the dataset's single-digit captions; 3 = the full grammar (the dataset itself).
+ * `--both-slots` (rung 1): the same digit drawn in both slots, so the identity is in every token (as in the class
+ * model's image); digits are read in the left slot.
  * Measures:
  *   - digits: text-to-image (CFG 2, 50 DDPM steps, S_eval 1) read by the shipped MNIST classifier in the named slot;
  *   - sensitivity: how much worse the eps-MSE of held-out items gets (t = 300, S = 1) when the caption names
@@ -34,6 +36,8 @@ const { positionals, values } = parseArgs({
     count: { type: 'string', default: '20000' },
     model: { type: 'string' },
     n: { type: 'string', default: '200' },
+    // rung 1 with the digit drawn in both slots: the identity in all L tokens, as in the class model's image
+    'both-slots': { type: 'boolean', default: false },
     steps: { type: 'string', default: '50' },
     cfg: { type: 'string', default: '2' },
   },
@@ -51,7 +55,8 @@ function rungItems(split, count) {
       const rng = createRng(`ladder:${split}:${i}`);
       const digit = rng.uniformInt(10);
       const source = bank.byClass[digit][rng.uniformInt(bank.byClass[digit].length)];
-      const scene = { digits: [{ digit, size: 'large', side: 'left', vpos: null, source }] };
+      const sides = values['both-slots'] ? ['left', 'right'] : ['left'];
+      const scene = { digits: sides.map((side) => ({ digit, size: 'large', side, vpos: null, source })) };
       const captions = [`a ${digit}`, `${/^[aeiou]/.test(mm.DIGIT_WORDS[digit]) ? 'an' : 'a'} ${mm.DIGIT_WORDS[digit]}`];
       out.push({ scene, image: mm.renderScene(scene, bank), captions });
     }

@@ -17,10 +17,11 @@
 //   pnpm bench:paper --only mnist-cf-seed0,ft-probe-cf-seed0   just those runs (and what they need)
 //   pnpm bench:paper --smoke              the whole pipeline on tiny settings (minutes; results under the runs dir)
 //   pnpm bench:paper --plan               list the runs and cells still to do, with an estimate of the time
+//   pnpm bench:paper --jobs 2             runs side by side, one onnxruntime thread each (each run's log in the runs dir)
 //
 // The last line: `paper table2_random_spread=... table2_fixed4_spread=... headline_cf=... headline_dit=...
 // probe_cf=... probe_dit=... probe_scratch=...`.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,9 +40,18 @@ const { values: args } = parseArgs({
     'runs-dir': { type: 'string' },
     results: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    // runs side by side: on 2 cores two one-thread runs make 1.5x the progress of one two-thread run (README)
+    jobs: { type: 'string', default: '1' },
     samples: { type: 'string' },
+    // a lane of --jobs: train and evaluate, print no tables
+    'no-report': { type: 'boolean', default: false },
   },
 });
+const jobs = Number(args.jobs);
+if (!Number.isInteger(jobs) || jobs < 1) {
+  console.error(`--jobs must be a positive integer, got ${args.jobs}`);
+  process.exit(2);
+}
 
 /** Evaluation settings of a FID cell (a stored cell with other settings is recomputed). */
 const EVAL = args.smoke ? { num: 200, steps: 10, cfg: 2, batch: 100 } : { num: 5000, steps: 50, cfg: 2, batch: 250 };
@@ -221,7 +231,54 @@ if (args.plan) {
   process.exit(0);
 }
 
-if (!args.report) {
+/**
+ * --jobs N: each config in a child bench (`--only NAME --no-report`, threads split between the lanes), its output
+ * in <runs>/<name>.log; generate runs first, a fine-tune once the run it starts from is not in flight.
+ */
+async function runLanes(todo) {
+  const threads = String(Math.max(1, Math.floor(Number(args.threads) / jobs)));
+  const shared = ['--threads', threads, '--no-report', ...(args.smoke ? ['--smoke'] : []), ...(args.samples ? ['--samples', args.samples] : [])];
+  if (args['runs-dir']) shared.push('--runs-dir', args['runs-dir']);
+  if (args.results) shared.push('--results', args.results);
+  const queue = [...todo.filter((c) => c.kind === 'generate'), ...todo.filter((c) => c.kind === 'finetune')];
+  const inFlight = new Set();
+  let failed = 0;
+  fs.mkdirSync(runsDir, { recursive: true });
+  const lane = async () => {
+    for (;;) {
+      const i = queue.findIndex((c) => c.kind === 'generate' || !inFlight.has(c.init));
+      if (i < 0) {
+        if (!queue.length) return;
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      const [c] = queue.splice(i, 1);
+      inFlight.add(c.name);
+      const log = join(runsDir, `${c.name}.log`);
+      const started = Date.now();
+      console.error(`${c.name}: started (log: ${log})`);
+      const out = fs.openSync(log, 'a');
+      const code = await new Promise((done) => {
+        const child = spawn(process.execPath, [join(here, 'bench.mjs'), '--only', c.name, ...shared], { stdio: ['ignore', out, out] });
+        child.on('exit', (status, signal) => done(status ?? (signal ? 128 : 1)));
+      });
+      fs.closeSync(out);
+      inFlight.delete(c.name);
+      const minutes = ((Date.now() - started) / 60000).toFixed(1);
+      if (code !== 0) failed++;
+      console.error(code === 0 ? `${c.name}: done in ${minutes} min` : `${c.name}: stopped with exit status ${code} after ${minutes} min (see ${log})`);
+    }
+  };
+  await Promise.all(Array.from({ length: jobs }, lane));
+  if (failed) {
+    console.error(`${failed} run(s) stopped; run pnpm bench:paper again to continue`);
+    process.exit(1);
+  }
+}
+
+if (!args.report && jobs > 1) {
+  await runLanes(selected);
+} else if (!args.report) {
   // ./eval.mjs loads onnxruntime and the classifier; --report needs neither
   const evalModule = await import('./eval.mjs');
   for (const c of selected) {
@@ -230,6 +287,7 @@ if (!args.report) {
   }
   for (const c of selected) if (c.kind === 'finetune') await runConfig(c, configs, evalModule);
 }
+if (args['no-report']) process.exit(0);
 
 const results = fs.existsSync(resultsDir)
   ? fs

@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
-import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_FLAGS, parseFlags } from './flags';
+import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
 import type { RunConfig } from './run';
 
 /** The class task's settings: its data, model and recipe, on top of a run's (./run). */
@@ -123,14 +123,7 @@ const BASE: Omit<TrainConfig, 'out'> = {
   trainablePos: true,
   batchSize: 64,
   steps: 20000,
-  lr: 1e-3,
-  warmupSteps: 500,
-  beta1: 0.9,
-  beta2: 0.95,
-  weightDecay: 0,
-  clipNorm: 1,
-  emaDecay: 0.999,
-  emaWarmup: true,
+  ...OPTIMIZER_DEFAULTS,
   classDropout: 0.1,
   arStepDecay: 0.9,
   arSteps: 0,

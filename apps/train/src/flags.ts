@@ -114,6 +114,18 @@ export const OPTIMIZER_FLAGS = {
   'ema-decay': ['emaDecay', 'float'],
 } as const satisfies Record<string, [string, FlagKind]>;
 
+/** The official recipe's optimizer (AdamW 0.9 / 0.95, warmup, clip 1.0, EMA), the default of both generative tasks. */
+export const OPTIMIZER_DEFAULTS = {
+  lr: 1e-3,
+  warmupSteps: 500,
+  beta1: 0.9,
+  beta2: 0.95,
+  weightDecay: 0,
+  clipNorm: 1,
+  emaDecay: 0.999,
+  emaWarmup: true,
+} as const;
+
 /** The AR-weight, order, seed, runtime and output flags of both generative training tasks. */
 export const GENERATIVE_RUN_FLAGS = {
   'ar-weight-max': ['maxArWeight', 'float'],

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import type { MultimodalConfig } from '@causalfusion/config';
 import { CANVAS_HEIGHT, CANVAS_WIDTH } from '@causalfusion/multimodal/data';
-import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_FLAGS, parseFlags } from './flags';
+import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
 import type { RunConfig } from './run';
 
 /** The multimodal task's settings: its data, model and recipe, on top of a run's (./run). */
@@ -36,6 +36,8 @@ export interface MultimodalTrainConfig extends RunConfig {
   maxArWeight: number;
   minArWeight: number;
   order: 'random' | 'raster';
+  /** Extra image-loss weight of foreground tokens (0: every token alike, the official recipe). */
+  foregroundWeight: number;
 }
 
 export type MultimodalPresetName = 'multimodal' | 'multimodal-tiny';
@@ -52,14 +54,7 @@ const MM_BASE: Omit<MultimodalTrainConfig, 'out'> = {
   mlpRatio: 4,
   batchSize: 32,
   steps: 20000,
-  lr: 1e-3,
-  warmupSteps: 500,
-  beta1: 0.9,
-  beta2: 0.95,
-  weightDecay: 0,
-  clipNorm: 1,
-  emaDecay: 0.999,
-  emaWarmup: true,
+  ...OPTIMIZER_DEFAULTS,
   captionDropout: 0.1,
   captionProb: 0.5,
   lossLambda: 5,
@@ -68,6 +63,7 @@ const MM_BASE: Omit<MultimodalTrainConfig, 'out'> = {
   maxArWeight: 2,
   minArWeight: 1,
   order: 'random',
+  foregroundWeight: 0,
   seed: 0,
   runtime: 'ort',
   threads: Math.max(1, os.availableParallelism()),
@@ -123,6 +119,7 @@ export const MM_FLAGS: Record<string, [keyof MultimodalTrainConfig, FlagKind]> =
   'caption-dropout': ['captionDropout', 'float'],
   'caption-prob': ['captionProb', 'float'],
   lambda: ['lossLambda', 'float'],
+  'foreground-weight': ['foregroundWeight', 'float'],
   'ar-decay': ['arStepDecay', 'float'],
   'image-ar-steps-max': ['imageArStepsMax', 'int'],
   ...GENERATIVE_RUN_FLAGS,
@@ -135,6 +132,7 @@ export const MULTIMODAL_USAGE = `usage: causalfusion train --task multimodal --o
                          (captions.jsonl + images, resized to the 16x32 canvas)
   --caption-prob P       probability of the captioning order [image | text] per sample (default 0.5)
   --lambda X             loss = L_text + X * L_image (default 5, Transfusion's)
+  --foreground-weight W  image tokens holding ink weigh 1 + W in L_image, blank ones 1 (renormalised; default 0)
   --image-ar-steps-max S cap on the AR steps of the image (1 = plain diffusion: the Transfusion-style baseline)
   --caption-dropout P    null caption for classifier-free guidance (default 0.1)
   --resume --export DIR --steps N --batch N --lr X --warmup N --ema-decay X --no-ema-warmup --clip X --seed N
@@ -179,6 +177,7 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   checkLearningRates(c, ['beta1', 'beta2', 'emaDecay', 'captionDropout'], (k) => flagOf(MM_FLAGS, k));
   if (!(c.captionProb >= 0 && c.captionProb <= 1)) throw new Error(`--caption-prob must be in [0, 1], got ${c.captionProb}`);
   if (!(c.lossLambda > 0)) throw new Error(`--lambda must be positive, got ${c.lossLambda}`);
+  if (!(c.foregroundWeight >= 0)) throw new Error(`--foreground-weight must be >= 0, got ${c.foregroundWeight}`);
   if (!(c.mlpRatio > 0)) throw new Error(`--mlp-ratio must be positive, got ${c.mlpRatio}`);
   checkClipAndDecay(c);
   if (!(c.arStepDecay > 0 && c.arStepDecay <= 1)) throw new Error(`--ar-decay must be in (0, 1], got ${c.arStepDecay}`);

@@ -104,8 +104,13 @@ function sessionConfig(
     return { config: command.config, saved: null };
   }
   const saved = readCheckpointState<MultimodalTrainConfig>(ckptDir, MULTIMODAL_CHECKPOINT_FORMAT);
-  // runs saved before the ORT runtime existed have no runtime / threads: the defaults
-  const base = { ...saved.config, runtime: saved.config.runtime ?? command.config.runtime, threads: saved.config.threads ?? command.config.threads };
+  // runs saved before the ORT runtime (or the foreground weight) existed lack those fields: the defaults
+  const base = {
+    ...saved.config,
+    runtime: saved.config.runtime ?? command.config.runtime,
+    threads: saved.config.threads ?? command.config.threads,
+    foregroundWeight: saved.config.foregroundWeight ?? 0,
+  };
   const config = resumedConfig(base, command.explicit, MM_RESUMABLE, command.sources);
   validateMultimodalTrainConfig(config);
   return { config, saved };
@@ -151,6 +156,7 @@ export async function trainMultimodal(
     maxArWeight: config.maxArWeight,
     minArWeight: config.minArWeight,
     order: config.order,
+    foregroundWeight: config.foregroundWeight,
   };
   const diffusion = createDiffusion({ respacing: '' });
   const nullCaption = codec.nullCaption();
@@ -184,7 +190,7 @@ export async function trainMultimodal(
   const banner =
     `${saved ? `resuming ${config.out} at step ${run.step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
     `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${Lt} text ids, batch ${config.batchSize}, ` +
-    `caption order p=${config.captionProb}, lambda ${config.lossLambda}, image AR steps <= ${config.imageArStepsMax}\n` +
+    `caption order p=${config.captionProb}, lambda ${config.lossLambda}, foreground weight ${config.foregroundWeight}, image AR steps <= ${config.imageArStepsMax}\n` +
     `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
   let parts = { text: NaN, image: NaN };
 
@@ -225,6 +231,7 @@ export async function trainMultimodal(
           lr: config.lr,
           captionProb: config.captionProb,
           lossLambda: config.lossLambda,
+          foregroundWeight: config.foregroundWeight,
           imageArStepsMax: config.imageArStepsMax,
           weights: 'ema',
         },

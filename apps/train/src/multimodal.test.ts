@@ -46,6 +46,9 @@ describe('--task multimodal', () => {
     expect(cmd.config).toMatchObject({ steps: 4, checkpointEvery: 2 });
     expect(() => parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'a'), 4), '--caption-prob', '1.5'])).toThrow(/caption-prob must be in \[0, 1\]/);
     expect(() => parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'a'), 4), '--workers', '2'])).toThrow(/one replica/);
+    expect(parseMultimodalTrainArgs(tinyArgs(path.join(root, 'a'), 4)).config.foregroundWeight).toBe(0);
+    expect(parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'a'), 4), '--foreground-weight', '4']).config.foregroundWeight).toBe(4);
+    expect(() => parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'a'), 4), '--foreground-weight', '-1'])).toThrow(/--foreground-weight must be >= 0/);
     expect(() => parseMultimodalTrainArgs(['--task', 'multimodal', '--preset', 'huge', '--out', 'x'])).toThrow(/unknown multimodal preset "huge"/);
   });
 

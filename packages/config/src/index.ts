@@ -69,6 +69,7 @@ export {
   prepareMultimodalStep,
   drawMultimodalRandomness,
   capArSteps,
+  imageLossWeights,
 } from './multimodal';
 export type {
   MultimodalConfig,
@@ -76,6 +77,7 @@ export type {
   TextToImageInputs,
   TextToImageTokens,
   MultimodalRecipe,
+  MultimodalLossRecipe,
   MultimodalBatch,
   MultimodalRandomness,
   MultimodalStepInputs,

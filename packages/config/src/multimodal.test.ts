@@ -3,6 +3,7 @@
  */
 import {
   captionMask,
+  imageLossWeights,
   multimodalParamEntries,
   textLossMask,
   textTargets,
@@ -11,20 +12,9 @@ import {
   validateMultimodalShape,
   type MultimodalConfig,
 } from './multimodal';
+import { TINY_MULTIMODAL_CONFIG } from '../../../test-utils/multimodal';
 
-const CONFIG: MultimodalConfig = {
-  imageHeight: 8,
-  imageWidth: 12,
-  channels: 1,
-  patchSize: 2,
-  textLength: 8,
-  vocabSize: 24,
-  hiddenSize: 32,
-  depth: 2,
-  numHeads: 2,
-  mlpRatio: 2,
-  captionDropoutProb: 0.1,
-};
+const CONFIG: MultimodalConfig = TINY_MULTIMODAL_CONFIG;
 
 describe('the parameter table', () => {
   it('starts the block with its bias-free qkv and ends with the LM head', () => {
@@ -58,5 +48,25 @@ describe('the rules', () => {
     expect(Array.from(textLossMask(text, 5))).toEqual([1, 1, 1, 0, 0, 1, 0, 0, 0, 0]);
     expect(Array.from(textLossMask(text, 5, [1, 0]))).toEqual([0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
     expect(Array.from(textTargets(text, 5))).toEqual([7, 8, 2, 0, 0, 2, 0, 0, 0, 0]);
+  });
+});
+
+describe('the image loss weights', () => {
+  // 2 samples of L = 4 tokens of d = 2 values; sample 0: raster tokens 1 and 3 hold ink, sample 1: token 0 only
+  const x = [-1, -1, 0.5, -1, -1, -1, -1, 0.2, /* sample 1 */ 0.9, 0.9, -1, -1, -1, -1, -1, -1];
+  const ids = [3, 2, 1, 0, /* sample 1 */ 0, 1, 2, 3];
+  const ar = [2, 2, 1, 1];
+
+  it('foregroundWeight 0 is the AR weights of the official recipe for every sample', () => {
+    expect(Array.from(imageLossWeights(ar, 0, x, ids, 2, 4, 2))).toEqual([2, 2, 1, 1, 2, 2, 1, 1]);
+  });
+
+  it('ink tokens (in shuffled order) weigh 1 + w against 1, with factors of mean 1', () => {
+    // factors before renormalising: sample 0 (shuffled) [1+3, 1, 1+3, 1], sample 1 [1+3, 1, 1, 1]; mean 17 / 8
+    const w = imageLossWeights([1, 1, 1, 1], 3, x, ids, 2, 4, 2);
+    const expected = [4, 1, 4, 1, 4, 1, 1, 1].map((f) => f / (17 / 8));
+    Array.from(w).forEach((v, i) => expect(v).toBeCloseTo(expected[i], 6));
+    expect(Array.from(imageLossWeights(ar, 3, x, ids, 2, 4, 2))).toEqual(Array.from(w, (v, i) => Math.fround(v * ar[i % 4])));
+    expect(() => imageLossWeights(ar, -1, x, ids, 2, 4, 2)).toThrow(/foregroundWeight/);
   });
 });

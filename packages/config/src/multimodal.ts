@@ -258,6 +258,13 @@ export interface MultimodalRecipe {
   minArWeight: number;
   /** `random`: a fresh token permutation per text-to-image sample (the official recipe); `raster`: none. */
   order: 'random' | 'raster';
+  /**
+   * Extra image-loss weight of foreground tokens (a clean token with any value above the background -1):
+   * such a token weighs 1 + foregroundWeight, a background token 1, renormalised to a mean of 1 over the
+   * step's text-to-image tokens. 0 (the official recipe) weighs every token alike; on a canvas with empty
+   * regions a positive value keeps the eps-MSE of the blank tokens from diluting what the caption controls.
+   */
+  foregroundWeight: number;
 }
 
 export const DEFAULT_RECIPE: MultimodalRecipe = {
@@ -268,6 +275,7 @@ export const DEFAULT_RECIPE: MultimodalRecipe = {
   maxArWeight: 2,
   minArWeight: 1,
   order: 'random',
+  foregroundWeight: 0,
 };
 
 /** One training batch: per sample an image (tokens, raster) and one caption row. */
@@ -326,19 +334,26 @@ export function capArSteps(splitSizes: number[], maxSteps: number): number[] {
   return [...head, tail];
 }
 
+/** The recipe's fields a step's loss depends on (foregroundWeight may be left out: 0). */
+export type MultimodalLossRecipe = Pick<MultimodalRecipe, 'lossLambda' | 'maxArWeight' | 'minArWeight'> & Partial<Pick<MultimodalRecipe, 'foregroundWeight'>>;
+
 /** One step's inputs: the batch, its drawn randomness, the loss coefficients and the null caption. */
 export interface MultimodalStepInputs {
   batch: MultimodalBatch;
   rnd: MultimodalRandomness;
-  recipe: Pick<MultimodalRecipe, 'lossLambda' | 'maxArWeight' | 'minArWeight'>;
+  recipe: MultimodalLossRecipe;
   /** [textLength] the null caption row of CFG-dropped samples. */
   nullCaption: ArrayLike<number>;
 }
 
 /** What a runtime computes a step's loss from: both orders' rows, laid out, with the loss weights. */
 export interface MultimodalStepTokens {
-  /** Text-to-image rows (G of them), with the AR loss weights [L] and the text loss mask / targets [G, textLength]. */
-  textToImage: (TextToImageTokens & { rows: number[]; noiseShuf: Float32Array; arWeights: Float32Array; textMask: Float32Array; targets: Int32Array }) | null;
+  /**
+   * Text-to-image rows (G of them), with the image loss weights [G, L] (shuffled order: the AR weight of the
+   * token's step times its foreground factor) and the text loss mask / targets [G, textLength].
+   */
+  textToImage:
+    (TextToImageTokens & { rows: number[]; noiseShuf: Float32Array; imageWeights: Float32Array; textMask: Float32Array; targets: Int32Array }) | null;
   /** Captioning rows (M of them): clean image tokens [M, L, d] (raster), caption rows, text loss mask and targets. */
   caption: { rows: number[]; M: number; image: Float32Array; text: Int32Array; textMask: Float32Array; targets: Int32Array } | null;
   /** Positions that get a text loss, over both orders (L_text averages over them; at least 1). */
@@ -403,7 +418,15 @@ export function prepareMultimodalStep(
       noiseShuf: tokens.noiseShuf!,
       textMask,
       targets: textTargets(text, Lt),
-      arWeights: getArWeights(tokens.splitSizes, recipe.maxArWeight, recipe.minArWeight, 'linear'),
+      imageWeights: imageLossWeights(
+        getArWeights(tokens.splitSizes, recipe.maxArWeight, recipe.minArWeight, 'linear'),
+        recipe.foregroundWeight ?? 0,
+        x,
+        ids,
+        G,
+        L,
+        d,
+      ),
     };
   }
   let caption: MultimodalStepTokens['caption'] = null;
@@ -422,4 +445,40 @@ export function prepareMultimodalStep(
     };
   }
   return { textToImage, caption, textCount: Math.max(1, textCount) };
+}
+
+/** Image values at or below this are background (a 0 pixel is -1; the margin absorbs rounding). */
+const BACKGROUND_LEVEL = -1 + 1e-3;
+
+/**
+ * Per-token image loss weights [G, L] in shuffled order: arWeights[j] times (1 + foregroundWeight) where the
+ * clean token ids[n, j] (raster, of x [G, L, d]) has a value above the background, times 1 elsewhere; the
+ * foreground factors are renormalised to a mean of 1 over the step's tokens so the loss keeps its scale.
+ */
+export function imageLossWeights(
+  arWeights: ArrayLike<number>,
+  foregroundWeight: number,
+  x: ArrayLike<number>,
+  ids: ArrayLike<number>,
+  G: number,
+  L: number,
+  d: number,
+): Float32Array {
+  if (!(foregroundWeight >= 0)) throw new RangeError(`foregroundWeight must be >= 0, got ${foregroundWeight}`);
+  const factor = new Float32Array(G * L).fill(1);
+  if (foregroundWeight > 0) {
+    let sum = 0;
+    for (let n = 0; n < G; n++)
+      for (let j = 0; j < L; j++) {
+        const base = (n * L + ids[n * L + j]) * d;
+        let foreground = false;
+        for (let k = 0; k < d && !foreground; k++) foreground = x[base + k] > BACKGROUND_LEVEL;
+        if (foreground) factor[n * L + j] += foregroundWeight;
+        sum += factor[n * L + j];
+      }
+    const mean = sum / (G * L);
+    for (let i = 0; i < factor.length; i++) factor[i] /= mean;
+  }
+  for (let n = 0; n < G; n++) for (let j = 0; j < L; j++) factor[n * L + j] *= arWeights[j];
+  return factor;
 }

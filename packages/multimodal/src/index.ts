@@ -43,6 +43,7 @@ export type {
   MultimodalBatch,
   MultimodalRandomness,
   MultimodalRecipe,
+  MultimodalLossRecipe,
   MultimodalStepInputs,
 } from '@causalfusion/config';
 export { MultimodalModel } from './model';

@@ -2,20 +2,9 @@
  * The tfjs model holds exactly the parameters of @causalfusion/config's table.
  */
 import { initBackend, MultimodalModel, multimodalParamEntries, type MultimodalConfig } from './index';
+import { TINY_MULTIMODAL_CONFIG } from '../../../test-utils/multimodal';
 
-const CONFIG: MultimodalConfig = {
-  imageHeight: 8,
-  imageWidth: 12,
-  channels: 1,
-  patchSize: 2,
-  textLength: 8,
-  vocabSize: 24,
-  hiddenSize: 32,
-  depth: 2,
-  numHeads: 2,
-  mlpRatio: 2,
-  captionDropoutProb: 0.1,
-};
+const CONFIG: MultimodalConfig = TINY_MULTIMODAL_CONFIG;
 
 beforeAll(() => initBackend({ backend: 'cpu', quiet: true }));
 

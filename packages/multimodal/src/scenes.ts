@@ -106,10 +106,8 @@ function sizeWord(rng: Rng, size: DigitSize): string {
 /** "a large seven", "a small 3 at the top" (vpos only when asked and the digit has one). */
 function phrase(rng: Rng, g: SceneDigit, withVpos: boolean): string {
   const name = digitName(rng, g.digit);
-  const size = sizeWord(rng, g.size);
-  // "an eight" but "a 8": the article follows the word as written
-  const article = /^[aeiou8]/.test(name) && name !== '8' ? 'an' : 'a';
-  const head = `${article} ${size} ${name}`;
+  // the size word follows the article, and every size word starts with a consonant: always "a"
+  const head = `a ${sizeWord(rng, g.size)} ${name}`;
   return withVpos && g.vpos ? `${head} at the ${g.vpos}` : head;
 }
 

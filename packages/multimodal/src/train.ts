@@ -6,7 +6,7 @@
  * L_text: next-token cross-entropy at the text positions of BOTH orders, averaged over the positions
  * that predict a caption token or <|eos|> (pads, and the caption of a CFG-dropped sample, get none).
  * L_image: CausalFusion's dual-factorization diffusion loss on the image tokens of the text-to-image
- * samples: (noise - eps)^2 with the AR loss weights, averaged over those samples' elements. A
+ * samples: (noise - eps)^2 with the AR loss weights (and the optional foreground weights), averaged over those samples' elements. A
  * captioning sample's image is clean context and gets no loss.
  */
 import { tf } from '@causalfusion/backend';
@@ -15,6 +15,7 @@ import {
   drawMultimodalRandomness,
   prepareMultimodalStep,
   type MultimodalBatch,
+  type MultimodalLossRecipe,
   type MultimodalRandomness,
   type MultimodalRecipe,
 } from '@causalfusion/config';
@@ -49,7 +50,7 @@ export function multimodalLosses(
   diffusion: GaussianDiffusion,
   batch: MultimodalBatch,
   rnd: MultimodalRandomness,
-  recipe: Pick<MultimodalRecipe, 'lossLambda' | 'maxArWeight' | 'minArWeight'>,
+  recipe: MultimodalLossRecipe,
   nullCaption: ArrayLike<number>,
 ): MultimodalLosses {
   // the host half (rows of each order, q_sample, the sequences' layout, loss masks): @causalfusion/config
@@ -61,7 +62,7 @@ export function multimodalLosses(
     const { logits, eps } = model.forwardTextToImage(t2i);
     const L = model.numTokens;
     image = tf.mean(
-      tf.mul(tf.squaredDifference(tf.tensor3d(t2i.noiseShuf, [t2i.N, L, model.tokenDim]), eps), tf.tensor3d(t2i.arWeights, [1, L, 1])),
+      tf.mul(tf.squaredDifference(tf.tensor3d(t2i.noiseShuf, [t2i.N, L, model.tokenDim]), eps), tf.tensor3d(t2i.imageWeights, [t2i.N, L, 1])),
     ) as tf.Scalar;
     textLosses.push(tf.sum(tf.mul(crossEntropy(logits, t2i.targets), tf.tensor1d(t2i.textMask))));
   }

@@ -11,6 +11,7 @@ import * as path from 'path';
 import { createDiffusion } from '@causalfusion/diffusion';
 import {
   BOS_ID,
+  type MultimodalLossRecipe,
   EOS_ID,
   initBackend,
   MultimodalModel,
@@ -23,23 +24,13 @@ import {
 } from '@causalfusion/multimodal';
 import { createRng } from '@causalfusion/rng';
 import { OrtMultimodalTrainingSession, type MultimodalLossAndGrads } from './multimodal-trainer';
+import { TINY_MULTIMODAL_CONFIG } from '../../../test-utils/multimodal';
 
 jest.setTimeout(60_000);
 
-const CONFIG: MultimodalConfig = {
-  imageHeight: 8,
-  imageWidth: 8,
-  channels: 1,
-  patchSize: 2,
-  textLength: 8,
-  vocabSize: 24,
-  hiddenSize: 32,
-  depth: 2,
-  numHeads: 2,
-  mlpRatio: 2,
-  captionDropoutProb: 0.1,
-};
-const RECIPE = { lossLambda: 5, maxArWeight: 2, minArWeight: 1 };
+// an 8x8 canvas: L = 16 tokens
+const CONFIG: MultimodalConfig = { ...TINY_MULTIMODAL_CONFIG, imageWidth: 8 };
+const RECIPE: MultimodalLossRecipe = { lossLambda: 5, maxArWeight: 2, minArWeight: 1 };
 const diffusion = createDiffusion({ respacing: '' });
 let model: MultimodalModel;
 let session: OrtMultimodalTrainingSession;
@@ -110,12 +101,12 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 /** The tfjs step: the three losses and every variable's gradient (zeros where the loss does not reach it). */
-function tfjsStep(batch: MultimodalBatch, rnd: MultimodalRandomness) {
+function tfjsStep(batch: MultimodalBatch, rnd: MultimodalRandomness, recipe: MultimodalLossRecipe) {
   const entries = model.stateEntries();
   let parts = { text: NaN, image: NaN };
   const { value, grads } = tf.variableGrads(
     () => {
-      const l = multimodalLosses(model, diffusion, batch, rnd, RECIPE, NULL_CAPTION);
+      const l = multimodalLosses(model, diffusion, batch, rnd, recipe, NULL_CAPTION);
       parts = { text: l.text.dataSync()[0], image: l.image.dataSync()[0] };
       return l.total;
     },
@@ -141,10 +132,10 @@ interface Comparison {
   roundoff: string[];
 }
 
-async function compare(batch: MultimodalBatch, rnd: MultimodalRandomness): Promise<Comparison> {
-  const ref = tfjsStep(batch, rnd);
+async function compare(batch: MultimodalBatch, rnd: MultimodalRandomness, recipe = RECIPE): Promise<Comparison & { imageLoss: number }> {
+  const ref = tfjsStep(batch, rnd, recipe);
   const params = model.stateEntries().map((e) => Float32Array.from(e.variable.dataSync()));
-  const ort: MultimodalLossAndGrads = await session.lossAndGrads(params, { batch, rnd, recipe: RECIPE, nullCaption: NULL_CAPTION });
+  const ort: MultimodalLossAndGrads = await session.lossAndGrads(params, { batch, rnd, recipe, nullCaption: NULL_CAPTION });
   const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-30);
   const keys = model.stateEntries().map((e) => e.key);
   const largest = Math.max(...ref.grads.map(maxAbs));
@@ -164,6 +155,7 @@ async function compare(batch: MultimodalBatch, rnd: MultimodalRandomness): Promi
     gradErr,
     worstKey,
     roundoff,
+    imageLoss: ort.imageLoss,
   };
 }
 
@@ -226,5 +218,19 @@ describe('ORT multimodal training step vs tfjs', () => {
     const cap = makeStep([1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0], [16], 24);
     // the eps head and the timestep embedder get no gradient here (zeros on both sides)
     expectParity('captioning only', await compare(cap.batch, cap.rnd), false);
+  });
+});
+
+describe('the foreground weight (per-sample, per-token image loss weights)', () => {
+  it('ORT and tfjs agree when half the tokens are blank, and the weight moves the image loss', async () => {
+    const { batch, rnd } = makeStep([0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0], [5, 11], 25);
+    // the first half of every image's raster tokens blank (-1: a 0 pixel), the rest ink
+    const tokens = Float32Array.from(batch.tokens);
+    for (let n = 0; n < N; n++) tokens.fill(-1, n * L * d, n * L * d + (L / 2) * d);
+    const half = { ...batch, tokens };
+    const weighted = await compare(half, rnd, { ...RECIPE, foregroundWeight: 3 });
+    expectParity('text-to-image with --foreground-weight 3, splits [5, 11]', weighted);
+    const plain = await compare(half, rnd, RECIPE);
+    expect(Math.abs(weighted.imageLoss - plain.imageLoss)).toBeGreaterThan(1e-3 * plain.imageLoss);
   });
 });

@@ -11,7 +11,7 @@
  *     lm_head on the text positions.
  *
  *   text_loss  = sum over both groups of CE * text_weights     (weights: loss mask / masked-position count)
- *   image_loss = sum of image_weights * (target - eps)^2       (weights: AR weight / (G * L * tokenDim))
+ *   image_loss = sum of image_weights * (target - eps)^2       (weights: AR x foreground weight / (G * L * tokenDim))
  *   loss       = text_loss + loss_lambda * image_loss
  *
  * The weights fold in the normalisations, so a step's loss is exactly the tfjs one. Inputs are the
@@ -48,7 +48,7 @@ export const MULTIMODAL_TRAIN_IO = {
   t2iCleanPositions: 't2i_clean_positions',
   /** [seqLen, seqLen] additive mask (0 / -inf), seqLen = textLength + Lc + L. */
   t2iMask: 't2i_mask',
-  /** [G, L, d] the noise in shuffled order (eps target), and the per-token weights [1, L, 1]. */
+  /** [G, L, d] the noise in shuffled order (eps target), and the per-token weights [G, L, 1]. */
   t2iTarget: 't2i_target',
   t2iImageWeights: 't2i_image_weights',
   /** [G, Lt] next-token targets (int64) and their weights (loss mask / count). */
@@ -174,7 +174,7 @@ export function buildMultimodalTrainingGraph(config: MultimodalModelShape, varia
       ...(withClean ? [valueInfo(io.t2iClean, FLOAT, ['G', 'Lc', d]), valueInfo(io.t2iCleanPositions, INT64, ['G', 'Lc'])] : []),
       valueInfo(io.t2iMask, FLOAT, ['seqLen', 'seqLen']),
       valueInfo(io.t2iTarget, FLOAT, ['G', L, d]),
-      valueInfo(io.t2iImageWeights, FLOAT, [1, L, 1]),
+      valueInfo(io.t2iImageWeights, FLOAT, ['G', L, 1]),
       valueInfo(io.t2iLabels, INT64, ['G', Lt]),
       valueInfo(io.t2iTextWeights, FLOAT, ['G', Lt]),
       valueInfo(io.lossLambda, FLOAT, []),

@@ -120,8 +120,8 @@ export class OrtMultimodalTrainingSession {
       // the image loss is a mean over the text-to-image rows' elements: fold it into the weights
       feeds[io.t2iImageWeights] = new Tensor(
         'float32',
-        Float32Array.from(t2i.arWeights, (w) => w / (G * L * d)),
-        [1, L, 1],
+        Float32Array.from(t2i.imageWeights, (w) => w / (G * L * d)),
+        [G, L, 1],
       );
       feeds[io.t2iLabels] = new Tensor('int64', toInt64(t2i.targets), [G, Lt]);
       feeds[io.t2iTextWeights] = new Tensor(

@@ -172,8 +172,9 @@ for (const r of rows) {
 const modelRows = rows.filter((r) => r.arSteps !== null);
 const head = modelRows[0];
 console.log(
-  `multimodal cider=${head.cider.toFixed(3)} faithful=${pct(head.faithful)} fid-mnist=${head.fid.toFixed(2)}` +
+  `multimodal cider=${head.cider.toFixed(3)} faithful=${head.faithful.toFixed(3)} digits=${head.digits.toFixed(3)} fid-mnist=${head.fid.toFixed(2)}` +
     (modelRows[1]
-      ? ` baseline-cider=${modelRows[1].cider.toFixed(3)} baseline-faithful=${pct(modelRows[1].faithful)} baseline-fid-mnist=${modelRows[1].fid.toFixed(2)}`
+      ? ` baseline-cider=${modelRows[1].cider.toFixed(3)} baseline-faithful=${modelRows[1].faithful.toFixed(3)}` +
+        ` baseline-digits=${modelRows[1].digits.toFixed(3)} baseline-fid-mnist=${modelRows[1].fid.toFixed(2)}`
       : ''),
 );

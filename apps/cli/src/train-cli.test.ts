@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { tinyClassArgs } from '../../../test-utils/tiny-training';
 
 jest.setTimeout(60_000);
 
@@ -19,20 +20,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const tiny = (out: string, steps: number) => [
-  '--preset',
-  'tiny',
-  '--out',
-  out,
-  '--steps',
-  String(steps),
-  '--sample-every',
-  '1000',
-  '--sample-steps',
-  '2',
-  '--threads',
-  '1',
-];
+const tiny = tinyClassArgs;
 const stateStep = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'state.json'), 'utf8')).step as number;
 
 describe('causalfusion train', () => {

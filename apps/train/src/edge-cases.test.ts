@@ -12,6 +12,7 @@ import { FLAGS, parseTrainArgs } from './config';
 import { MM_FLAGS, parseMultimodalTrainArgs } from './multimodal-config';
 import { parseTrainCommand } from './task';
 import { train } from './trainer';
+import { tinyClassArgs, tinyMultimodalArgs } from '../../../test-utils/tiny-training';
 
 jest.setTimeout(120_000);
 
@@ -24,32 +25,8 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
-const classArgs = (out: string, steps: number) => [
-  '--preset',
-  'tiny',
-  '--out',
-  out,
-  '--steps',
-  String(steps),
-  '--sample-every',
-  '1000',
-  '--sample-steps',
-  '2',
-  '--threads',
-  '1',
-];
-const mmArgs = (out: string, steps: number) => [
-  '--task',
-  'multimodal',
-  '--preset',
-  'multimodal-tiny',
-  '--out',
-  out,
-  '--steps',
-  String(steps),
-  '--threads',
-  '1',
-];
+const classArgs = tinyClassArgs;
+const mmArgs = (out: string, steps: number) => [...tinyMultimodalArgs(out, steps), '--threads', '1'];
 
 /** Every file under `dir` with its bytes and modification time. */
 function snapshot(dir: string): Record<string, string> {

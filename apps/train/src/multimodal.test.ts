@@ -7,6 +7,7 @@ import { readSafetensors } from '@causalfusion/safetensors';
 import { parseMultimodalTrainArgs } from './multimodal-config';
 import { trainMultimodal } from './multimodal-trainer';
 import { parseTrainCommand } from './task';
+import { tinyMultimodalArgs } from '../../../test-utils/tiny-training';
 
 jest.setTimeout(120_000);
 beforeAll(async () => {
@@ -20,20 +21,7 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const quiet = { write: () => {}, tty: false };
-const tinyArgs = (out: string, steps: number) => [
-  '--task',
-  'multimodal',
-  '--preset',
-  'multimodal-tiny',
-  '--out',
-  out,
-  '--steps',
-  String(steps),
-  '--checkpoint-every',
-  '2',
-  '--log-every',
-  '1',
-];
+const tinyArgs = (out: string, steps: number) => [...tinyMultimodalArgs(out, steps), '--checkpoint-every', '2', '--log-every', '1'];
 
 function weights(dir: string): Map<string, Float32Array> {
   return new Map([...readSafetensors(path.join(dir, 'checkpoint', 'model.safetensors')).tensors].map(([k, t]) => [k, t.data]));

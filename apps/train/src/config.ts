@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
-import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
+import { checkClipAndDecay, checkInitFrom, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
 import type { RunConfig } from './run';
 
 /** The class task's settings: its data, model and recipe, on top of a run's (./run). */
@@ -257,6 +257,7 @@ export function validateTrainConfig(c: TrainConfig): void {
     throw new Error(`--ar-steps ${c.arSteps} is more than the ${(inputSize / c.patchSize) ** 2} tokens of a sample`);
   for (const k of ['maxArWeight', 'minArWeight'] as const) if (!(c[k] >= 0)) throw new Error(`${f(k)} must be >= 0, got ${c[k]}`);
   checkClipAndDecay(c);
+  checkInitFrom(c);
   if (c.order !== 'random' && c.order !== 'raster') throw new Error(`--order must be random or raster, got ${String(c.order)}`);
   if (!Number.isSafeInteger(c.seed) || c.seed < 0) throw new Error(`--seed must be an integer >= 0, got ${c.seed}`);
   if (!(c.sampleCfg >= 1)) throw new Error(`--sample-cfg must be >= 1, got ${c.sampleCfg}`);
@@ -360,6 +361,8 @@ export const TRAIN_USAGE = `usage: causalfusion train --out <run dir> [--preset 
                          step with --ar-decay); S > 0 = S equal splits (1: plain diffusion, the in-context DiT)
   --patch-size N --width N --depth N --heads N --cond-tokens N --mlp-ratio X --no-trainable-pos
   --seed N --backend wasm|cpu|tensorflow
+  --init-from DIR        start from the tensors of a model folder whose names and shapes match (e.g. a shipped
+                         model, to train it further on other data); the rest fresh from --seed
   --checkpoint-every N --sample-every N --log-every N
   --sample-per-class N --sample-ar-steps N --sample-steps N --sample-cfg X
   --task class|multimodal  class-conditional images (default), or one model for text-to-image and captioning

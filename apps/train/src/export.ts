@@ -74,6 +74,7 @@ export function modelMeta(config: TrainConfig, classNames: readonly string[], tr
       maxArWeight: config.maxArWeight,
       minArWeight: config.minArWeight,
       seed: config.seed,
+      initFrom: config.initFrom ?? null,
       weights: 'ema',
     },
   };

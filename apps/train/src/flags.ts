@@ -2,6 +2,8 @@
  * Command-line flags of both training tasks: a table maps each flag to a config key and a kind, and
  * --resume merges what a session may change into the run's saved config.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { parseArgs } from 'util';
 
 export type FlagKind = 'int' | 'float' | 'string' | 'bool';
@@ -138,6 +140,7 @@ export const GENERATIVE_RUN_FLAGS = {
   backend: ['backend', 'string'],
   out: ['out', 'string'],
   'checkpoint-every': ['checkpointEvery', 'int'],
+  'init-from': ['initFrom', 'string'],
 } as const satisfies Record<string, [string, FlagKind]>;
 
 type OptimizerSettings = { lr: number; warmupSteps: number; clipNorm: number; weightDecay: number };
@@ -159,4 +162,16 @@ export function checkLearningRates<C extends OptimizerSettings, K extends keyof 
 export function checkClipAndDecay(c: OptimizerSettings): void {
   if (!(c.clipNorm > 0)) throw new Error(`--clip must be positive, got ${c.clipNorm}`);
   if (!(c.weightDecay >= 0)) throw new Error(`--weight-decay must be >= 0, got ${c.weightDecay}`);
+}
+
+/** The weights file of `--init-from`: a model folder's model.safetensors, or a .safetensors file itself. */
+export function initWeightsFile(from: string): string {
+  return from.endsWith('.safetensors') ? from : path.join(from, 'model.safetensors');
+}
+
+/** --init-from must name weights that exist (checked before any work starts). */
+export function checkInitFrom(c: { initFrom?: string }): void {
+  if (c.initFrom === undefined) return;
+  if (!c.initFrom || !fs.existsSync(initWeightsFile(c.initFrom)))
+    throw new Error(`--init-from ${c.initFrom}: no ${initWeightsFile(c.initFrom)}; give a model folder (e.g. apps/cli/assets/default-model) or a .safetensors file`);
 }

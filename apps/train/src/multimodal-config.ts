@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import type { MultimodalConfig } from '@causalfusion/config';
 import { CANVAS_HEIGHT, CANVAS_WIDTH } from '@causalfusion/multimodal/data';
-import { checkClipAndDecay, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
+import { checkClipAndDecay, checkInitFrom, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
 import type { RunConfig } from './run';
 
 /** The multimodal task's settings: its data, model and recipe, on top of a run's (./run). */
@@ -135,6 +135,8 @@ export const MULTIMODAL_USAGE = `usage: causalfusion train --task multimodal --o
   --foreground-weight W  image tokens holding ink weigh 1 + W in L_image, blank ones 1 (renormalised; default 0)
   --image-ar-steps-max S cap on the AR steps of the image (1 = plain diffusion: the Transfusion-style baseline)
   --caption-dropout P    null caption for classifier-free guidance (default 0.1)
+  --init-from DIR        start from the tensors of a model folder whose names and shapes match (a class model of
+                         the same width and patch size gives the image path: blocks, embedders, final layer)
   --resume --export DIR --steps N --batch N --lr X --warmup N --ema-decay X --no-ema-warmup --clip X --seed N
   --width N --depth N --heads N --mlp-ratio X --patch-size N --text-length N --train-count N --order random|raster
   --ar-decay X --ar-weight-max X --ar-weight-min X --checkpoint-every N --log-every N
@@ -187,6 +189,7 @@ export function validateMultimodalTrainConfig(c: MultimodalTrainConfig): void {
   if (c.backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(c.backend))
     throw new Error(`--backend must be wasm, cpu or tensorflow, got "${c.backend}"`);
   if (c.data !== 'mnist-compositions' && !fs.existsSync(c.data)) throw new Error(`--data ${c.data}: not mnist-compositions or an image-text folder`);
+  checkInitFrom(c);
 }
 
 /** Parse `--task multimodal` flags (argv may contain `--task multimodal`). */

@@ -41,7 +41,7 @@ import {
   type MultimodalTrainCommand,
   type MultimodalTrainConfig,
 } from './multimodal-config';
-import { openRun, saveRun } from './run';
+import { describeWarmStart, openRun, saveRun } from './run';
 import { createMultimodalRuntime } from './runtime';
 import { applyUpdate, checkLoss } from './update';
 
@@ -191,7 +191,8 @@ export async function trainMultimodal(
     `${saved ? `resuming ${config.out} at step ${run.step}` : `training into ${config.out}`} (multimodal): ${numParams.toLocaleString('en-US')} parameters, ` +
     `${canvas.numTokens} image tokens of ${canvas.tokenDim} values + ${Lt} text ids, batch ${config.batchSize}, ` +
     `caption order p=${config.captionProb}, lambda ${config.lossLambda}, foreground weight ${config.foregroundWeight}, image AR steps <= ${config.imageArStepsMax}\n` +
-    `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
+    `runtime ${runtime.name} (${runtime.description}): ${why}\n` +
+    (run.warmStart ? describeWarmStart(run.warmStart) : '');
   let parts = { text: NaN, image: NaN };
 
   /** One step: both losses and the gradients on the runtime, then the one update (clip, AdamW, EMA) on host arrays. */
@@ -233,6 +234,7 @@ export async function trainMultimodal(
           lossLambda: config.lossLambda,
           foregroundWeight: config.foregroundWeight,
           imageArStepsMax: config.imageArStepsMax,
+          initFrom: config.initFrom ?? null,
           weights: 'ema',
         },
       });

@@ -3,7 +3,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { initBackend } from '@causalfusion/backend';
 import { spawnSync } from 'child_process';
-import { readSafetensors } from '@causalfusion/safetensors';
+import { initialWeights, officialStateDict, trainingEntries } from '@causalfusion/config';
+import { readSafetensors, writeSafetensors } from '@causalfusion/safetensors';
+import { makeTrainConfig, modelConfigOf } from './config';
 import { parseMultimodalTrainArgs } from './multimodal-config';
 import { trainMultimodal } from './multimodal-trainer';
 import { parseTrainCommand } from './task';
@@ -54,6 +56,41 @@ describe('--task multimodal', () => {
     for (const [k, v] of wa) expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer))).toBe(true);
     await expect(trainMultimodal({ ...parseMultimodalTrainArgs([...tinyArgs(path.join(root, 'none'), 4), '--resume']), ...quiet })).rejects.toThrow(
       /--resume: no checkpoint/,
+    );
+  });
+
+  it('--init-from takes the image path from a class model of the same width and patch size; the rest starts fresh', async () => {
+    // a class model shaped as multimodal-tiny's image path (width 32, 1 block, MLP ratio 2, 4x4-pixel patches)
+    const classConfig = modelConfigOf(makeTrainConfig('tiny', { imageSize: 16, patchSize: 4, mlpRatio: 2, out: root }), 10);
+    const classEntries = trainingEntries(classConfig);
+    const source = officialStateDict(classEntries, initialWeights(classEntries, 7));
+    const file = path.join(root, 'class.safetensors');
+    writeSafetensors(file, source);
+    const lines: string[] = [];
+    // a learning rate too small to move anything: the checkpoint shows where the weights started
+    const args = (out: string) => [...tinyArgs(out, 2), '--lr', '1e-9'];
+    await trainMultimodal({ ...parseMultimodalTrainArgs([...args(path.join(root, 'warm')), '--init-from', file]), write: (l) => void lines.push(l), tty: false });
+    await trainMultimodal({ ...parseMultimodalTrainArgs(args(path.join(root, 'cold'))), ...quiet });
+    expect(lines.join('')).toMatch(/initialised \d+ of \d+ tensors from .*class\.safetensors \(x_proj, t_embedder, blocks, final_layer\); the rest fresh\n/);
+    const [warm, cold] = [weights(path.join(root, 'warm')), weights(path.join(root, 'cold'))];
+    const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+    for (const [k, v] of warm) {
+      const from = source.get(k);
+      // copied tensors are the source's; the text path, the image positions and the LM head are the seed's
+      expect([k, maxDiff(v, from ? from.data : cold.get(k)!) < 1e-6]).toEqual([k, true]);
+    }
+    for (const k of ['x_proj.weight', 't_embedder.mlp.0.weight', 'blocks.0.attn.qkv.weight']) expect(maxDiff(warm.get(k)!, cold.get(k)!)).toBeGreaterThan(1e-3);
+    expect([...warm.keys()].filter((k) => source.has(k))).toHaveLength(classEntries.length - 3); // all but cond_pos_embed, pos_embed, y_embedder
+    // --resume continues the run (its weights are in the checkpoint); a missing or mismatched source is one clear error
+    const resumed = await trainMultimodal({ ...parseMultimodalTrainArgs([...args(path.join(root, 'warm')), '--steps', '3', '--resume']), ...quiet });
+    expect(resumed.sessionSteps).toBe(1);
+    expect(() => parseMultimodalTrainArgs([...args(path.join(root, 'x')), '--init-from', path.join(root, 'nope')])).toThrow(
+      /^--init-from .*nope: no .*nope\/model\.safetensors; give a model folder/,
+    );
+    const wide = trainingEntries(modelConfigOf(makeTrainConfig('tiny', { imageSize: 16, patchSize: 4, hiddenSize: 64, out: root }), 10));
+    writeSafetensors(file, officialStateDict(wide, initialWeights(wide, 7)));
+    await expect(trainMultimodal({ ...parseMultimodalTrainArgs([...args(path.join(root, 'wide')), '--init-from', file]), ...quiet })).rejects.toThrow(
+      /^--init-from .*: its transformer blocks do not match this model's \(blocks\.0\.norm1\.weight: \[64\] there, \[32\] here\)/,
     );
   });
 

@@ -4,10 +4,11 @@
  * EMA and AdamW's moments as host arrays, the RNG, the log), fresh from the seed or from the checkpoint.
  */
 import * as path from 'path';
-import { HostAdamW, initialWeights, sizeOf } from '@causalfusion/config';
+import { HostAdamW, initialWeights, sizeOf, toTrainingLayout, type ParamEntry } from '@causalfusion/config';
 import { createRng, Rng } from '@causalfusion/rng';
-import { makeDirs } from '@causalfusion/safetensors';
+import { makeDirs, readSafetensors } from '@causalfusion/safetensors';
 import { readCheckpoint, writeCheckpoint, type CheckpointModel, type CheckpointState } from './checkpoint';
+import { initWeightsFile } from './flags';
 import { readCsv, writeCsv, type LogRow } from './report';
 import type { UpdateConfig } from './update';
 
@@ -34,6 +35,11 @@ export interface RunConfig extends UpdateConfig {
   steps: number;
   checkpointEvery: number;
   logEvery: number;
+  /**
+   * Start from the tensors of this model folder (or .safetensors file) whose names and shapes match this
+   * model's, the rest fresh from `seed`: e.g. a multimodal model's image path from a class model.
+   */
+  initFrom?: string;
 }
 
 /** What a step reads and the update writes, in the parameter table's order and training layout. */
@@ -48,11 +54,55 @@ export interface RunState {
   step: number;
   wallBefore: number;
   rows: LogRow[];
+  /** What --init-from copied (a fresh run that gave it), for the banner. */
+  warmStart: WarmStart | null;
+}
+
+/** The tensors a warm start took from `from`, and those it left fresh because their shapes differ. */
+export interface WarmStart {
+  from: string;
+  copied: string[];
+  otherShape: string[];
+  total: number;
 }
 
 /**
- * The state of a run: the initial weights of `seed` (the same on every runtime) and their copy as the EMA,
- * a fresh AdamW and RNG; or, with `resume`, all of it from the checkpoint (the log cut back to its step).
+ * Overwrite the arrays of `model` (training layout, entries order) whose official key and shape `from`
+ * holds too. The transformer blocks must all be there with their shapes (the body is what a warm start
+ * is for); other tensors of another shape (a class embedding of another class count) stay fresh.
+ */
+export function warmStart(model: Float32Array[], entries: readonly ParamEntry[], from: string): WarmStart {
+  const { tensors } = readSafetensors(initWeightsFile(from));
+  const copied: string[] = [];
+  const otherShape: string[] = [];
+  entries.forEach((e, i) => {
+    const t = tensors.get(e.key);
+    const same = t !== undefined && t.shape.join(',') === e.officialShape.join(',');
+    if (!same && e.key.startsWith('blocks.')) {
+      const has = t ? `[${t.shape.join(', ')}]` : 'none';
+      throw new Error(
+        `--init-from ${from}: its transformer blocks do not match this model's (${e.key}: ${has} there, [${e.officialShape.join(', ')}] here); ` +
+          'give a model of the same width, depth and MLP ratio',
+      );
+    }
+    if (!t) return;
+    if (!same) return void otherShape.push(e.key);
+    model[i] = toTrainingLayout(e, t.data);
+    copied.push(e.key);
+  });
+  return { from, copied, otherShape, total: entries.length };
+}
+
+/** One line for the banner: how many tensors came from where, by top-level module. */
+export function describeWarmStart(w: WarmStart): string {
+  const modules = [...new Set(w.copied.map((k) => k.split('.')[0]))].join(', ');
+  const kept = w.otherShape.length ? `; kept fresh (other shape): ${w.otherShape.join(', ')}` : '';
+  return `initialised ${w.copied.length} of ${w.total} tensors from ${w.from} (${modules}); the rest fresh${kept}\n`;
+}
+
+/**
+ * The state of a run: the initial weights of `seed` (the same on every runtime; those --init-from holds
+ * taken from it) and their copy as the EMA, a fresh AdamW and RNG; or, with `resume`, all of it from the checkpoint (the log cut back to its step).
  * log.csv is (re)written either way.
  */
 export function openRun(config: RunConfig, of: CheckpointModel, resume: boolean, format: CheckpointState['format']): RunState {
@@ -73,10 +123,19 @@ export function openRun(config: RunConfig, of: CheckpointModel, resume: boolean,
     optimizer.setState(ckpt.optimizer);
     const step = ckpt.state.step;
     // rows logged after the checkpoint are dropped
-    state = { model: ckpt.model, ema: ckpt.ema, rng: Rng.fromState(ckpt.state.rng), step, wallBefore: ckpt.state.wallSeconds, rows: readCsv(csvFile, step) };
+    state = {
+      model: ckpt.model,
+      ema: ckpt.ema,
+      rng: Rng.fromState(ckpt.state.rng),
+      step,
+      wallBefore: ckpt.state.wallSeconds,
+      rows: readCsv(csvFile, step),
+      warmStart: null,
+    };
   } else {
     const model = initialWeights(of.entries, config.seed);
-    state = { model, ema: model.map((a) => a.slice()), rng: createRng(config.seed), step: 0, wallBefore: 0, rows: [] };
+    const warm = config.initFrom ? warmStart(model, of.entries, config.initFrom) : null;
+    state = { model, ema: model.map((a) => a.slice()), rng: createRng(config.seed), step: 0, wallBefore: 0, rows: [], warmStart: warm };
   }
   makeDirs(config.out);
   writeCsv(csvFile, state.rows);

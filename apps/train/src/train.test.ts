@@ -8,7 +8,7 @@ import { pixelTokenizer, resizeImages } from '@causalfusion/data';
 import { createRng } from '@causalfusion/rng';
 import { readSafetensors } from '@causalfusion/safetensors';
 import { AdamW, CausalDiffusionModel, loadModel, patchify, trainStep } from '@causalfusion/transformer';
-import { makeTrainConfig, modelConfigOf, parseTrainArgs, TrainConfig } from './config';
+import { makeTrainConfig, modelConfigOf, parseTrainArgs, TrainConfig, validateTrainConfig } from './config';
 import { BatchSampler, loadTrainingData } from './dataset';
 import { Progress } from './report';
 import { shardRanges } from './step';
@@ -253,6 +253,19 @@ describe('schedules and EMA warmup', () => {
     expect(dist(warmEma, warmModel)).toBeLessThan(0.5 * dist(warmEma, initW));
     const coldEma = weights(cold.out, 'ema.safetensors');
     expect(dist(coldEma, initW)).toBeLessThan(0.05 * dist(coldEma, weights(cold.out)));
+  });
+});
+
+describe('--init-from', () => {
+  it('starts a class run from a model folder (every tensor of the same model), and names a missing one', async () => {
+    const source = tiny('source', { steps: 2 });
+    await run(source, { exportDir: path.join(root, 'source-model') });
+    const next = tiny('next', { steps: 1, lr: 1e-9, initFrom: path.join(root, 'source-model') });
+    await run(next);
+    const a = readSafetensors(path.join(root, 'source-model', 'model.safetensors')).tensors;
+    const b = weights(next.out);
+    for (const [k, { data: v }] of a) expect([k, v.every((x, i) => Math.abs(x - b.get(k)![i]) < 1e-6)]).toEqual([k, true]);
+    expect(() => validateTrainConfig({ ...next, initFrom: path.join(root, 'nope') })).toThrow(/^--init-from .*nope: no .*model\.safetensors/);
   });
 });
 

@@ -20,7 +20,7 @@ import { CHECKPOINT_FORMAT, findCheckpoint, readCheckpointState, type Checkpoint
 import { classCheckpointModel, exportModel } from './export';
 import { resumedConfig } from './flags';
 import { writeGridPng } from './report';
-import { openRun, saveRun } from './run';
+import { describeWarmStart, openRun, saveRun } from './run';
 import { LoopResult, runTrainingLoop, StepOutcome, upToDateMessage } from './loop';
 import { createRuntime } from './runtime';
 import { batchShard, drawStepRandomness, RecipeOptions } from './step';
@@ -142,7 +142,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const banner =
     `${resumedFrom ? `resuming ${config.out} at step ${run.step}` : `training into ${config.out}`}: ${numParams.toLocaleString('en-US')} parameters, ` +
     `${geometry.numTokens} tokens of ${geometry.tokenDim} values${vaeFolder ? ` (latents of ${vaeFolder.config.name})` : ''}, batch ${config.batchSize}\n` +
-    `runtime ${runtime.name} (${runtime.description}): ${why}\n`;
+    `runtime ${runtime.name} (${runtime.description}): ${why}\n` +
+    (run.warmStart ? describeWarmStart(run.warmStart) : '');
 
   /** One step: the runtime's loss and gradients of the batch, then the update. */
   const oneStep = async (k: number): Promise<StepOutcome> => {

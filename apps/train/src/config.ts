@@ -7,7 +7,17 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ModelConfig } from '@causalfusion/config';
 import { latentSizeOf, readVaeConfig, type VaeConfig } from '@causalfusion/vae';
-import { checkClipAndDecay, checkInitFrom, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
+import {
+  checkClipAndDecay,
+  checkInitFrom,
+  checkLearningRates,
+  FlagKind,
+  flagOf,
+  GENERATIVE_RUN_FLAGS,
+  OPTIMIZER_DEFAULTS,
+  OPTIMIZER_FLAGS,
+  parseFlags,
+} from './flags';
 import type { RunConfig } from './run';
 
 /** The class task's settings: its data, model and recipe, on top of a run's (./run). */

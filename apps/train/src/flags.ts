@@ -173,5 +173,7 @@ export function initWeightsFile(from: string): string {
 export function checkInitFrom(c: { initFrom?: string }): void {
   if (c.initFrom === undefined) return;
   if (!c.initFrom || !fs.existsSync(initWeightsFile(c.initFrom)))
-    throw new Error(`--init-from ${c.initFrom}: no ${initWeightsFile(c.initFrom)}; give a model folder (e.g. apps/cli/assets/default-model) or a .safetensors file`);
+    throw new Error(
+      `--init-from ${c.initFrom}: no ${initWeightsFile(c.initFrom)}; give a model folder (e.g. apps/cli/assets/default-model) or a .safetensors file`,
+    );
 }

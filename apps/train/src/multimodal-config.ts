@@ -7,7 +7,17 @@ import * as fs from 'fs';
 import * as os from 'os';
 import type { MultimodalConfig } from '@causalfusion/config';
 import { CANVAS_HEIGHT, CANVAS_WIDTH } from '@causalfusion/multimodal/data';
-import { checkClipAndDecay, checkInitFrom, checkLearningRates, FlagKind, flagOf, GENERATIVE_RUN_FLAGS, OPTIMIZER_DEFAULTS, OPTIMIZER_FLAGS, parseFlags } from './flags';
+import {
+  checkClipAndDecay,
+  checkInitFrom,
+  checkLearningRates,
+  FlagKind,
+  flagOf,
+  GENERATIVE_RUN_FLAGS,
+  OPTIMIZER_DEFAULTS,
+  OPTIMIZER_FLAGS,
+  parseFlags,
+} from './flags';
 import type { RunConfig } from './run';
 
 /** The multimodal task's settings: its data, model and recipe, on top of a run's (./run). */

@@ -69,7 +69,11 @@ describe('--task multimodal', () => {
     const lines: string[] = [];
     // a learning rate too small to move anything: the checkpoint shows where the weights started
     const args = (out: string) => [...tinyArgs(out, 2), '--lr', '1e-9'];
-    await trainMultimodal({ ...parseMultimodalTrainArgs([...args(path.join(root, 'warm')), '--init-from', file]), write: (l) => void lines.push(l), tty: false });
+    await trainMultimodal({
+      ...parseMultimodalTrainArgs([...args(path.join(root, 'warm')), '--init-from', file]),
+      write: (l) => void lines.push(l),
+      tty: false,
+    });
     await trainMultimodal({ ...parseMultimodalTrainArgs(args(path.join(root, 'cold'))), ...quiet });
     expect(lines.join('')).toMatch(/initialised \d+ of \d+ tensors from .*class\.safetensors \(x_proj, t_embedder, blocks, final_layer\); the rest fresh\n/);
     const [warm, cold] = [weights(path.join(root, 'warm')), weights(path.join(root, 'cold'))];

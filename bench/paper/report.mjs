@@ -4,11 +4,13 @@
 const fmt = (v, d = 2) => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
 const pct = (v) => (v === undefined || v === null || Number.isNaN(v) ? 'n/a' : `${(100 * v).toFixed(1)}%`);
 
-/** Mean and max-min of the values (undefined when there are none). */
-function agg(values) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x));
-  if (!v.length) return { mean: undefined, spread: undefined, n: 0 };
-  return { mean: v.reduce((a, b) => a + b, 0) / v.length, spread: Math.max(...v) - Math.min(...v), n: v.length };
+/** Mean and max-min of the values of [seed, value] pairs (undefined when there are none), and each seed's value. */
+function agg(pairs) {
+  const kept = pairs.filter(([, x]) => typeof x === 'number' && Number.isFinite(x));
+  const v = kept.map(([, x]) => x);
+  const bySeed = new Map(kept);
+  if (!v.length) return { mean: undefined, spread: undefined, n: 0, bySeed };
+  return { mean: v.reduce((a, b) => a + b, 0) / v.length, spread: Math.max(...v) - Math.min(...v), n: v.length, bySeed };
 }
 
 /** "mean (±half-range, n seeds)" of a list of values. */
@@ -21,13 +23,13 @@ function cellText(a, d = 2, asPct = false) {
 
 export function report(results, paper, { smoke = false, resultsDir = '' } = {}) {
   const byVariant = (variant) => results.filter((r) => r.variant === variant);
-  const fid = (variant, s) => agg(byVariant(variant).map((r) => r.cells?.[`s${s}`]?.fid));
-  const acc = (variant) => agg(byVariant(variant).map((r) => r.accuracy));
+  const fid = (variant, s) => agg(byVariant(variant).map((r) => [r.seed, r.cells?.[`s${s}`]?.fid]));
+  const acc = (variant) => agg(byVariant(variant).map((r) => [r.seed, r.accuracy]));
   const out = [];
   const line = (s = '') => out.push(s);
   const settings = results.find((r) => r.cells && Object.keys(r.cells).length)?.cells;
   const first = settings ? Object.values(settings)[0].settings : null;
-  const floor = agg(results.filter((r) => r.floor).map((r) => r.floor.fid));
+  const floor = agg(results.filter((r) => r.floor).map((r) => [r.name, r.floor.fid]));
 
   line(`# bench:paper${smoke ? ' (SMOKE: tiny models, a few steps, few samples: the pipeline only, not a result)' : ''}`);
   line(`results: ${results.length} run(s) in ${resultsDir}`);
@@ -107,12 +109,19 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   line('## Which trends reproduce');
   line();
   // a claim is a set of comparisons "x is lower than y" ({ lo, hi }: aggregates over seeds); it holds when every
-  // comparison does, and is called clear only when each gap exceeds the two cells' half seed spreads
+  // comparison of the means does. Runs of one seed share their initial weights and data order, so the per-seed
+  // differences (paired by seed) say whether the seeds agree, and the seed spread whether the gap is clear of it.
   const verdict = (pairs, text) => {
     if (pairs.some(([lo, hi]) => lo.n === 0 || hi.n === 0)) return line(`- not measured yet: ${text}`);
     const holds = pairs.every(([lo, hi]) => lo.mean < hi.mean);
     const clear = pairs.every(([lo, hi]) => Math.abs(hi.mean - lo.mean) > (lo.spread + hi.spread) / 2);
-    line(`- ${holds ? 'REPRODUCES' : 'DOES NOT REPRODUCE'}${clear ? '' : ' (within the seed spread)'}: ${text}`);
+    const diffs = pairs.flatMap(([lo, hi]) => [...lo.bySeed].filter(([seed]) => hi.bySeed.has(seed)).map(([seed, v]) => hi.bySeed.get(seed) - v));
+    const agree = diffs.length > 1 && diffs.every((d) => d > 0 === holds);
+    const how = [
+      clear ? 'the gap is clear of the seed spread' : 'the gap is within the seed spread',
+      ...(diffs.length > 1 ? [agree ? `every seed agrees (${diffs.length} paired differences)` : 'the seeds disagree'] : []),
+    ];
+    line(`- ${holds ? 'REPRODUCES' : 'DOES NOT REPRODUCE'} (${how.join('; ')}): ${text}`);
   };
   const m = (variant, s) => fid(variant, s).mean;
   {
@@ -130,7 +139,7 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
     const r = spreadOver('cf');
     const f4 = spreadOver('s4');
     const f1 = spreadOver('s1');
-    const point = (v) => ({ mean: v, spread: 0, n: v === undefined ? 0 : 1 });
+    const point = (v) => ({ mean: v, spread: 0, n: v === undefined ? 0 : 1, bySeed: new Map() });
     verdict(
       [
         [point(r), point(f4)],

@@ -16,3 +16,14 @@ export const TINY_MULTIMODAL_CONFIG = {
   mlpRatio: 2,
   captionDropoutProb: 0.1,
 };
+
+/** A tiny model on the real captioned-MNIST geometry (the 16x32 canvas in 4x4 patches, 18 text ids), width 32. */
+export const tinyCanvasConfig = (vocabSize: number, depth: number) => ({
+  ...TINY_MULTIMODAL_CONFIG,
+  imageHeight: 16,
+  imageWidth: 32,
+  patchSize: 4,
+  textLength: 18,
+  vocabSize,
+  depth,
+});

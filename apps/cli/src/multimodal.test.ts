@@ -4,6 +4,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 import { CaptionCodec, CaptionedDataset, initBackend, loadCaptionTokenizer, MultimodalModel, saveMultimodalModel } from '@causalfusion/multimodal';
 import { readGray, runCli } from './tiny-model.test-util';
+import { tinyCanvasConfig } from '../../../test-utils/multimodal';
 
 jest.setTimeout(120_000);
 
@@ -15,22 +16,7 @@ beforeAll(async () => {
   model = path.join(tmp, 'model');
   await initBackend({ backend: 'wasm', quiet: true });
   const tokenizer = loadCaptionTokenizer();
-  const m = new MultimodalModel(
-    {
-      imageHeight: 16,
-      imageWidth: 32,
-      channels: 1,
-      patchSize: 4,
-      textLength: 18,
-      vocabSize: tokenizer.vocabSize,
-      hiddenSize: 32,
-      depth: 1,
-      numHeads: 2,
-      mlpRatio: 2,
-      captionDropoutProb: 0.1,
-    },
-    { seed: 0 },
-  );
+  const m = new MultimodalModel(tinyCanvasConfig(tokenizer.vocabSize, 1), { seed: 0 });
   saveMultimodalModel(m, model, new CaptionCodec(tokenizer, 18));
   m.dispose();
   const item = new CaptionedDataset({ split: 'heldout', count: 1 }).get(0);

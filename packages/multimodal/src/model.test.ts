@@ -26,23 +26,12 @@ import {
   DEFAULT_RECIPE,
   prepareTextToImageTokens,
 } from './index';
+import { tinyCanvasConfig } from '../../../test-utils/multimodal';
 
 jest.setTimeout(120_000);
 
 const tokenizer = loadCaptionTokenizer();
-const TINY: MultimodalConfig = {
-  imageHeight: 16,
-  imageWidth: 32,
-  channels: 1,
-  patchSize: 4,
-  textLength: 18,
-  vocabSize: tokenizer.vocabSize,
-  hiddenSize: 32,
-  depth: 2,
-  numHeads: 2,
-  mlpRatio: 2,
-  captionDropoutProb: 0.1,
-};
+const TINY: MultimodalConfig = tinyCanvasConfig(tokenizer.vocabSize, 2);
 const codec = new CaptionCodec(tokenizer, TINY.textLength);
 let model: MultimodalModel;
 

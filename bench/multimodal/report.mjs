@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * pnpm bench:multimodal [--model DIR] [--baseline DIR] [--n 200] [--ar-steps 4] [--steps 50] [--cfg 2]
+ * pnpm bench:multimodal [--model DIR] [--baseline DIR] [--n 200] [--ar-steps S] [--steps N] [--cfg X]
  *
  * Scores multimodal models on the held-out split of the captioned MNIST compositions:
  *   - captioning: greedy captions of the held-out images, CIDEr-D (and BLEU-4) against their 5 references;
@@ -8,7 +8,9 @@
  *     classifier (the digit in each slot, the occupied slots, large/small, top/bottom when stated), and
  *     FID-MNIST between the digit crops of the generated and of the real held-out images.
  * --model defaults to the shipped model (packages/multimodal/assets/multimodal-model); --baseline is the
- * Transfusion-style run (same recipe, --image-ar-steps-max 1), sampled with 1 AR step. A last row reads the
+ * Transfusion-style run (same recipe, --image-ar-steps-max 1), sampled with 1 AR step. S_eval, steps and CFG
+ * default to the model's meta.json `sampling` (what `causalfusion generate` uses), else 4 / 50 / 2; the baseline
+ * gets the same steps and CFG. A last row reads the
  * held-out scenes' own images the same way (the ceiling of the faithfulness measures: the classifier misreads
  * some small digits) and gives the FID-MNIST of as many training-split scenes (the floor at this N). Prints a
  * table and, last, one headline line.
@@ -27,23 +29,31 @@ const { values } = parseArgs({
     model: { type: 'string' },
     baseline: { type: 'string' },
     n: { type: 'string', default: '200' },
-    'ar-steps': { type: 'string', default: '4' },
-    steps: { type: 'string', default: '50' },
-    cfg: { type: 'string', default: '2' },
+    'ar-steps': { type: 'string' },
+    steps: { type: 'string' },
+    cfg: { type: 'string' },
     seed: { type: 'string', default: '0' },
   },
 });
 const N = Number(values.n);
-const models = [
-  { name: 'CausalFusion', dir: values.model ?? mm.DEFAULT_MULTIMODAL_MODEL_DIR, arSteps: Number(values['ar-steps']) },
-  ...(values.baseline ? [{ name: 'Transfusion-style (S=1)', dir: values.baseline, arSteps: 1 }] : []),
-];
-for (const m of models) {
-  if (!fs.existsSync(path.join(m.dir, 'model.safetensors'))) {
-    console.error(`error: no multimodal model in ${m.dir}; train it with the commands in packages/multimodal/README.md`);
+const modelDir = values.model ?? mm.DEFAULT_MULTIMODAL_MODEL_DIR;
+for (const dir of [modelDir, ...(values.baseline ? [values.baseline] : [])]) {
+  if (!fs.existsSync(path.join(dir, 'model.safetensors'))) {
+    console.error(`error: no multimodal model in ${dir}; train it with the commands in packages/multimodal/README.md`);
     process.exit(2);
   }
 }
+// the flags, else the model's own generate defaults (meta.json sampling), else 4 / 50 / 2
+const own = { arSteps: 4, steps: 50, cfg: 2, ...mm.readMultimodalFolder(modelDir).meta.sampling };
+const sampling = {
+  arSteps: Number(values['ar-steps'] ?? own.arSteps),
+  steps: Number(values.steps ?? own.steps),
+  cfg: Number(values.cfg ?? own.cfg),
+};
+const models = [
+  { name: 'CausalFusion', dir: modelDir, arSteps: sampling.arSteps },
+  ...(values.baseline ? [{ name: 'Transfusion-style (S=1)', dir: values.baseline, arSteps: 1 }] : []),
+];
 
 await mm.initBackend({ quiet: true });
 const classifier = await ev.loadMnistClassifier();
@@ -95,8 +105,8 @@ for (const m of models) {
       batch.map((it) => codec.encode(it.captions[0])),
       {
         arSteps: m.arSteps,
-        cfgScale: Number(values.cfg),
-        steps: Number(values.steps),
+        cfgScale: sampling.cfg,
+        steps: sampling.steps,
         seed: Number(values.seed) + s,
       },
     );
@@ -160,7 +170,7 @@ function concat(arrays) {
 }
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
-console.log(`held-out split: ${N} scenes (MNIST test digits); t2i: CFG ${values.cfg}, ${values.steps} DDPM steps per AR step`);
+console.log(`held-out split: ${N} scenes (MNIST test digits); t2i: CFG ${sampling.cfg}, ${sampling.steps} DDPM steps per AR step`);
 console.log('| model | S_eval | CIDEr-D | BLEU-4 | faithful | digits | placement | sizes | FID-MNIST (crops) |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 const num = (x, digits) => (x === null ? '-' : x.toFixed(digits));

@@ -115,6 +115,30 @@ describe('causalfusion generate / caption (tiny random model)', () => {
     expect(one.stdout).toBe(caption(generate(['--num', '1', '--zoom', '1'], path.join(tmp, 'one-1.png'))).stdout);
   });
 
+  it("generate's sampling defaults come from the model's meta.json (a flag wins), and a bad one is one line", () => {
+    const withSampling = (name: string, sampling: unknown) => {
+      const dir = path.join(tmp, name);
+      fs.cpSync(model, dir, { recursive: true });
+      const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
+      fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ ...meta, sampling }));
+      return dir;
+    };
+    const own = withSampling('own-defaults', { arSteps: 1, steps: 2, cfg: 1.5 });
+    const run = (extra: string[]) => runCli(['generate', '--model', own, '--prompt', 'a 3', '--num', '1', ...extra, '--out', path.join(tmp, 'own.png')]);
+    expect(run([]).stdout).toMatch(/1 AR steps x 2 steps, CFG 1\.5,/);
+    expect(run(['--ar-steps', '2', '--cfg', '1']).stdout).toMatch(/2 AR steps x 2 steps, CFG 1,/);
+    for (const [sampling, message] of [
+      [{ arSteps: 0 }, /meta\.json: "sampling\.arSteps" must be a positive integer, got 0$/m],
+      [{ arSteps: 40 }, /meta\.json: "sampling\.arSteps" 40 is more than the model's 32 image tokens; fix it or pass --ar-steps$/m],
+      [{ cfg: 0.5 }, /meta\.json: "sampling\.cfg" must be a number >= 1, got 0\.5$/m],
+    ] as const) {
+      const r = runCli(['generate', '--model', withSampling('bad', sampling), '--prompt', 'a 3', '--out', path.join(tmp, 'bad.png')]);
+      expect({ status: r.status, lines: r.stderr.trim().split('\n').length }).toEqual({ status: 2, lines: 1 });
+      expect(r.stderr).toMatch(message);
+      expect(fs.existsSync(path.join(tmp, 'bad.png'))).toBe(false);
+    }
+  });
+
   it('one-line errors with exit code 2', () => {
     const cases: [string[], RegExp][] = [
       [['generate', '--model', model, '--prompt', 'a large cat'], /unknown word "cat"; the model knows: /],

@@ -88,6 +88,15 @@ export interface MultimodalMeta {
   dataset: string;
   words: string[];
   training?: TrainingRecord;
+  /** `generate`'s defaults measured on this model (bench:multimodal); a flag the user passes wins. */
+  sampling?: MultimodalSamplingDefaults;
+}
+
+/** A multimodal model's own text-to-image defaults: S_eval, diffusion steps per AR step, CFG scale. */
+export interface MultimodalSamplingDefaults {
+  arSteps?: number;
+  steps?: number;
+  cfg?: number;
 }
 
 /**
@@ -136,12 +145,22 @@ export function parseModelMeta(json: unknown, file: string): ModelMeta {
   return { ...m, dataset: String(m.dataset ?? 'unknown') } as ModelMeta;
 }
 
-/** Check a multimodal model's meta.json (format, dataset, words). */
+/** Check a multimodal model's meta.json (format, dataset, words, sampling defaults). */
 export function parseMultimodalMeta(json: unknown, file: string): MultimodalMeta {
   const m = json as Partial<MultimodalMeta> | null;
   if (m === null || typeof m !== 'object' || Array.isArray(m)) throw new Error(`${file}: expected a JSON object`);
   if (m.format !== MULTIMODAL_META_FORMAT) throw new Error(`${file}: "format" must be "${MULTIMODAL_META_FORMAT}", got ${JSON.stringify(m.format)}`);
   if (!Array.isArray(m.words) || !m.words.every((w) => typeof w === 'string')) throw new Error(`${file}: "words" must be a list of strings`);
+  const sp = m.sampling as Record<string, unknown> | undefined;
+  if (sp !== undefined) {
+    if (sp === null || typeof sp !== 'object' || Array.isArray(sp))
+      throw new Error(`${file}: "sampling" must be an object like {"arSteps": 1, "steps": 50, "cfg": 2}`);
+    for (const k of ['arSteps', 'steps'])
+      if (sp[k] !== undefined && !(Number.isInteger(sp[k]) && (sp[k] as number) >= 1))
+        throw new Error(`${file}: "sampling.${k}" must be a positive integer, got ${JSON.stringify(sp[k])}`);
+    if (sp.cfg !== undefined && !(typeof sp.cfg === 'number' && sp.cfg >= 1 && Number.isFinite(sp.cfg)))
+      throw new Error(`${file}: "sampling.cfg" must be a number >= 1, got ${JSON.stringify(sp.cfg)}`);
+  }
   return { ...m, dataset: String(m.dataset ?? 'unknown') } as MultimodalMeta;
 }
 

@@ -60,17 +60,23 @@ export interface GenerateSettings {
   zoom: number;
 }
 
-/** `generate`'s flags as commander hands them over (strings). */
+/** `generate`'s flags as commander hands them over (strings); an absent sampling flag takes the model's default. */
 export interface GenerateFlags {
   num: string;
-  arSteps: string;
-  steps: string;
-  cfg: string;
+  arSteps?: string;
+  steps?: string;
+  cfg?: string;
   seed: string;
   zoom: string;
 }
 
-/** Check `generate`'s count and sampling flags (one-line UsageErrors); `maxNum` bounds --num. */
+/** S_eval, steps and CFG when neither the flag nor the model's meta.json `sampling` gives them. */
+export const GENERATE_DEFAULTS = { arSteps: 4, steps: 50, cfg: 2 } as const;
+
+/**
+ * Check `generate`'s count and sampling flags (one-line UsageErrors); `maxNum` bounds --num. The sampling
+ * flags not given come from the model's meta.json `sampling` (measured on it), else GENERATE_DEFAULTS.
+ */
 export function parseGenerateFlags(
   flags: GenerateFlags,
   folder: ReturnType<typeof openMultimodalFolder>,
@@ -78,11 +84,16 @@ export function parseGenerateFlags(
 ): GenerateSettings {
   const num = positiveInt('--num', flags.num, maxNum);
   const tokensPerImage = (folder.config.imageHeight / folder.config.patchSize) * (folder.config.imageWidth / folder.config.patchSize);
+  const own = { ...GENERATE_DEFAULTS, ...folder.meta.sampling };
+  if (flags.arSteps === undefined && own.arSteps > tokensPerImage)
+    throw new UsageError(
+      `${folder.dir}/meta.json: "sampling.arSteps" ${own.arSteps} is more than the model's ${tokensPerImage} image tokens; fix it or pass --ar-steps`,
+    );
   return {
     num,
-    arSteps: positiveInt('--ar-steps', flags.arSteps, tokensPerImage),
-    steps: positiveInt('--steps', flags.steps, 1000),
-    cfg: parseNumber('--cfg', flags.cfg, (n) => n >= 1, 'a number >= 1'),
+    arSteps: positiveInt('--ar-steps', flags.arSteps ?? String(own.arSteps), tokensPerImage),
+    steps: positiveInt('--steps', flags.steps ?? String(own.steps), 1000),
+    cfg: parseNumber('--cfg', flags.cfg ?? String(own.cfg), (n) => n >= 1, 'a number >= 1'),
     seed: parseNumber('--seed', flags.seed, (n) => Number.isSafeInteger(n) && n >= 0, 'an integer >= 0'),
     zoom: positiveInt('--zoom', flags.zoom, LIMITS.zoom),
   };
@@ -139,9 +150,9 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--prompt <text>', 'the caption (words the model knows: see its meta.json)')
     .option('--model <dir>', 'multimodal model folder (default: the shipped one)')
     .option('--num <n>', 'images to generate', '4')
-    .option('--ar-steps <n>', 'AR steps S_eval (1 = plain diffusion)', '4')
-    .option('--steps <n>', 'diffusion steps per AR step', '50')
-    .option('--cfg <x>', 'classifier-free guidance scale (1 = off)', '2')
+    .option('--ar-steps <n>', "AR steps S_eval (1 = plain diffusion; default: the model's meta.json sampling, else 4)")
+    .option('--steps <n>', "diffusion steps per AR step (default: the model's, else 50)")
+    .option('--cfg <x>', "classifier-free guidance scale (1 = off; default: the model's, else 2)")
     .option('--seed <n>', 'seed', '0')
     .option('--zoom <n>', 'enlarge the written grid (nearest neighbour)', '2')
     .option('--out <file.png>', 'the grid to write (a row of images): .png, .jpg/.jpeg or .webp', 'generated.png')

@@ -313,9 +313,10 @@ export const generateEndpoint: Endpoint = async (body, models) => {
   if (prompt === undefined) throw new UsageError("required option '--prompt <text>' not specified");
   const flags = {
     num: text(f, 'num') ?? '4',
-    arSteps: text(f, 'arSteps') ?? '4',
-    steps: text(f, 'steps') ?? '50',
-    cfg: text(f, 'cfg') ?? '2',
+    // absent: the model's own defaults (meta.json sampling), as `causalfusion generate`
+    arSteps: text(f, 'arSteps'),
+    steps: text(f, 'steps'),
+    cfg: text(f, 'cfg'),
     seed: text(f, 'seed') ?? '0',
     zoom: text(f, 'zoom') ?? '2',
   };

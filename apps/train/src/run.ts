@@ -97,6 +97,7 @@ export function warmStart(model: Float32Array[], entries: readonly ParamEntry[],
 export function describeWarmStart(w: WarmStart): string {
   const modules = [...new Set(w.copied.map((k) => k.split('.')[0]))].join(', ');
   const kept = w.otherShape.length ? `; kept fresh (other shape): ${w.otherShape.join(', ')}` : '';
+  if (w.copied.length === w.total) return `initialised all ${w.total} tensors from ${w.from}\n`;
   return `initialised ${w.copied.length} of ${w.total} tensors from ${w.from} (${modules}); the rest fresh${kept}\n`;
 }
 

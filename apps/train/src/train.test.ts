@@ -261,7 +261,9 @@ describe('--init-from', () => {
     const source = tiny('source', { steps: 2 });
     await run(source, { exportDir: path.join(root, 'source-model') });
     const next = tiny('next', { steps: 1, lr: 1e-9, initFrom: path.join(root, 'source-model') });
-    await run(next);
+    const lines: string[] = [];
+    await train({ config: next, resume: false, exportDir: null, help: false, explicit: {}, write: (l) => void lines.push(l), tty: false });
+    expect(lines.join('')).toMatch(/^initialised all \d+ tensors from .*source-model$/m);
     const a = readSafetensors(path.join(root, 'source-model', 'model.safetensors')).tensors;
     const b = weights(next.out);
     for (const [k, { data: v }] of a) expect([k, v.every((x, i) => Math.abs(x - b.get(k)![i]) < 1e-6)]).toEqual([k, true]);

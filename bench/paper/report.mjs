@@ -119,7 +119,9 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
     const agree = diffs.length > 1 && diffs.every((d) => d > 0 === holds);
     const how = [
       clear ? 'the gap is clear of the seed spread' : 'the gap is within the seed spread',
-      ...(diffs.length > 1 ? [agree ? `every seed agrees (${diffs.length} paired differences)` : 'the seeds disagree'] : []),
+      ...(diffs.length > 1
+        ? [agree ? `${holds ? 'every seed shows it' : 'every seed shows the opposite'} (${diffs.length} paired differences)` : 'the seeds disagree']
+        : []),
     ];
     line(`- ${holds ? 'REPRODUCES' : 'DOES NOT REPRODUCE'} (${how.join('; ')}): ${text}`);
   };

@@ -11,7 +11,8 @@
  * `--both-slots` (rung 1): the same digit drawn in both slots, so the identity is in every token (as in the class
  * model's image); digits are read in the left slot.
  * Measures:
- *   - digits: text-to-image (CFG 2, 50 DDPM steps, S_eval 1) read by the shipped MNIST classifier in the named slot;
+ *   - digits: text-to-image (CFG 2, 50 DDPM steps, S_eval 1; --cfg, --steps, --sampler ddim change them) read by the
+ *     shipped MNIST classifier in the named slot;
  *   - sensitivity: how much worse the eps-MSE of held-out items gets (t = 300, S = 1) when the caption names
  *     another digit (d + 5 mod 10), relative to the true caption. It says whether the model reads the digit at all,
  *     without sampling; the class model's version swaps the class label the same way.
@@ -40,6 +41,7 @@ const { positionals, values } = parseArgs({
     'both-slots': { type: 'boolean', default: false },
     steps: { type: 'string', default: '50' },
     cfg: { type: 'string', default: '2' },
+    sampler: { type: 'string', default: 'ddpm' },
   },
 });
 const rung = Number(values.rung);
@@ -97,6 +99,7 @@ async function evalMultimodal() {
         arSteps: 1,
         steps: Number(values.steps),
         cfgScale: Number(values.cfg),
+        sampler: values.sampler,
         seed: from,
       },
     );

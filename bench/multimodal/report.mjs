@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * pnpm bench:multimodal [--model DIR] [--baseline DIR] [--n 200] [--ar-steps S] [--steps N] [--cfg X]
+ * pnpm bench:multimodal [--model DIR] [--baseline DIR] [--n 200] [--sampler ddpm|ddim] [--ar-steps S] [--steps N] [--cfg X]
  *
  * Scores multimodal models on the held-out split of the captioned MNIST compositions:
  *   - captioning: greedy captions of the held-out images, CIDEr-D (and BLEU-4) against their 5 references;
@@ -8,7 +8,7 @@
  *     classifier (the digit in each slot, the occupied slots, large/small, top/bottom when stated), and
  *     FID-MNIST between the digit crops of the generated and of the real held-out images.
  * --model defaults to the shipped model (packages/multimodal/assets/multimodal-model); --baseline is the
- * Transfusion-style run (same recipe, --image-ar-steps-max 1), sampled with 1 AR step. S_eval, steps and CFG
+ * Transfusion-style run (same recipe, --image-ar-steps-max 1), sampled with 1 AR step. The sampler, S_eval, steps and CFG
  * default to the model's meta.json `sampling` (what `causalfusion generate` uses), else 4 / 50 / 2; the baseline
  * gets the same steps and CFG. A last row reads the
  * held-out scenes' own images the same way (the ceiling of the faithfulness measures: the classifier misreads
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     model: { type: 'string' },
     baseline: { type: 'string' },
     n: { type: 'string', default: '200' },
+    sampler: { type: 'string' },
     'ar-steps': { type: 'string' },
     steps: { type: 'string' },
     cfg: { type: 'string' },
@@ -44,8 +45,9 @@ for (const dir of [modelDir, ...(values.baseline ? [values.baseline] : [])]) {
   }
 }
 // the flags, else the model's own generate defaults (meta.json sampling), else 4 / 50 / 2
-const own = { arSteps: 4, steps: 50, cfg: 2, ...mm.readMultimodalFolder(modelDir).meta.sampling };
+const own = { sampler: 'ddpm', arSteps: 4, steps: 50, cfg: 2, ...mm.readMultimodalFolder(modelDir).meta.sampling };
 const sampling = {
+  sampler: values.sampler ?? own.sampler,
   arSteps: Number(values['ar-steps'] ?? own.arSteps),
   steps: Number(values.steps ?? own.steps),
   cfg: Number(values.cfg ?? own.cfg),
@@ -107,6 +109,7 @@ for (const m of models) {
         arSteps: m.arSteps,
         cfgScale: sampling.cfg,
         steps: sampling.steps,
+        sampler: sampling.sampler,
         seed: Number(values.seed) + s,
       },
     );
@@ -170,7 +173,7 @@ function concat(arrays) {
 }
 
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
-console.log(`held-out split: ${N} scenes (MNIST test digits); t2i: CFG ${sampling.cfg}, ${sampling.steps} DDPM steps per AR step`);
+console.log(`held-out split: ${N} scenes (MNIST test digits); t2i: CFG ${sampling.cfg}, ${sampling.steps} ${sampling.sampler.toUpperCase()} steps per AR step`);
 console.log('| model | S_eval | CIDEr-D | BLEU-4 | faithful | digits | placement | sizes | FID-MNIST (crops) |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 const num = (x, digits) => (x === null ? '-' : x.toFixed(digits));

@@ -49,7 +49,7 @@ describe('causalfusion generate / caption (tiny random model)', () => {
     const a = runCli([...args, '--out', path.join(tmp, 'a.png')]);
     expect(a.stderr).toBe('');
     expect(a.status).toBe(0);
-    expect(a.stdout).toMatch(/3 images for "a large 3 to the left of a small eight", 4 AR steps x 5 steps, CFG 2, seed 0/);
+    expect(a.stdout).toMatch(/3 images for "a large 3 to the left of a small eight", 4 AR steps x 5 DDPM steps, CFG 2, seed 0/);
     const img = await readGray(path.join(tmp, 'a.png'));
     expect([img.width, img.height]).toEqual([3 * 32, 16]);
     runCli([...args, '--out', path.join(tmp, 'b.png')]);
@@ -123,14 +123,15 @@ describe('causalfusion generate / caption (tiny random model)', () => {
       fs.writeFileSync(path.join(dir, 'meta.json'), JSON.stringify({ ...meta, sampling }));
       return dir;
     };
-    const own = withSampling('own-defaults', { arSteps: 1, steps: 2, cfg: 1.5 });
+    const own = withSampling('own-defaults', { sampler: 'ddim', arSteps: 1, steps: 2, cfg: 1.5 });
     const run = (extra: string[]) => runCli(['generate', '--model', own, '--prompt', 'a 3', '--num', '1', ...extra, '--out', path.join(tmp, 'own.png')]);
-    expect(run([]).stdout).toMatch(/1 AR steps x 2 steps, CFG 1\.5,/);
-    expect(run(['--ar-steps', '2', '--cfg', '1']).stdout).toMatch(/2 AR steps x 2 steps, CFG 1,/);
+    expect(run([]).stdout).toMatch(/1 AR steps x 2 DDIM steps, CFG 1\.5,/);
+    expect(run(['--ar-steps', '2', '--cfg', '1', '--sampler', 'ddpm']).stdout).toMatch(/2 AR steps x 2 DDPM steps, CFG 1,/);
     for (const [sampling, message] of [
       [{ arSteps: 0 }, /meta\.json: "sampling\.arSteps" must be a positive integer, got 0$/m],
       [{ arSteps: 40 }, /meta\.json: "sampling\.arSteps" 40 is more than the model's 32 image tokens; fix it or pass --ar-steps$/m],
       [{ cfg: 0.5 }, /meta\.json: "sampling\.cfg" must be a number >= 1, got 0\.5$/m],
+      [{ sampler: 'euler' }, /meta\.json: "sampling\.sampler" must be "ddpm" or "ddim", got "euler"$/m],
     ] as const) {
       const r = runCli(['generate', '--model', withSampling('bad', sampling), '--prompt', 'a 3', '--out', path.join(tmp, 'bad.png')]);
       expect({ status: r.status, lines: r.stderr.trim().split('\n').length }).toEqual({ status: 2, lines: 1 });
@@ -145,6 +146,7 @@ describe('causalfusion generate / caption (tiny random model)', () => {
       [['generate', '--model', path.join(tmp, 'nope'), '--prompt', 'a 3'], /--model .*nope does not exist/],
       [['generate', '--model', tmp, '--prompt', 'a 3'], /is not a multimodal model folder: model.safetensors is missing/],
       [['generate', '--model', model, '--prompt', 'a 3', '--ar-steps', '40'], /--ar-steps must be an integer from 1 to 32/],
+      [['generate', '--model', model, '--prompt', 'a 3', '--sampler', 'euler'], /--sampler must be ddpm or ddim, got "euler"/],
       [['caption', '--model', model, '--input', path.join(tmp, 'digit.png')], /digit.png is 28x28; this model captions 32x16 images/],
       [['caption', '--model', model, '--input', path.join(tmp, 'missing.png')], /--input: .*missing.png does not exist/],
       [['caption', '--model', model, '--input', path.join(tmp, 'scene.png'), '--greedy', '--top-k', '3'], /--greedy cannot be combined/],

@@ -92,8 +92,9 @@ export interface MultimodalMeta {
   sampling?: MultimodalSamplingDefaults;
 }
 
-/** A multimodal model's own text-to-image defaults: S_eval, diffusion steps per AR step, CFG scale. */
+/** A multimodal model's own text-to-image defaults: the sampler, S_eval, diffusion steps per AR step, CFG scale. */
 export interface MultimodalSamplingDefaults {
+  sampler?: 'ddpm' | 'ddim';
   arSteps?: number;
   steps?: number;
   cfg?: number;
@@ -154,7 +155,9 @@ export function parseMultimodalMeta(json: unknown, file: string): MultimodalMeta
   const sp = m.sampling as Record<string, unknown> | undefined;
   if (sp !== undefined) {
     if (sp === null || typeof sp !== 'object' || Array.isArray(sp))
-      throw new Error(`${file}: "sampling" must be an object like {"arSteps": 1, "steps": 50, "cfg": 2}`);
+      throw new Error(`${file}: "sampling" must be an object like {"sampler": "ddim", "arSteps": 1, "steps": 50, "cfg": 2}`);
+    if (sp.sampler !== undefined && sp.sampler !== 'ddpm' && sp.sampler !== 'ddim')
+      throw new Error(`${file}: "sampling.sampler" must be "ddpm" or "ddim", got ${JSON.stringify(sp.sampler)}`);
     for (const k of ['arSteps', 'steps'])
       if (sp[k] !== undefined && !(Number.isInteger(sp[k]) && (sp[k] as number) >= 1))
         throw new Error(`${file}: "sampling.${k}" must be a positive integer, got ${JSON.stringify(sp[k])}`);

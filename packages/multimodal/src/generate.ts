@@ -150,6 +150,8 @@ export interface GenerateImageOptions {
   cfgScale?: number;
   /** Respaced diffusion steps per AR step (default 50). */
   steps?: number;
+  /** Each diffusion step's update: ancestral DDPM (default) or deterministic DDIM (eta 0). */
+  sampler?: 'ddpm' | 'ddim';
   order?: OrderName;
   seed?: number;
   /** Hears each AR step's frame as it finishes: the finished tokens and that step's x0 estimate, [N, L, tokenDim]. */
@@ -173,6 +175,7 @@ export async function generateImages(
     arSteps: options.arSteps ?? 1,
     cfgScale: options.cfgScale ?? 1,
     diffusion,
+    method: options.sampler ?? 'ddpm',
     order: options.order ?? 'raster',
     grid: [model.gridH, model.gridW],
     seed: options.seed ?? 0,

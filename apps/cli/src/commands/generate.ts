@@ -53,6 +53,7 @@ export function parseNumber(flag: string, raw: string, ok: (n: number) => boolea
 /** The settings of one `generate` call, checked against the model before anything starts. */
 export interface GenerateSettings {
   num: number;
+  sampler: 'ddpm' | 'ddim';
   arSteps: number;
   steps: number;
   cfg: number;
@@ -63,6 +64,7 @@ export interface GenerateSettings {
 /** `generate`'s flags as commander hands them over (strings); an absent sampling flag takes the model's default. */
 export interface GenerateFlags {
   num: string;
+  sampler?: string;
   arSteps?: string;
   steps?: string;
   cfg?: string;
@@ -71,7 +73,7 @@ export interface GenerateFlags {
 }
 
 /** S_eval, steps and CFG when neither the flag nor the model's meta.json `sampling` gives them. */
-export const GENERATE_DEFAULTS = { arSteps: 4, steps: 50, cfg: 2 } as const;
+export const GENERATE_DEFAULTS = { sampler: 'ddpm', arSteps: 4, steps: 50, cfg: 2 } as const;
 
 /**
  * Check `generate`'s count and sampling flags (one-line UsageErrors); `maxNum` bounds --num. The sampling
@@ -89,8 +91,11 @@ export function parseGenerateFlags(
     throw new UsageError(
       `${folder.dir}/meta.json: "sampling.arSteps" ${own.arSteps} is more than the model's ${tokensPerImage} image tokens; fix it or pass --ar-steps`,
     );
+  const sampler = flags.sampler ?? own.sampler;
+  if (sampler !== 'ddpm' && sampler !== 'ddim') throw new UsageError(`--sampler must be ddpm or ddim, got "${sampler}"`);
   return {
     num,
+    sampler,
     arSteps: positiveInt('--ar-steps', flags.arSteps ?? String(own.arSteps), tokensPerImage),
     steps: positiveInt('--steps', flags.steps ?? String(own.steps), 1000),
     cfg: parseNumber('--cfg', flags.cfg ?? String(own.cfg), (n) => n >= 1, 'a number >= 1'),
@@ -130,6 +135,7 @@ export async function generateCanvases(
       arSteps: s.arSteps,
       cfgScale: s.cfg,
       steps: s.steps,
+      sampler: s.sampler,
       seed: s.seed,
       onProgress: hooks.onProgress,
       signal: hooks.signal,
@@ -150,6 +156,7 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--prompt <text>', 'the caption (words the model knows: see its meta.json)')
     .option('--model <dir>', 'multimodal model folder (default: the shipped one)')
     .option('--num <n>', 'images to generate', '4')
+    .option('--sampler <name>', "ddpm (ancestral) or ddim (deterministic; default: the model's meta.json sampling, else ddpm)")
     .option('--ar-steps <n>', "AR steps S_eval (1 = plain diffusion; default: the model's meta.json sampling, else 4)")
     .option('--steps <n>', "diffusion steps per AR step (default: the model's, else 50)")
     .option('--cfg <x>', "classifier-free guidance scale (1 = off; default: the model's, else 2)")
@@ -169,7 +176,7 @@ export function registerGenerate(program: Command): void {
         const images = await generateCanvases(model, codec, caption, s);
         await writeRectGrid(flags.out, images, s.num, imageHeight, imageWidth, s.zoom);
         console.log(
-          `wrote ${flags.out}: ${s.num} images for "${flags.prompt}", ${s.arSteps} AR steps x ${s.steps} steps, CFG ${s.cfg}, seed ${s.seed}, ${((Date.now() - started) / 1000).toFixed(1)}s`,
+          `wrote ${flags.out}: ${s.num} images for "${flags.prompt}", ${s.arSteps} AR steps x ${s.steps} ${s.sampler.toUpperCase()} steps, CFG ${s.cfg}, seed ${s.seed}, ${((Date.now() - started) / 1000).toFixed(1)}s`,
         );
       } finally {
         model.dispose();

@@ -307,13 +307,14 @@ export const editEndpoint: Endpoint = async (body, models) => {
 
 /** POST /api/generate: `causalfusion generate` (text-to-image with a multimodal model), a row of images. */
 export const generateEndpoint: Endpoint = async (body, models) => {
-  const f = fieldsOf(body, ['model', 'prompt', 'num', 'arSteps', 'steps', 'cfg', 'seed', 'zoom'], '/api/generate');
+  const f = fieldsOf(body, ['model', 'prompt', 'num', 'sampler', 'arSteps', 'steps', 'cfg', 'seed', 'zoom'], '/api/generate');
   const model: PromptModel = pickModel(models, f, 'prompt', '/api/generate');
   const prompt = text(f, 'prompt');
   if (prompt === undefined) throw new UsageError("required option '--prompt <text>' not specified");
   const flags = {
     num: text(f, 'num') ?? '4',
     // absent: the model's own defaults (meta.json sampling), as `causalfusion generate`
+    sampler: text(f, 'sampler'),
     arSteps: text(f, 'arSteps'),
     steps: text(f, 'steps'),
     cfg: text(f, 'cfg'),
@@ -342,7 +343,7 @@ export const generateEndpoint: Endpoint = async (body, models) => {
       const png = await encodeImageGrid(images, s.num, s.num, W, H, 1, s.zoom);
       return {
         png,
-        summary: `${count(s.num, 'image')} for "${prompt}", ${s.arSteps} AR steps x ${s.steps} steps, CFG ${s.cfg}, seed ${s.seed}, ${since(started).toFixed(1)}s`,
+        summary: `${count(s.num, 'image')} for "${prompt}", ${s.arSteps} AR steps x ${s.steps} ${s.sampler.toUpperCase()} steps, CFG ${s.cfg}, seed ${s.seed}, ${since(started).toFixed(1)}s`,
       };
     },
   };

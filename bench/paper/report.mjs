@@ -117,8 +117,10 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
     const clear = pairs.every(([lo, hi]) => Math.abs(hi.mean - lo.mean) > (lo.spread + hi.spread) / 2);
     const diffs = pairs.flatMap(([lo, hi]) => [...lo.bySeed].filter(([seed]) => hi.bySeed.has(seed)).map(([seed, v]) => hi.bySeed.get(seed) - v));
     const agree = diffs.length > 1 && diffs.every((d) => d > 0 === holds);
+    // a spread needs 2+ seeds on both sides (the S_eval spreads are means: judged by the means alone)
+    const oneSeed = pairs.some(([lo, hi]) => (lo.n === 1 && lo.bySeed.size) || (hi.n === 1 && hi.bySeed.size));
     const how = [
-      clear ? 'the gap is clear of the seed spread' : 'the gap is within the seed spread',
+      oneSeed ? 'one seed on a side: no spread to judge the gap by' : clear ? 'the gap is clear of the seed spread' : 'the gap is within the seed spread',
       ...(diffs.length > 1
         ? [agree ? `${holds ? 'every seed shows it' : 'every seed shows the opposite'} (${diffs.length} paired differences)` : 'the seeds disagree']
         : []),

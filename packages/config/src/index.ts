@@ -94,4 +94,14 @@ export {
   parseMultimodalMeta,
   writeModelFolder,
 } from './files';
-export type { LatentMeta, ModelFolderFiles, ModelMeta, SamplingDefaults, MultimodalMeta, MultimodalSamplingDefaults, PixelMeta, TrainingRecord, VaeMeta } from './files';
+export type {
+  LatentMeta,
+  ModelFolderFiles,
+  ModelMeta,
+  SamplingDefaults,
+  MultimodalMeta,
+  MultimodalSamplingDefaults,
+  PixelMeta,
+  TrainingRecord,
+  VaeMeta,
+} from './files';

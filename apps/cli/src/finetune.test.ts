@@ -10,6 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { loadFashionMnist } from '@causalfusion/data';
+import { tinyClassArgs } from '../../../test-utils/tiny-training';
 
 jest.setTimeout(120_000);
 
@@ -21,23 +22,7 @@ let gen: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-finetune-'));
   gen = path.join(tmp, 'gen-model');
-  const r = cf(
-    'train',
-    '--preset',
-    'tiny',
-    '--steps',
-    '2',
-    '--sample-every',
-    '1000',
-    '--sample-steps',
-    '2',
-    '--threads',
-    '1',
-    '--out',
-    path.join(tmp, 'gen-run'),
-    '--export',
-    gen,
-  );
+  const r = cf('train', ...tinyClassArgs(path.join(tmp, 'gen-run'), 2), '--export', gen);
   expect([r.status, r.stderr]).toEqual([0, '']);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

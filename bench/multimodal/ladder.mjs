@@ -11,7 +11,7 @@
  * `--both-slots` (rung 1): the same digit drawn in both slots, so the identity is in every token (as in the class
  * model's image); digits are read in the left slot.
  * Measures:
- *   - digits: text-to-image (CFG 2, 50 DDPM steps, S_eval 1; --cfg, --steps, --sampler ddim change them) read by the
+ *   - digits: text-to-image (CFG 2, 50 DDPM steps, S_eval 1; --cfg, --steps, --sampler ddim, --ar-steps change them) read by the
  *     shipped MNIST classifier in the named slot;
  *   - sensitivity: how much worse the eps-MSE of held-out items gets (t = 300, S = 1) when the caption names
  *     another digit (d + 5 mod 10), relative to the true caption. It says whether the model reads the digit at all,
@@ -42,6 +42,7 @@ const { positionals, values } = parseArgs({
     steps: { type: 'string', default: '50' },
     cfg: { type: 'string', default: '2' },
     sampler: { type: 'string', default: 'ddpm' },
+    'ar-steps': { type: 'string', default: '1' },
   },
 });
 const rung = Number(values.rung);
@@ -96,7 +97,7 @@ async function evalMultimodal() {
       codec,
       batch.map((it) => codec.encode(it.captions[0])),
       {
-        arSteps: 1,
+        arSteps: Number(values['ar-steps']),
         steps: Number(values.steps),
         cfgScale: Number(values.cfg),
         sampler: values.sampler,

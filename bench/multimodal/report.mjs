@@ -45,7 +45,7 @@ for (const dir of [modelDir, ...(values.baseline ? [values.baseline] : [])]) {
   }
 }
 // the flags, else the model's own generate defaults (meta.json sampling), else 4 / 50 / 2
-const own = { sampler: 'ddpm', arSteps: 4, steps: 50, cfg: 2, ...mm.readMultimodalFolder(modelDir).meta.sampling };
+const own = mm.modelSampling(mm.readMultimodalFolder(modelDir).meta);
 const sampling = {
   sampler: values.sampler ?? own.sampler,
   arSteps: Number(values['ar-steps'] ?? own.arSteps),

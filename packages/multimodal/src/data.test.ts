@@ -5,6 +5,8 @@
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { MULTIMODAL_META_FORMAT, type MultimodalMeta } from '@causalfusion/config';
+import { DEFAULT_GENERATE_SAMPLING, modelSampling } from './model-folder';
 
 const pkgDir = path.resolve(__dirname, '..');
 
@@ -22,4 +24,10 @@ process.stdout.write(JSON.stringify({ loaded, exports: Object.keys(m).sort() }))
   const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
   expect(out.loaded).toEqual([]);
   expect(out.exports).toEqual(expect.arrayContaining(['CaptionedDataset', 'CaptionCodec', 'CanvasCodec', 'saveMultimodalModel', 'readMultimodalFolder']));
+});
+
+it("modelSampling: the model's meta.json sampling field by field over the defaults", () => {
+  const meta: MultimodalMeta = { format: MULTIMODAL_META_FORMAT, dataset: 'mnist-compositions', words: [] };
+  expect(modelSampling(meta)).toEqual(DEFAULT_GENERATE_SAMPLING);
+  expect(modelSampling({ ...meta, sampling: { sampler: 'ddim', cfg: 4 } })).toEqual({ sampler: 'ddim', arSteps: 4, steps: 50, cfg: 4 });
 });

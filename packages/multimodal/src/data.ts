@@ -21,7 +21,7 @@ export {
 export type { CaptionedItem, CaptionedDatasetOptions, DigitBank, DigitSize, Scene, SceneDigit, SceneSplit, Side, VerticalPos } from './scenes';
 export { CaptionCodec, loadCaptionTokenizer, trainCaptionTokenizer, normalizeCaption, DEFAULT_TOKENIZER_FILE, PAD, BOS, EOS, SPECIAL_TOKENS } from './text';
 export { CanvasCodec } from './canvas';
-export { saveMultimodalModel, readMultimodalFolder, DEFAULT_MULTIMODAL_MODEL_DIR } from './model-folder';
+export { saveMultimodalModel, readMultimodalFolder, modelSampling, DEFAULT_GENERATE_SAMPLING, DEFAULT_MULTIMODAL_MODEL_DIR } from './model-folder';
 export { readImageTextFolder, writeImageTextFolder, CAPTIONS_FILE } from './folder';
 export type { ImageTextItem } from './folder';
 export { readSlots, checkFaithfulness } from './read';

@@ -37,6 +37,7 @@ export type {
   MultimodalConfig,
   MultimodalModelShape,
   MultimodalMeta,
+  MultimodalSamplingDefaults,
   ParamEntry,
   TextToImageInputs,
   TextToImageTokens,

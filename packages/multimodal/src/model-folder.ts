@@ -18,6 +18,7 @@ import {
   writeModelFolder,
   type MultimodalConfig,
   type MultimodalMeta,
+  type MultimodalSamplingDefaults,
   type StateDict,
 } from '@causalfusion/config';
 import type { CaptionCodec } from './text';
@@ -25,6 +26,14 @@ import { CAPTION_WORDS } from './scenes';
 
 /** Where the shipped multimodal model lives (trained with the `multimodal` preset of apps/train). */
 export const DEFAULT_MULTIMODAL_MODEL_DIR = path.resolve(__dirname, '..', 'assets', 'multimodal-model');
+
+/** Text-to-image settings where neither a flag nor the model's meta.json `sampling` gives them. */
+export const DEFAULT_GENERATE_SAMPLING = { sampler: 'ddpm', arSteps: 4, steps: 50, cfg: 2 } as const;
+
+/** A model's text-to-image settings (`generate`, the API, bench:multimodal): its meta.json `sampling` over the defaults. */
+export function modelSampling(meta: MultimodalMeta): Required<MultimodalSamplingDefaults> {
+  return { ...DEFAULT_GENERATE_SAMPLING, ...meta.sampling };
+}
 
 /**
  * Write a model folder: the weights of `model` (a MultimodalModel, or host arrays as

@@ -7,6 +7,7 @@ import {
   DEFAULT_MULTIMODAL_MODEL_DIR,
   generateImages,
   loadMultimodalModel,
+  modelSampling,
   readMultimodalFolder,
   type CaptionCodec,
   type GenerateImageOptions,
@@ -72,12 +73,9 @@ export interface GenerateFlags {
   zoom: string;
 }
 
-/** S_eval, steps and CFG when neither the flag nor the model's meta.json `sampling` gives them. */
-export const GENERATE_DEFAULTS = { sampler: 'ddpm', arSteps: 4, steps: 50, cfg: 2 } as const;
-
 /**
  * Check `generate`'s count and sampling flags (one-line UsageErrors); `maxNum` bounds --num. The sampling
- * flags not given come from the model's meta.json `sampling` (measured on it), else GENERATE_DEFAULTS.
+ * flags not given come from the model's meta.json `sampling` (measured on it), else DEFAULT_GENERATE_SAMPLING.
  */
 export function parseGenerateFlags(
   flags: GenerateFlags,
@@ -86,7 +84,7 @@ export function parseGenerateFlags(
 ): GenerateSettings {
   const num = positiveInt('--num', flags.num, maxNum);
   const tokensPerImage = (folder.config.imageHeight / folder.config.patchSize) * (folder.config.imageWidth / folder.config.patchSize);
-  const own = { ...GENERATE_DEFAULTS, ...folder.meta.sampling };
+  const own = modelSampling(folder.meta);
   if (flags.arSteps === undefined && own.arSteps > tokensPerImage)
     throw new UsageError(
       `${folder.dir}/meta.json: "sampling.arSteps" ${own.arSteps} is more than the model's ${tokensPerImage} image tokens; fix it or pass --ar-steps`,

@@ -5,6 +5,7 @@
  *   node bench/multimodal/ladder.mjs write --rung 1 --out DIR [--count 20000]    # a rung's training data (image-text folder)
  *   node bench/multimodal/ladder.mjs eval --rung 1 --model DIR [--n 200]          # a multimodal model on the rung's held-out items
  *   node bench/multimodal/ladder.mjs eval-class --model DIR [--n 200]             # a class model (the yardstick), same measures
+ *   node bench/multimodal/ladder.mjs eval --rung 3 --real                         # the held-out images themselves: the reader's ceiling
  *
  * Rungs: 1 = one large digit in the left slot, captions "a 3" / "a three" (identity only); 2 = one digit, large or
  * small (top/bottom), left or right, the dataset's single-digit captions; 3 = the full grammar (the dataset itself).
@@ -43,6 +44,8 @@ const { positionals, values } = parseArgs({
     cfg: { type: 'string', default: '2' },
     sampler: { type: 'string', default: 'ddpm' },
     'ar-steps': { type: 'string', default: '1' },
+    // score the held-out images themselves instead of samples: what the reader gets right on real scenes
+    real: { type: 'boolean', default: false },
   },
 });
 const rung = Number(values.rung);
@@ -81,7 +84,8 @@ function relativeIncrease(mse) {
 
 async function evalMultimodal() {
   await mm.initBackend({ quiet: true });
-  const { model, codec } = mm.loadMultimodalModel(values.model);
+  if (!values.model && !values.real) throw new Error('eval needs --model DIR (or --real)');
+  const { model, codec } = values.real ? {} : mm.loadMultimodalModel(values.model);
   const classifier = await ev.loadMnistClassifier();
   const items = rungItems('heldout', N);
   const canvas = new mm.CanvasCodec(mm.CANVAS_HEIGHT, mm.CANVAS_WIDTH, 4);
@@ -90,8 +94,13 @@ async function evalMultimodal() {
   let digits = 0,
     named = 0,
     faithful = 0;
+  const bySize = { large: [0, 0], small: [0, 0] }; // [read right, named]
   for (let from = 0; from < N; from += 50) {
     const batch = items.slice(from, from + 50);
+    if (values.real) {
+      await scoreBatch(batch, concat(batch.map((it) => it.image)));
+      continue;
+    }
     const tokens = await mm.generateImages(
       model,
       codec,
@@ -104,7 +113,12 @@ async function evalMultimodal() {
         seed: from,
       },
     );
-    const images = canvas.decode(tokens);
+    await scoreBatch(batch, canvas.decode(tokens));
+    process.stderr.write(`rung ${rung}: ${Math.min(from + 50, N)}/${N} images, ${((Date.now() - started) / 1000).toFixed(0)}s\n`);
+  }
+
+  /** Read each image's slots and compare with its scene: digits (per size) and faithfulness. */
+  async function scoreBatch(batch, images) {
     for (let i = 0; i < batch.length; i++) {
       const readings = mm.readSlots(images.subarray(i * pixels, (i + 1) * pixels));
       const crops = new Uint8Array(readings.length * 784);
@@ -112,13 +126,22 @@ async function evalMultimodal() {
       const labels = Array.from((await classifier.classify(crops)).labels);
       for (const g of batch[i].scene.digits) {
         const slot = g.side === 'left' ? 0 : 1;
+        const right = readings[slot].present && labels[slot] === g.digit;
         named++;
-        if (readings[slot].present && labels[slot] === g.digit) digits++;
+        bySize[g.size][1]++;
+        if (right) (digits++, bySize[g.size][0]++);
       }
       const claims = { scene: batch[i].scene, saysVpos: /\b(top|bottom)\b/.test(batch[i].captions[0]) };
       if (mm.checkFaithfulness(readings, labels, claims).faithful) faithful++;
     }
-    process.stderr.write(`rung ${rung}: ${Math.min(from + 50, N)}/${N} images, ${((Date.now() - started) / 1000).toFixed(0)}s\n`);
+  }
+  const sizes = Object.entries(bySize)
+    .filter(([, [, n]]) => n > 0)
+    .map(([size, [k, n]]) => `${size} ${((100 * k) / n).toFixed(1)}% of ${n}`)
+    .join(', ');
+  if (values.real) {
+    report(digits / named, faithful / N, NaN, `the held-out images themselves; digits by size: ${sizes}`);
+    return;
   }
 
   // sensitivity: the same noised images under the true caption and under one naming another digit
@@ -139,7 +162,12 @@ async function evalMultimodal() {
     mse[kind] = meanSquaredError(eps.dataSync(), noise);
     eps.dispose();
   }
-  report(digits / named, faithful / N, relativeIncrease(mse), `${named} named digits in ${N} images, ${((Date.now() - started) / 1000).toFixed(0)}s`);
+  report(
+    digits / named,
+    faithful / N,
+    relativeIncrease(mse),
+    `${named} named digits in ${N} images (${sizes}), ${((Date.now() - started) / 1000).toFixed(0)}s`,
+  );
 }
 
 /** A caption with every digit (numeral or word) replaced by digit + 5 mod 10, in the same form. */
@@ -194,7 +222,7 @@ function meanSquaredError(a, b) {
 
 function report(digits, faithful, sensitivity, detail) {
   console.log(
-    `rung ${rung} ${values.model}: digits ${(100 * digits).toFixed(1)}%, faithful ${(100 * faithful).toFixed(1)}%, sensitivity ${sensitivity.toFixed(3)} (${detail})`,
+    `rung ${rung} ${values.real ? 'held-out images' : values.model}: digits ${(100 * digits).toFixed(1)}%, faithful ${(100 * faithful).toFixed(1)}%, sensitivity ${sensitivity.toFixed(3)} (${detail})`,
   );
   console.log(`ladder rung=${rung} digits=${digits.toFixed(3)} faithful=${faithful.toFixed(3)} sensitivity=${sensitivity.toFixed(3)}`);
 }

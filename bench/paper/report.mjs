@@ -68,15 +68,16 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   line();
   line(`| choice | S_eval 1 | S_eval 4 | paper (${paper.scale}) |`);
   line('| --- | ---: | ---: | --- |');
+  // [variant, label, the paper's cell]: the paper ablates each choice from its own baseline of that row
   const t3 = [
-    ['decay1', 'AR-step decay 1.0'],
-    ['cf', '**AR-step decay 0.9**'],
-    ['raster', 'raster order'],
-    ['cf', '**random order**'],
-    ['w11', 'AR loss weights 1 -> 1'],
-    ['cf', '**AR loss weights 2 -> 1**'],
+    ['decay1', 'AR-step decay 1.0', 'decay1'],
+    ['cf', '**AR-step decay 0.9**', 'decay-cf'],
+    ['raster', 'raster order', 'raster'],
+    ['cf', '**random order**', 'order-cf'],
+    ['w11', 'AR loss weights 1 -> 1', 'w11'],
+    ['cf', '**AR loss weights 2 -> 1**', 'weights-cf'],
   ];
-  for (const [variant, label] of t3) line(`| ${label} | ${cellText(fid(variant, 1))} | ${cellText(fid(variant, 4))} | ${paper.table3[variant] ?? ''} |`);
+  for (const [variant, label, cell] of t3) line(`| ${label} | ${cellText(fid(variant, 1))} | ${cellText(fid(variant, 4))} | ${paper.table3[cell] ?? ''} |`);
   line();
 
   // ---- Headline
@@ -129,10 +130,12 @@ export function report(results, paper, { smoke = false, resultsDir = '' } = {}) 
   };
   const m = (variant, s) => fid(variant, s).mean;
   {
-    const s4 = [1, 2, 8].map((s) => m('s4', s));
+    // the paper's S_train = 4 row is best at S_eval 2 (15.37) with 4 next (18.13): its claim is that a fixed
+    // S_train gets worse far from it (S_eval 1: 24.14, 8: 33.14)
+    const s4 = [1, 8].map((s) => m('s4', s));
     verdict(
-      [1, 2, 8].map((s) => [fid('s4', 4), fid('s4', s)]),
-      `a fixed S_train = 4 is best at S_eval = 4 and worse elsewhere (S_eval 1/2/8: ${s4.map((x) => fmt(x)).join(' / ')} vs ${fmt(m('s4', 4))})`,
+      [1, 8].map((s) => [fid('s4', 4), fid('s4', s)]),
+      `a fixed S_train = 4 gets worse far from it (S_eval 1/8: ${s4.map((x) => fmt(x)).join(' / ')} vs ${fmt(m('s4', 4))} at 4)`,
     );
     const s1 = [2, 4, 8].map((s) => m('s1', s));
     verdict(

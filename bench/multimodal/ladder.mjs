@@ -83,8 +83,11 @@ function relativeIncrease(mse) {
 }
 
 async function evalMultimodal() {
+  if (!values.model && !values.real) {
+    console.error('ladder eval: give the model with --model DIR (or --real to score the held-out images themselves)');
+    process.exit(2);
+  }
   await mm.initBackend({ quiet: true });
-  if (!values.model && !values.real) throw new Error('eval needs --model DIR (or --real)');
   const { model, codec } = values.real ? {} : mm.loadMultimodalModel(values.model);
   const classifier = await ev.loadMnistClassifier();
   const items = rungItems('heldout', N);
@@ -228,7 +231,10 @@ function report(digits, faithful, sensitivity, detail) {
 }
 
 if (positionals[0] === 'write') {
-  if (!values.out) throw new Error('write needs --out DIR');
+  if (!values.out) {
+    console.error('ladder write: give the output folder with --out DIR');
+    process.exit(2);
+  }
   const items = rungItems('train', Number(values.count));
   await mm.writeImageTextFolder(values.out, items, mm.CANVAS_HEIGHT, mm.CANVAS_WIDTH);
   console.log(`wrote ${items.length} rung-${rung} items to ${values.out} (e.g. ${JSON.stringify(items[0].captions)})`);

@@ -9,7 +9,7 @@
  *     FID-MNIST between the digit crops of the generated and of the real held-out images.
  * --model defaults to the shipped model (packages/multimodal/assets/multimodal-model); --baseline is the
  * Transfusion-style run (same recipe, --image-ar-steps-max 1), sampled with 1 AR step. The sampler, S_eval, steps and CFG
- * default to the model's meta.json `sampling` (what `causalfusion generate` uses), else 4 / 50 / 2; the baseline
+ * default to the model's meta.json `sampling` (what `causalfusion generate` uses), else DEFAULT_GENERATE_SAMPLING; the baseline
  * gets the same steps and CFG. A last row reads the
  * held-out scenes' own images the same way (the ceiling of the faithfulness measures: the classifier misreads
  * some small digits) and gives the FID-MNIST of as many training-split scenes (the floor at this N). Prints a
@@ -44,7 +44,7 @@ for (const dir of [modelDir, ...(values.baseline ? [values.baseline] : [])]) {
     process.exit(2);
   }
 }
-// the flags, else the model's own generate defaults (meta.json sampling), else 4 / 50 / 2
+// the flags, else modelSampling: the model's meta.json sampling over DEFAULT_GENERATE_SAMPLING
 const own = mm.modelSampling(mm.readMultimodalFolder(modelDir).meta);
 const sampling = {
   sampler: values.sampler ?? own.sampler,

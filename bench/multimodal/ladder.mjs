@@ -120,22 +120,21 @@ async function evalMultimodal() {
     process.stderr.write(`rung ${rung}: ${Math.min(from + 50, N)}/${N} images, ${((Date.now() - started) / 1000).toFixed(0)}s\n`);
   }
 
-  /** Read each image's slots and compare with its scene: digits (per size) and faithfulness. */
+  /** Read each image back against its scene: digits (per size) and faithfulness. */
   async function scoreBatch(batch, images) {
-    for (let i = 0; i < batch.length; i++) {
-      const readings = mm.readSlots(images.subarray(i * pixels, (i + 1) * pixels));
-      const crops = new Uint8Array(readings.length * 784);
-      readings.forEach((r, k) => crops.set(r.crop, k * 784));
-      const labels = Array.from((await classifier.classify(crops)).labels);
-      for (const g of batch[i].scene.digits) {
-        const slot = g.side === 'left' ? 0 : 1;
-        const right = readings[slot].present && labels[slot] === g.digit;
+    const scenes = batch.map((it) => ({ scene: it.scene, caption: it.captions[0] }));
+    const scores = await mm.scoreScenes(
+      batch.map((_, i) => images.subarray(i * pixels, (i + 1) * pixels)),
+      scenes,
+      classifier,
+    );
+    for (const score of scores) {
+      for (const g of score.named) {
         named++;
         bySize[g.size][1]++;
-        if (right) (digits++, bySize[g.size][0]++);
+        if (g.right) (digits++, bySize[g.size][0]++);
       }
-      const claims = { scene: batch[i].scene, saysVpos: /\b(top|bottom)\b/.test(batch[i].captions[0]) };
-      if (mm.checkFaithfulness(readings, labels, claims).faithful) faithful++;
+      if (score.faithful) faithful++;
     }
   }
   const sizes = Object.entries(bySize)

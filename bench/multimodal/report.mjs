@@ -117,14 +117,7 @@ for (const m of models) {
     for (let i = 0; i < batch.length; i++) generated.push(images.subarray(i * 512, (i + 1) * 512));
   }
   const t2iSeconds = (Date.now() - t1) / 1000;
-  const tally = { faithful: 0, digits: 0, placement: 0, sizes: 0 };
-  for (let i = 0; i < N; i++) {
-    const readings = mm.readSlots(generated[i]);
-    const { labels } = await classifier.classify(concat(readings.map((r) => r.crop)));
-    const claims = { scene: items[i].scene, saysVpos: /\b(top|bottom)\b/.test(items[i].captions[0]) };
-    const check = mm.checkFaithfulness(readings, Array.from(labels), claims);
-    for (const k of Object.keys(tally)) tally[k] += check[k] ? 1 : 0;
-  }
+  const tally = await tallyScenes(generated);
   const fid = (await ev.frechetDistance(await statsOf(crops(generated)), realStats)).distance;
   rows.push({
     name: m.name,
@@ -142,13 +135,7 @@ for (const m of models) {
 // The ceiling of the text-to-image measures: the held-out scenes' own images read the same way, and the
 // FID-MNIST floor: crops of as many training-split scenes against the held-out crops.
 {
-  const tally = { faithful: 0, digits: 0, placement: 0, sizes: 0 };
-  for (const it of items) {
-    const readings = mm.readSlots(it.image);
-    const { labels } = await classifier.classify(concat(readings.map((r) => r.crop)));
-    const check = mm.checkFaithfulness(readings, Array.from(labels), { scene: it.scene, saysVpos: /\b(top|bottom)\b/.test(it.captions[0]) });
-    for (const k of Object.keys(tally)) tally[k] += check[k] ? 1 : 0;
-  }
+  const tally = await tallyScenes(items.map((it) => it.image));
   const train = new mm.CaptionedDataset({ split: 'train', count: 60000 });
   const trainImages = Array.from({ length: N }, (_, i) => train.get(i).image);
   const fid = (await ev.frechetDistance(await statsOf(crops(trainImages)), realStats)).distance;
@@ -160,6 +147,18 @@ for (const m of models) {
     ...Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v / N])),
     fid,
   });
+}
+
+/** How many of the images (image i against held-out scene i) pass each check of their caption. */
+async function tallyScenes(images) {
+  const scores = await mm.scoreScenes(
+    images,
+    items.map((it) => ({ scene: it.scene, caption: it.captions[0] })),
+    classifier,
+  );
+  const tally = { faithful: 0, digits: 0, placement: 0, sizes: 0 };
+  for (const score of scores) for (const k of Object.keys(tally)) tally[k] += score[k] ? 1 : 0;
+  return tally;
 }
 
 function concat(arrays) {

@@ -24,5 +24,5 @@ export { CanvasCodec } from './canvas';
 export { saveMultimodalModel, readMultimodalFolder, modelSampling, DEFAULT_GENERATE_SAMPLING, DEFAULT_MULTIMODAL_MODEL_DIR } from './model-folder';
 export { readImageTextFolder, writeImageTextFolder, CAPTIONS_FILE } from './folder';
 export type { ImageTextItem } from './folder';
-export { readSlots, checkFaithfulness } from './read';
-export type { SlotReading, CaptionClaims, FaithfulnessCheck } from './read';
+export { readSlots, checkFaithfulness, captionClaims, scoreScenes } from './read';
+export type { SlotReading, CaptionClaims, FaithfulnessCheck, DigitClassifier, SceneScore } from './read';

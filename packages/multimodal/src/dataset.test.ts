@@ -9,6 +9,8 @@ import {
   readImageTextFolder,
   readSlots,
   checkFaithfulness,
+  scoreScenes,
+  captionClaims,
   trainCaptionTokenizer,
   writeImageTextFolder,
   CANVAS_HEIGHT,
@@ -71,6 +73,36 @@ describe('the captioned dataset', () => {
     // an empty canvas fails every claim
     const empty = readSlots(new Uint8Array(CANVAS_HEIGHT * CANVAS_WIDTH));
     expect(checkFaithfulness(empty, [-1, -1], { scene: heldout.get(0).scene, saysVpos: false }).faithful).toBe(false);
+  });
+
+  it('scoreScenes reads each image against its own scene, with one classifier call', async () => {
+    const items = [0, 1, 2, 3, 4, 5].map((i) => heldout.get(i));
+    const scenes = items.map((it) => ({ scene: it.scene, caption: it.captions[0] }));
+    // a classifier that answers what the scene in that slot holds: the reading alone decides the scores
+    const truth = items.flatMap((it) => (['left', 'right'] as const).map((side) => it.scene.digits.find((g) => g.side === side)?.digit ?? 0));
+    let calls = 0;
+    const oracle = { classify: async (crops: Uint8Array) => (calls++, { labels: truth.slice(0, crops.length / 784) }) };
+    const right = await scoreScenes(
+      items.map((it) => it.image),
+      scenes,
+      oracle,
+    );
+    expect(calls).toBe(1);
+    right.forEach((score, i) => {
+      expect(score.named.map((g) => g.digit)).toEqual(items[i].scene.digits.map((g) => g.digit));
+      expect(score.named.every((g) => g.right)).toBe(true);
+      expect(score.digits).toBe(true);
+    });
+    // the same images against the next scene's captions: named digits in the wrong slots or of the wrong class
+    const shifted = await scoreScenes(
+      items.map((it) => it.image),
+      [...scenes.slice(1), scenes[0]],
+      oracle,
+    );
+    expect(shifted.filter((s) => s.faithful).length).toBeLessThan(items.length);
+    await expect(scoreScenes([items[0].image], scenes, oracle)).rejects.toThrow(/1 images for 6 scenes/);
+    expect(captionClaims(items[0].scene, 'a small 3 at the top left').saysVpos).toBe(true);
+    expect(captionClaims(items[0].scene, 'a small 3 on the left').saysVpos).toBe(false);
   });
 
   it('the image-text folder round trip', async () => {

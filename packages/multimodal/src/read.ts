@@ -3,7 +3,7 @@
  * frames a digit (the digit's box is ~20/28 of the crop, centred), classify it with the MNIST classifier
  * (the caller's), and compare digits, sides, sizes and top/bottom with what the caption says.
  */
-import { CANVAS_HEIGHT, CANVAS_WIDTH, SLOT, type Scene, type Side } from './scenes';
+import { CANVAS_HEIGHT, CANVAS_WIDTH, SLOT, type DigitSize, type Scene, type Side } from './scenes';
 
 /** A gray level above this is ink. */
 const INK = 64;
@@ -105,4 +105,40 @@ export function checkFaithfulness(readings: SlotReading[], labels: number[], cla
     if (claims.saysVpos && claimed.vpos && r.vpos !== claimed.vpos) vpos = false;
   });
   return { faithful: digits && placement && sizes && vpos, digits, placement, sizes, vpos };
+}
+
+/** What a caption commits to: its scene, and top/bottom only where its words say so. */
+export function captionClaims(scene: Scene, caption: string): CaptionClaims {
+  return { scene, saysVpos: /\b(top|bottom)\b/.test(caption) };
+}
+
+/** Any digit classifier over 28 x 28 crops (the eval package's MNIST classifier fits). */
+export interface DigitClassifier {
+  classify(crops: Uint8Array): Promise<{ labels: ArrayLike<number> }>;
+}
+
+/** One scene read back: the caption checks, and each named digit read right or not (with its size). */
+export interface SceneScore extends FaithfulnessCheck {
+  named: { digit: number; size: DigitSize; right: boolean }[];
+}
+
+/**
+ * Score images against the scenes their captions describe (image i against items[i]): read the slots,
+ * classify the crops, check the claims. The one scoring that bench:multimodal and the ladder share.
+ */
+export async function scoreScenes(images: Uint8Array[], items: { scene: Scene; caption: string }[], classifier: DigitClassifier): Promise<SceneScore[]> {
+  if (images.length !== items.length) throw new Error(`scoreScenes: ${images.length} images for ${items.length} scenes`);
+  const readings = images.map(readSlots);
+  // one classifier call for every crop (two slots per image, empty slots included)
+  const crops = new Uint8Array(readings.length * 2 * 784);
+  readings.forEach((rs, i) => rs.forEach((r, k) => crops.set(r.crop, (2 * i + k) * 784)));
+  const labels = Array.from((await classifier.classify(crops)).labels);
+  return items.map(({ scene, caption }, i) => {
+    const slotLabels = labels.slice(2 * i, 2 * i + 2);
+    const named = scene.digits.map((g) => {
+      const slot = g.side === 'left' ? 0 : 1;
+      return { digit: g.digit, size: g.size, right: readings[i][slot].present && slotLabels[slot] === g.digit };
+    });
+    return { ...checkFaithfulness(readings[i], slotLabels, captionClaims(scene, caption)), named };
+  });
 }
